@@ -1,0 +1,125 @@
+"""Applying one logged operation to the segments (the same code serves live writes and replay)."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from pydrant.errors import BadInput
+from pydrant.segments import payload as payload_ops
+from pydrant.segments.filters import compile_filter
+from pydrant.segments.types import PointInput, SparseVector, VectorSchema
+
+
+def apply_operation(segments: list, schema: VectorSchema, op_num: int, operation: dict) -> int:
+    """Apply `operation` logged as `op_num`; returns how many points changed."""
+    handler = _HANDLERS.get(operation.get("type"))
+    if handler is None:
+        raise BadInput(f"unknown operation type {operation.get('type')!r}")
+    return handler(segments, schema, op_num, operation)
+
+
+def _writable(segments: list):
+    # One appendable segment takes all writes; optimizer-built segments come later.
+    return segments[-1]
+
+
+def decode_vectors(vectors: dict) -> dict:
+    """Logged vectors to engine values: sparse dicts become SparseVector."""
+    decoded = {}
+    for name, value in vectors.items():
+        if isinstance(value, dict):
+            decoded[name] = SparseVector(
+                np.asarray(value["indices"], dtype=np.uint32), np.asarray(value["values"], dtype=np.float32)
+            )
+        else:
+            decoded[name] = value
+    return decoded
+
+
+def selected_ids(segments: list, operation: dict) -> list:
+    """The point ids an operation applies to: its `ids`, or the points matching its `filter`."""
+    if "ids" in operation:
+        return list(operation["ids"])
+    predicate = compile_filter(operation.get("filter"))
+    ids = []
+    for segment in segments:
+        ids.extend(segment.read_ids(None, None, predicate))
+    return ids
+
+
+def _upsert(segments, schema, op_num, op) -> int:
+    points = [PointInput(p["id"], decode_vectors(p.get("vectors") or {}), p.get("payload")) for p in op["points"]]
+    if op.get("update_filter"):
+        blocked = _existing_not_matching(segments, [p.id for p in points], op["update_filter"])
+        points = [p for p in points if p.id not in blocked]
+    return _writable(segments).upsert_points(op_num, points)
+
+
+def _existing_not_matching(segments, ids: list, filter_: dict) -> set:
+    """Ids of points that exist but fail `update_filter`: a conditional write leaves them be."""
+    predicate = compile_filter(filter_)
+    existing = {i for i in ids if any(s.has_point(i) for s in segments)}
+    matching = set()
+    for segment in segments:
+        matching.update(i for i in segment.read_ids(None, None, predicate) if i in existing)
+    return existing - matching
+
+
+def _delete_points(segments, schema, op_num, op) -> int:
+    ids = selected_ids(segments, op)
+    return sum(segment.delete_points(op_num, ids) for segment in segments)
+
+
+def _payload_update(transform_for: Callable[[dict], Callable[[dict], dict]]):
+    def handler(segments, schema, op_num, op) -> int:
+        ids = selected_ids(segments, op)
+        transform = transform_for(op)
+        return sum(segment.update_payload(op_num, ids, transform) for segment in segments)
+
+    return handler
+
+
+def _set_transform(op):
+    values, key = op["payload"], op.get("key")
+    return lambda current: payload_ops.set_payload(current, values, key)
+
+
+def _overwrite_transform(op):
+    values = op["payload"]
+    return lambda current: dict(values)
+
+
+def _delete_keys_transform(op):
+    keys = op["keys"]
+    return lambda current: payload_ops.delete_keys(current, keys)
+
+
+def _clear_transform(op):
+    return lambda current: {}
+
+
+def _update_vectors(segments, schema, op_num, op) -> int:
+    points = [(p["id"], decode_vectors(p["vectors"])) for p in op["points"]]
+    if op.get("update_filter"):
+        blocked = _existing_not_matching(segments, [pid for pid, _ in points], op["update_filter"])
+        points = [p for p in points if p[0] not in blocked]
+    return sum(segment.update_vectors(op_num, points) for segment in segments)
+
+
+def _delete_vectors(segments, schema, op_num, op) -> int:
+    ids = selected_ids(segments, op)
+    return sum(segment.delete_vectors(op_num, ids, op["vectors"]) for segment in segments)
+
+
+_HANDLERS = {
+    "upsert": _upsert,
+    "delete_points": _delete_points,
+    "set_payload": _payload_update(_set_transform),
+    "overwrite_payload": _payload_update(_overwrite_transform),
+    "delete_payload": _payload_update(_delete_keys_transform),
+    "clear_payload": _payload_update(_clear_transform),
+    "update_vectors": _update_vectors,
+    "delete_vectors": _delete_vectors,
+}

@@ -1,0 +1,224 @@
+"""A collection's configuration as a plain dict in the shape of the API's `CollectionConfig`.
+
+`http/collections.py` validates the request with the API models and hands plain JSON
+here; this module fills defaults (from the server settings, as Qdrant fills them from its
+config file), applies PATCH diffs and derives the engine's `VectorSchema`. The stored form
+is exactly what `GET /collections/{name}` returns under `config`.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+
+from pydrant.errors import BadInput
+from pydrant.segments.types import (
+    DEFAULT_VECTOR,
+    DenseVectorSpec,
+    SparseVectorSpec,
+    VectorSchema,
+)
+
+
+@dataclass(frozen=True)
+class CollectionDefaults:
+    """The server-wide defaults a new collection starts from (Qdrant's config.yaml values)."""
+
+    hnsw_config: dict = field(
+        default_factory=lambda: {
+            "m": 16,
+            "ef_construct": 100,
+            "full_scan_threshold": 10000,
+            "max_indexing_threads": 0,
+            "on_disk": False,
+        }
+    )
+    optimizer_config: dict = field(
+        default_factory=lambda: {
+            "deleted_threshold": 0.2,
+            "vacuum_min_vector_number": 1000,
+            "default_segment_number": 0,
+            "max_segment_size": None,
+            "memmap_threshold": None,
+            "indexing_threshold": 10000,
+            "flush_interval_sec": 5,
+            "max_optimization_threads": None,
+        }
+    )
+    wal_config: dict = field(
+        default_factory=lambda: {"wal_capacity_mb": 32, "wal_segments_ahead": 0, "wal_retain_closed": 1}
+    )
+    on_disk_payload: bool = True
+    replication_factor: int = 1
+    write_consistency_factor: int = 1
+    vectors_on_disk: bool | None = None
+
+
+def build_config(request: dict, defaults: CollectionDefaults) -> dict:
+    """The stored config of a new collection from a `CreateCollection` body (plain JSON)."""
+    vectors = request.get("vectors", {})
+    if vectors is None:
+        vectors = {}
+    _check_vectors(vectors)
+    params = {
+        "vectors": vectors,
+        "shard_number": request.get("shard_number") or 1,
+        "replication_factor": request.get("replication_factor") or defaults.replication_factor,
+        "write_consistency_factor": request.get("write_consistency_factor")
+        or defaults.write_consistency_factor,
+        "on_disk_payload": request.get("on_disk_payload", defaults.on_disk_payload),
+    }
+    if request.get("sharding_method") is not None:
+        params["sharding_method"] = request["sharding_method"]
+    if request.get("sparse_vectors"):
+        params["sparse_vectors"] = request["sparse_vectors"]
+    _check_no_name_clash(vectors, params.get("sparse_vectors", {}))
+    config = {
+        "params": params,
+        "hnsw_config": _merged(defaults.hnsw_config, request.get("hnsw_config")),
+        "optimizer_config": _merged(defaults.optimizer_config, _optimizer_diff(request)),
+        "wal_config": _merged(defaults.wal_config, request.get("wal_config")),
+        "quantization_config": request.get("quantization_config"),
+        "strict_mode_config": _merged({"enabled": False}, request.get("strict_mode_config")),
+    }
+    if request.get("metadata") is not None:
+        config["metadata"] = request["metadata"]
+    return config
+
+
+def _optimizer_diff(request: dict) -> dict | None:
+    diff = request.get("optimizers_config")
+    if diff is None:
+        return None
+    # `max_optimization_threads` may be given as the string "auto" (= null, decided by the server)
+    diff = dict(diff)
+    if diff.get("max_optimization_threads") == "auto":
+        diff["max_optimization_threads"] = None
+    return diff
+
+
+def _merged(base: dict, diff: dict | None) -> dict:
+    result = copy.deepcopy(base)
+    for key, value in (diff or {}).items():
+        if value is not None:
+            result[key] = copy.deepcopy(value)
+    return result
+
+
+def _is_single_vector(vectors: dict) -> bool:
+    return "size" in vectors and "distance" in vectors
+
+
+def _check_vectors(vectors: dict) -> None:
+    for name, params in iter_dense_params(vectors):
+        if params.get("datatype") == "uint8" and params["distance"] not in ("Dot", "Euclid", "Manhattan", "Cosine"):
+            raise BadInput(f"Unsupported distance for uint8 vector {name!r}")
+
+
+def _check_no_name_clash(vectors: dict, sparse: dict) -> None:
+    dense_names = {name for name, _ in iter_dense_params(vectors)}
+    clash = dense_names & set(sparse)
+    if clash:
+        name = sorted(clash)[0]
+        raise BadInput(f"Wrong input: Vector name {name!r} is used both for dense and sparse vectors")
+
+
+def iter_dense_params(vectors: dict):
+    """(name, VectorParams dict) for every dense vector; the unnamed one is named ""."""
+    if _is_single_vector(vectors):
+        yield DEFAULT_VECTOR, vectors
+    else:
+        yield from vectors.items()
+
+
+def vector_schema(config: dict) -> VectorSchema:
+    """The engine's view of which vectors a collection stores."""
+    params = config["params"]
+    dense = {
+        name: DenseVectorSpec(
+            size=p["size"],
+            distance=p["distance"],
+            datatype=p.get("datatype") or "float32",
+            multivector=p.get("multivector_config") is not None,
+            on_disk=bool(p.get("on_disk")),
+        )
+        for name, p in iter_dense_params(params.get("vectors") or {})
+    }
+    sparse = {
+        name: SparseVectorSpec(
+            modifier=(p or {}).get("modifier") if (p or {}).get("modifier") not in (None, "none") else None,
+            on_disk=bool(((p or {}).get("index") or {}).get("on_disk")),
+        )
+        for name, p in (params.get("sparse_vectors") or {}).items()
+    }
+    return VectorSchema(dense=dense, sparse=sparse)
+
+
+def apply_update(config: dict, update: dict) -> dict:
+    """The config after a `PATCH /collections/{name}` body (plain JSON); the input is untouched.
+
+    Vector storage (size, distance, datatype, multivector) cannot change, as in Qdrant; HNSW,
+    quantization and on_disk per vector can. Naming a vector the collection lacks is 400.
+    """
+    new = copy.deepcopy(config)
+    params = new["params"]
+    if update.get("vectors"):
+        _update_dense_vectors(params, update["vectors"])
+    if update.get("sparse_vectors"):
+        _update_sparse_vectors(params, update["sparse_vectors"])
+    for key, value in (update.get("params") or {}).items():
+        if value is not None:
+            params[key] = value
+    if update.get("hnsw_config"):
+        new["hnsw_config"] = _merged(new["hnsw_config"], update["hnsw_config"])
+    if update.get("optimizers_config"):
+        new["optimizer_config"] = _merged(new["optimizer_config"], _optimizer_diff(update))
+    if "quantization_config" in update:
+        new["quantization_config"] = _quantization_after(update["quantization_config"], new)
+    if update.get("strict_mode_config"):
+        new["strict_mode_config"] = _merged(new.get("strict_mode_config") or {}, update["strict_mode_config"])
+    if update.get("metadata"):
+        new["metadata"] = {**(new.get("metadata") or {}), **update["metadata"]}
+    return new
+
+
+def _quantization_after(value, config: dict):
+    # QuantizationConfigDiff: a config replaces the current one, "Disabled" removes it
+    if value == "Disabled":
+        return None
+    return value if value is not None else config.get("quantization_config")
+
+
+def _update_dense_vectors(params: dict, diffs: dict) -> None:
+    vectors = params["vectors"]
+    single = _is_single_vector(vectors)
+    for name, diff in diffs.items():
+        if single and name == DEFAULT_VECTOR:
+            target = vectors
+        elif not single and name in vectors:
+            target = vectors[name]
+        else:
+            raise BadInput(f"Wrong input: Not existing vector name error: {name}")
+        for key, value in (diff or {}).items():
+            if key == "quantization_config":
+                target[key] = _quantization_after(value, target)
+                if target[key] is None:
+                    target.pop(key)
+            elif key == "hnsw_config" and value is not None:
+                target[key] = _merged(target.get(key) or {}, value)
+            elif value is not None:
+                target[key] = value
+
+
+def _update_sparse_vectors(params: dict, diffs: dict) -> None:
+    sparse = params.get("sparse_vectors") or {}
+    for name, diff in diffs.items():
+        if name not in sparse:
+            raise BadInput(f"Wrong input: Not existing vector name error: {name}")
+        current = sparse[name] or {}
+        for key, value in (diff or {}).items():
+            if key == "index" and value is not None:
+                current["index"] = _merged(current.get("index") or {}, value)
+            elif value is not None:
+                current[key] = value
+        sparse[name] = current

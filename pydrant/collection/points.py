@@ -1,0 +1,172 @@
+"""Turning request points (plain JSON) into validated engine vectors, before anything is logged.
+
+Everything that can be wrong with a point's vectors is caught here: unknown vector name,
+wrong dimension, non-finite values, malformed sparse or multi vectors. A request with any
+bad point is rejected whole, so nothing of it reaches the WAL. Dense vectors become numpy
+arrays in the vector's storage datatype; Cosine vectors are normalised (as Qdrant does on
+insert), so what is logged is exactly what is stored.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pydrant.errors import BadInput
+from pydrant.segments.ids import normalize_id
+from pydrant.segments.types import DEFAULT_VECTOR, DenseVectorSpec, VectorSchema
+
+INFERENCE_KEYS = ("text", "image", "object")
+
+
+def prepare_upsert(schema: VectorSchema, body: dict) -> dict:
+    """An `upsert` operation from a `PointInsertOperations` body (`points` or `batch` form)."""
+    if "batch" in body and body["batch"] is not None:
+        points = list(_points_from_batch(body["batch"]))
+    else:
+        points = body.get("points")
+        if not isinstance(points, list):
+            raise BadInput("Json deserialize error: `points` or `batch` must be given")
+    prepared = [prepare_point(schema, p, where=f"points[{i}]") for i, p in enumerate(points)]
+    return {"type": "upsert", "points": prepared}
+
+
+def _points_from_batch(batch: dict):
+    ids = batch.get("ids") or []
+    vectors = batch.get("vectors")
+    payloads = batch.get("payloads")
+    if payloads is not None and len(payloads) != len(ids):
+        raise BadInput("Wrong input: number of payloads does not match number of ids")
+    if isinstance(vectors, dict):
+        for name, column in vectors.items():
+            if len(column) != len(ids):
+                raise BadInput(f"Wrong input: number of vectors `{name}` does not match number of ids")
+        per_point = [{name: column[i] for name, column in vectors.items()} for i in range(len(ids))]
+    elif isinstance(vectors, list):
+        if len(vectors) != len(ids):
+            raise BadInput("Wrong input: number of vectors does not match number of ids")
+        per_point = vectors
+    else:
+        raise BadInput("Json deserialize error: batch.vectors must be a list or an object")
+    for i, point_id in enumerate(ids):
+        yield {"id": point_id, "vector": per_point[i], "payload": payloads[i] if payloads is not None else None}
+
+
+def prepare_point(schema: VectorSchema, point: dict, where: str = "point") -> dict:
+    point_id = normalize_id(point.get("id"))
+    payload = point.get("payload")
+    if payload is not None and not isinstance(payload, dict):
+        raise BadInput(f"Json deserialize error: {where}.payload must be an object")
+    vectors = prepare_vectors(schema, point.get("vector"), where)
+    return {"id": point_id, "vectors": vectors, "payload": payload}
+
+
+def prepare_vectors(schema: VectorSchema, vector, where: str) -> dict:
+    """Named engine vectors from a request's `vector` field (list, or name -> value)."""
+    if vector is None:
+        return {}
+    if isinstance(vector, list):
+        return {DEFAULT_VECTOR: _prepare_one(schema, DEFAULT_VECTOR, vector, where)}
+    if isinstance(vector, dict):
+        if _is_inference_object(vector):
+            raise inference_unavailable()
+        return {name: _prepare_one(schema, name, value, where) for name, value in vector.items()}
+    raise BadInput(f"Json deserialize error: {where}.vector must be a list or an object")
+
+
+def _is_inference_object(value: dict) -> bool:
+    return "model" in value and any(k in value for k in INFERENCE_KEYS)
+
+
+def inference_unavailable() -> BadInput:
+    return BadInput(
+        "Wrong input: Inference is not available: pydrant does not run embedding models; "
+        "send vectors instead of Document, Image or InferenceObject"
+    )
+
+
+def _prepare_one(schema: VectorSchema, name: str, value, where: str):
+    if name in schema.dense:
+        return prepare_dense(schema.dense[name], name, value, where)
+    if name in schema.sparse:
+        return prepare_sparse(name, value, where)
+    raise BadInput(f"Wrong input: Not existing vector name error: {name}")
+
+
+def prepare_dense(spec: DenseVectorSpec, name: str, value, where: str) -> np.ndarray:
+    if isinstance(value, dict):
+        if _is_inference_object(value):
+            raise inference_unavailable()
+        raise BadInput(f"Wrong input: Conversion between sparse and regular vectors failed for vector `{name}`")
+    if spec.multivector:
+        return _prepare_multi(spec, name, value)
+    if value and isinstance(value[0], list):
+        raise BadInput(f"Wrong input: Vector `{name}` is not a multivector: expected a list of numbers")
+    array = _as_float_array(value, name)
+    if array.ndim != 1 or array.shape[0] != spec.size:
+        raise BadInput(f"Wrong input: Vector dimension error: expected dim: {spec.size}, got {array.shape[0]}")
+    return to_storage(spec, array)
+
+
+def _prepare_multi(spec: DenseVectorSpec, name: str, value) -> np.ndarray:
+    if not value or not isinstance(value[0], list):
+        raise BadInput(f"Wrong input: Vector `{name}` is a multivector: expected a non-empty list of vectors")
+    rows = [len(row) for row in value]
+    bad = next((n for n in rows if n != spec.size), None)
+    if bad is not None:
+        raise BadInput(f"Wrong input: Vector dimension error: expected dim: {spec.size}, got {bad}")
+    return to_storage(spec, _as_float_array(value, name))
+
+
+def _as_float_array(value, name: str) -> np.ndarray:
+    try:
+        array = np.asarray(value, dtype=np.float32)
+    except (TypeError, ValueError):
+        raise BadInput(f"Json deserialize error: vector `{name}` must contain only numbers") from None
+    if not np.isfinite(array).all():
+        raise BadInput(f"Wrong input: vector `{name}` contains NaN or infinite values")
+    return array
+
+
+def to_storage(spec: DenseVectorSpec, array: np.ndarray) -> np.ndarray:
+    """Normalise for Cosine (float datatypes) and cast to the storage datatype."""
+    if spec.datatype == "uint8":
+        # Qdrant stores uint8 vectors as given (elements expected in 0..=255); casting
+        # truncates fractions and saturates at the ends like Rust's `as u8`.
+        return np.clip(array, 0, 255).astype(np.uint8)
+    if spec.distance == "Cosine":
+        norms = np.linalg.norm(array, axis=-1, keepdims=True)
+        array = np.divide(array, norms, out=np.zeros_like(array), where=norms > 0)
+    return array.astype(spec.dtype, copy=False)
+
+
+def prepare_sparse(name: str, value, where: str) -> dict:
+    if not isinstance(value, dict) or "indices" not in value or "values" not in value:
+        raise BadInput(f"Wrong input: Conversion between sparse and regular vectors failed for vector `{name}`")
+    indices, values = value["indices"], value["values"]
+    if len(indices) != len(values):
+        raise BadInput(
+            f"Validation error in JSON body: [{where}.vector.{name}: indices and values must have the same length]"
+        )
+    try:
+        idx = np.asarray(indices, dtype=np.int64)
+        vals = np.asarray(values, dtype=np.float32)
+    except (TypeError, ValueError):
+        raise BadInput(f"Json deserialize error: sparse vector `{name}` must contain numbers") from None
+    if idx.size and (idx.min() < 0 or idx.max() > 0xFFFFFFFF):
+        raise BadInput(f"Wrong input: sparse vector `{name}` indices must be unsigned 32-bit integers")
+    if len(np.unique(idx)) != len(idx):
+        raise BadInput(f"Validation error in JSON body: [{where}.vector.{name}: indices must be unique]")
+    if not np.isfinite(vals).all():
+        raise BadInput(f"Wrong input: sparse vector `{name}` contains NaN or infinite values")
+    order = np.argsort(idx, kind="stable")
+    return {"indices": idx[order].astype(np.uint32), "values": vals[order]}
+
+
+def prepare_update_vectors(schema: VectorSchema, body: dict) -> dict:
+    points = []
+    for i, point in enumerate(body.get("points") or []):
+        vectors = prepare_vectors(schema, point.get("vector"), f"points[{i}]")
+        if not vectors:
+            raise BadInput(f"Validation error in JSON body: [points[{i}].vector: must not be empty]")
+        points.append({"id": normalize_id(point.get("id")), "vectors": vectors})
+    return {"type": "update_vectors", "points": points}

@@ -1,0 +1,31 @@
+"""Aliases API: atomic alias actions and listings."""
+
+from __future__ import annotations
+
+from qdrant_client.http import models
+from quart import Blueprint
+
+from pydrant.http.context import check_write_allowed, toc
+from pydrant.http.envelope import body, ok, query_int
+from pydrant.http.validation import to_plain
+
+blueprint = Blueprint("aliases", __name__)
+
+
+@blueprint.post("/collections/aliases")
+async def update_aliases():
+    query_int("timeout", minimum=1)
+    request = to_plain(await body(models.ChangeAliasesOperation))
+    check_write_allowed()
+    await toc().change_aliases(request["actions"])
+    return ok(True)
+
+
+@blueprint.get("/aliases")
+async def list_aliases():
+    return ok({"aliases": toc().list_aliases()})
+
+
+@blueprint.get("/collections/<name>/aliases")
+async def collection_aliases(name: str):
+    return ok({"aliases": toc().list_aliases(name)})

@@ -1,0 +1,115 @@
+"""The Quart-Trio application factory.
+
+`create_app(settings)` builds the app; `hypercorn -k trio 'pydrant.http.app:create_app()'`
+also works (settings then come from the environment and config/config.yaml). The table of
+content is started in the app's lifespan nursery with `nursery.start`, so the server
+accepts requests only after every collection has recovered from its WAL.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import trio
+from quart import g, request
+from quart_trio import QuartTrio
+from werkzeug.exceptions import HTTPException
+
+from pydrant.errors import PydrantError
+from pydrant.http import aliases, collections, points, retrieve, service
+from pydrant.http.auth import check_access
+from pydrant.http.envelope import error
+from pydrant.http.errors import status_for
+from pydrant.http.metrics import Metrics
+from pydrant.storage.toc import TableOfContent
+
+log = logging.getLogger("pydrant.http")
+
+BLUEPRINTS = (service, collections, aliases, points, retrieve)
+
+
+def create_app(settings=None) -> QuartTrio:
+    if settings is None:
+        from pydrant.config import load_settings
+
+        settings = load_settings()
+    app = QuartTrio("pydrant")
+    app.config["MAX_CONTENT_LENGTH"] = settings.service.max_request_size_mb * 1024 * 1024
+    app.config["PROVIDE_AUTOMATIC_OPTIONS"] = True
+    app.extensions["settings"] = settings
+    app.extensions["toc"] = toc = TableOfContent.from_settings(settings)
+    app.extensions["metrics"] = Metrics()
+    app.extensions["locks"] = {"write": False, "error_message": None}
+    app.extensions["started_at"] = time.time()
+    for module in BLUEPRINTS:
+        app.register_blueprint(module.blueprint)
+    _install_hooks(app, settings)
+    _install_error_handlers(app)
+
+    @app.before_serving
+    async def start_storage():
+        app.extensions["storage_scope"] = scope = trio.CancelScope()
+
+        async def run_toc(task_status=trio.TASK_STATUS_IGNORED):
+            with scope:
+                await toc.run(task_status=task_status)
+
+        await app.nursery.start(run_toc)
+
+    @app.after_serving
+    async def stop_storage():
+        scope = app.extensions.get("storage_scope")
+        if scope is not None:
+            scope.cancel()
+        # wait until every collection has flushed and closed its files
+        with trio.move_on_after(60):
+            while toc.ready or any(not c._closed for c in toc.collections.values()):
+                await trio.sleep(0.01)
+        log.info("storage flushed and closed")
+
+    return app
+
+
+def _install_hooks(app: QuartTrio, settings) -> None:
+    @app.before_request
+    async def start_timer():
+        g.started = time.perf_counter()
+        check_access(settings, request)
+
+    @app.after_request
+    async def finish(response):
+        rule = request.url_rule.rule if request.url_rule is not None else "unmatched"
+        app.extensions["metrics"].observe(request.method, rule, response.status_code, time.perf_counter() - g.get("started", time.perf_counter()))
+        if settings.service.enable_cors:
+            response.headers["Access-Control-Allow-Origin"] = request.headers.get("Origin", "*")
+            response.headers["Access-Control-Allow-Methods"] = "GET, POST, PUT, PATCH, DELETE, OPTIONS"
+            response.headers["Access-Control-Allow-Headers"] = request.headers.get(
+                "Access-Control-Request-Headers", "*"
+            )
+        return response
+
+
+def _install_error_handlers(app: QuartTrio) -> None:
+    @app.errorhandler(PydrantError)
+    async def engine_error(exc: PydrantError):
+        status = status_for(exc)
+        if status >= 500:
+            log.error("internal error on %s %s: %s", request.method, request.path, exc.message)
+        return error(status, exc.message)
+
+    @app.errorhandler(HTTPException)
+    async def http_error(exc: HTTPException):
+        if exc.code == 413:
+            limit = app.config["MAX_CONTENT_LENGTH"] // (1024 * 1024)
+            return error(413, f"Payload too large: the request body exceeds max_request_size_mb ({limit} MB)")
+        if exc.code == 404:
+            return error(404, f"Not found: no such endpoint {request.method} {request.path}")
+        if exc.code == 405:
+            return error(405, f"Method {request.method} is not allowed for {request.path}")
+        return error(exc.code or 500, exc.description or exc.name)
+
+    @app.errorhandler(Exception)
+    async def unexpected(exc: Exception):
+        log.exception("unexpected error on %s %s", request.method, request.path)
+        return error(500, f"Service internal error: {type(exc).__name__}: {exc}")

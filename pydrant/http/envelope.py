@@ -1,0 +1,100 @@
+"""Qdrant's response envelope and request helpers shared by every API module.
+
+Success: `{"result": ..., "status": "ok", "time": seconds}`.
+Error:   `{"status": {"error": message}, "time": seconds}` with Qdrant's status codes.
+Async accepted writes: `{"result": ..., "status": "accepted", ...}` is not used by Qdrant's
+REST; `wait=false` results carry `"status": "acknowledged"` inside `result`.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import orjson
+from quart import Response, g, request
+
+from pydrant.errors import BadInput
+from pydrant.http.validation import deserialize, parse_json
+
+_ORJSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
+
+
+def elapsed() -> float:
+    started = getattr(g, "started", None)
+    return time.perf_counter() - started if started is not None else 0.0
+
+
+def _default(obj):
+    if isinstance(obj, np.generic):
+        return obj.item()
+    raise TypeError(f"cannot serialise {type(obj).__name__}")
+
+
+def json_response(body: dict, status: int = 200) -> Response:
+    data = orjson.dumps(body, default=_default, option=_ORJSON_OPTIONS)
+    return Response(data, status=status, content_type="application/json")
+
+
+def ok(result: Any, status: int = 200) -> Response:
+    return json_response({"result": result, "status": "ok", "time": elapsed()}, status)
+
+
+def error(status: int, message: str) -> Response:
+    return json_response({"status": {"error": message}, "time": elapsed()}, status)
+
+
+async def body(model, *, optional: bool = False):
+    """The request body validated into `model`; `None` when empty and `optional`."""
+    data = parse_json(await request.get_data(cache=False))
+    if data is None:
+        if optional:
+            return None
+        raise BadInput("Json deserialize error: EOF while parsing a value at line 1 column 0")
+    return deserialize(model, data)
+
+
+async def raw_json(*, optional: bool = False):
+    """The parsed body without model validation (for hot paths validated by the engine)."""
+    data = parse_json(await request.get_data(cache=False))
+    if data is None and not optional:
+        raise BadInput("Json deserialize error: EOF while parsing a value at line 1 column 0")
+    return data
+
+
+def query_bool(name: str, default: bool | None = None) -> bool | None:
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    lowered = raw.lower()
+    if lowered in ("true", "1"):
+        return True
+    if lowered in ("false", "0"):
+        return False
+    raise BadInput(f"Query deserialize error: {name}: provided string was not `true` or `false`")
+
+
+def query_int(name: str, default: int | None = None, minimum: int | None = None) -> int | None:
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise BadInput(f"Query deserialize error: {name}: invalid digit found in string") from None
+    if minimum is not None and value < minimum:
+        raise BadInput(f"Query deserialize error: {name}: must be {minimum} or larger")
+    return value
+
+
+def query_enum(name: str, allowed: tuple[str, ...], default: str | None = None) -> str | None:
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    if raw not in allowed:
+        raise BadInput(
+            f"Query deserialize error: {name}: unknown variant `{raw}`, expected one of "
+            + ", ".join(f"`{a}`" for a in allowed)
+        )
+    return raw

@@ -1,0 +1,35 @@
+"""Prometheus metrics of one app instance (its own registry, so tests can run several apps)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, generate_latest
+
+from pydrant import QDRANT_API_VERSION, __version__
+
+
+class Metrics:
+    def __init__(self):
+        self.registry = CollectorRegistry()
+        info = Info("app", "pydrant build information", registry=self.registry)
+        info.info({"name": "pydrant", "version": __version__, "qdrant_api_version": QDRANT_API_VERSION})
+        self.requests = Counter(
+            "rest_responses", "REST responses by endpoint and status", ["method", "endpoint", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "rest_responses_duration_seconds", "REST response time by endpoint", ["method", "endpoint"],
+            registry=self.registry,
+        )
+        self.collections = Gauge("collections_total", "Number of collections", registry=self.registry)
+        self.points = Gauge("collection_points", "Points per collection", ["collection"], registry=self.registry)
+
+    def observe(self, method: str, endpoint: str, status: int, seconds: float) -> None:
+        self.requests.labels(method, endpoint, str(status)).inc()
+        self.latency.labels(method, endpoint).observe(seconds)
+
+    def render(self, toc) -> bytes:
+        self.collections.set(len(toc.collections))
+        self.points.clear()
+        for name, collection in toc.collections.items():
+            self.points.labels(name).set(collection.points_count())
+        return generate_latest(self.registry)

@@ -1,0 +1,118 @@
+"""Service API: version, health probes, telemetry, metrics, issues, locks."""
+
+from __future__ import annotations
+
+import platform
+import time
+import uuid
+from datetime import datetime, timezone
+
+from qdrant_client.http import models
+from quart import Blueprint, Response, current_app
+
+from pydrant import QDRANT_API_VERSION, __version__
+from pydrant.http.context import settings, toc
+from pydrant.http.envelope import body, json_response, ok, query_bool, query_int
+from pydrant.http.validation import to_plain
+
+blueprint = Blueprint("service", __name__)
+NODE_ID = str(uuid.uuid4())
+
+
+@blueprint.get("/")
+async def root():
+    # `version` is the Qdrant API version implemented, so clients' compatibility checks
+    # pass; pydrant's own version is reported beside it.
+    return json_response(
+        {"title": "pydrant - vector search engine (Qdrant API compatible)", "version": QDRANT_API_VERSION,
+         "commit": None, "pydrant_version": __version__}
+    )
+
+
+def _text(message: str, status: int = 200) -> Response:
+    return Response(message, status=status, content_type="text/plain")
+
+
+@blueprint.get("/healthz")
+async def healthz():
+    return _text("healthz check passed")
+
+
+@blueprint.get("/livez")
+async def livez():
+    return _text("healthz check passed")
+
+
+@blueprint.get("/readyz")
+async def readyz():
+    if toc().ready:
+        return _text("all shards are ready")
+    return _text("some shards are not ready", status=503)
+
+
+@blueprint.get("/telemetry")
+async def telemetry():
+    details = query_int("details_level", 0, minimum=0)
+    anonymize = query_bool("anonymize", False)
+    return ok(telemetry_data(details, anonymize))
+
+
+def telemetry_data(details: int, anonymize: bool) -> dict:
+    collections = toc().collections
+    started = datetime.fromtimestamp(current_app.extensions["started_at"], tz=timezone.utc)
+    data = {
+        "id": NODE_ID,
+        "app": {
+            "name": "pydrant",
+            "version": QDRANT_API_VERSION,
+            "startup": started.isoformat().replace("+00:00", "Z"),
+            "system": {"distribution": platform.system(), "cores": _cores(), "disk_size": None},
+            "jwt_rbac": bool(settings().service.jwt_rbac),
+        },
+        "collections": {"number_of_collections": len(collections)},
+    }
+    if details >= 1:
+        data["collections"]["collections"] = [
+            _collection_telemetry(name, c, anonymize) for name, c in sorted(collections.items())
+        ]
+    return data
+
+
+def _cores():
+    import os
+
+    return os.cpu_count()
+
+
+def _collection_telemetry(name: str, collection, anonymize: bool) -> dict:
+    shown = uuid.uuid5(uuid.NAMESPACE_URL, name).hex if anonymize else name
+    return {"id": shown, "init_time_ms": 0, "config": collection.config, "shards": []}
+
+
+@blueprint.get("/metrics")
+async def metrics():
+    data = current_app.extensions["metrics"].render(toc())
+    return Response(data, content_type="text/plain; version=0.0.4")
+
+
+@blueprint.get("/issues")
+async def get_issues():
+    return ok({"issues": []})
+
+
+@blueprint.delete("/issues")
+async def clear_issues():
+    return ok(True)
+
+
+@blueprint.get("/locks")
+async def get_locks():
+    return ok(current_app.extensions["locks"])
+
+
+@blueprint.post("/locks")
+async def set_locks():
+    request_body = to_plain(await body(models.LocksOption))
+    previous = dict(current_app.extensions["locks"])
+    current_app.extensions["locks"] = {"write": request_body["write"], "error_message": request_body.get("error_message")}
+    return ok(previous)

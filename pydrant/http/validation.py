@@ -1,0 +1,130 @@
+"""Request body parsing and validation against the spec.
+
+Two steps, as Qdrant does them:
+1. Deserialize: orjson parses the body and qdrant-client's generated pydantic model checks
+   types and rejects unknown fields. Failure is 400 "Json deserialize error: ...".
+2. Validate: the spec's numeric and length bounds (constraints.json, generated from the
+   spec by tools/gen_spec_constraints.py) are checked on the validated model. Failure is
+   422 "Validation error in JSON body: [path: reason]".
+"""
+
+from __future__ import annotations
+
+import json
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import orjson
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from pydrant.errors import BadInput, ValidationFailed
+
+_CONSTRAINTS: dict[str, dict[str, dict]] = json.loads(
+    (Path(__file__).parent / "constraints.json").read_text()
+)
+
+
+def parse_json(raw: bytes) -> Any:
+    """Parse a request body; an empty body is `None` (several endpoints allow it)."""
+    if not raw or not raw.strip():
+        return None
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise BadInput(f"Json deserialize error: {exc}") from None
+
+
+@lru_cache(maxsize=None)
+def _adapter(model) -> TypeAdapter:
+    return TypeAdapter(model)
+
+
+def deserialize(model, data: Any):
+    """Validate `data` (parsed JSON) into `model`; 400 with the failing field on error."""
+    try:
+        value = _adapter(model).validate_python(data)
+    except ValidationError as exc:
+        raise BadInput(f"Json deserialize error: {describe_validation_error(exc)}") from None
+    check_bounds(value)
+    return value
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """One line per distinct failing location, shortest first: union types make pydantic
+    report every alternative, and the shortest paths are the ones a user can act on."""
+    seen = []
+    for err in sorted(exc.errors(), key=lambda e: len(e["loc"])):
+        loc = ".".join(str(p) for p in err["loc"] if not _is_union_tag(p))
+        line = f"{loc}: {err['msg']}" if loc else err["msg"]
+        if line not in seen:
+            seen.append(line)
+    return "; ".join(seen[:3])
+
+
+def _is_union_tag(part) -> bool:
+    # pydantic names union alternatives by their type in `loc` ("list[float]", "VectorParams")
+    return isinstance(part, str) and (part[:1].isupper() or "[" in part or part in ("str", "int", "float", "bool"))
+
+
+def check_bounds(value, path: str = "") -> None:
+    """Walk a validated model and check the spec's bounds; raise 422 naming the field."""
+    if isinstance(value, BaseModel):
+        bounds = _CONSTRAINTS.get(type(value).__name__, {})
+        for field in type(value).model_fields:
+            item = getattr(value, field)
+            if item is None:
+                continue
+            field_path = f"{path}.{field}" if path else field
+            if field in bounds:
+                _check_one(item, bounds[field], field_path)
+            check_bounds(item, field_path)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(item, (BaseModel, dict, list)):
+                check_bounds(item, f"{path}.{key}" if path else str(key))
+    elif isinstance(value, list) and value and isinstance(value[0], (BaseModel, dict, list)):
+        for i, item in enumerate(value):
+            check_bounds(item, f"{path}[{i}]")
+
+
+def _check_one(value, bounds: dict, path: str) -> None:
+    if isinstance(value, bool):
+        return
+    if isinstance(value, (int, float)):
+        _check_number(value, bounds, path)
+    elif isinstance(value, (str, list)):
+        _check_length(value, bounds, path)
+        if isinstance(value, list) and "items" in bounds:
+            for i, item in enumerate(value):
+                _check_one(item, bounds["items"], f"{path}[{i}]")
+
+
+def _check_number(value, bounds: dict, path: str) -> None:
+    if "minimum" in bounds and value < bounds["minimum"]:
+        fail(path, f"value {value} invalid, must be {bounds['minimum']} or larger")
+    if "maximum" in bounds and value > bounds["maximum"]:
+        fail(path, f"value {value} invalid, must be {bounds['maximum']} or smaller")
+    if "exclusiveMinimum" in bounds and value <= bounds["exclusiveMinimum"]:
+        fail(path, f"value {value} invalid, must be larger than {bounds['exclusiveMinimum']}")
+    if "exclusiveMaximum" in bounds and value >= bounds["exclusiveMaximum"]:
+        fail(path, f"value {value} invalid, must be smaller than {bounds['exclusiveMaximum']}")
+
+
+def _check_length(value, bounds: dict, path: str) -> None:
+    size = len(value)
+    if "minLength" in bounds and size < bounds["minLength"] or "minItems" in bounds and size < bounds["minItems"]:
+        fail(path, f"length {size} invalid, must be at least {bounds.get('minLength', bounds.get('minItems'))}")
+    if "maxLength" in bounds and size > bounds["maxLength"] or "maxItems" in bounds and size > bounds["maxItems"]:
+        fail(path, f"length {size} invalid, must be at most {bounds.get('maxLength', bounds.get('maxItems'))}")
+
+
+def fail(path: str, reason: str):
+    raise ValidationFailed(f"Validation error in JSON body: [{path}: {reason}]")
+
+
+def to_plain(model_value) -> Any:
+    """A validated model as plain JSON types for the engine (aliases such as `except`)."""
+    if isinstance(model_value, BaseModel):
+        return model_value.model_dump(mode="json", by_alias=True, exclude_none=True)
+    return _adapter(type(model_value)).dump_python(model_value, mode="json", by_alias=True, exclude_none=True)

@@ -1,0 +1,35 @@
+"""Crash-safe file switches: write a temporary file, fsync it, rename it over the target,
+fsync the directory. A crash at any moment leaves either the old or the new content."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import orjson
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
+
+
+def write_json_atomic(path: Path, value) -> None:
+    write_atomic(path, orjson.dumps(value, option=orjson.OPT_INDENT_2))
+
+
+def read_json(path: Path):
+    return orjson.loads(path.read_bytes())

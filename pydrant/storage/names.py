@@ -1,0 +1,24 @@
+"""Collection and alias name rules, as Qdrant validates them."""
+
+from pydrant.errors import ValidationFailed
+
+MAX_NAME_LENGTH = 255
+# Characters Qdrant refuses in collection names: they are unsafe in file paths.
+FORBIDDEN_CHARS = '<>:"/\\|?*\0'
+
+
+def validate_name(name: str, what: str = "collection_name") -> None:
+    if not name:
+        raise ValidationFailed(f"Validation error in path parameters: [{what}: length 0 invalid, must be in 1..=255]")
+    if len(name) > MAX_NAME_LENGTH:
+        raise ValidationFailed(
+            f"Validation error in path parameters: [{what}: length {len(name)} invalid, must be in 1..=255]"
+        )
+    bad = next((c for c in name if c in FORBIDDEN_CHARS), None)
+    if bad is not None:
+        shown = "\\0" if bad == "\0" else bad
+        raise ValidationFailed(
+            f"Validation error in path parameters: [{what}: collection name cannot contain \"{shown}\" char]"
+        )
+    if name in (".", ".."):
+        raise ValidationFailed(f"Validation error in path parameters: [{what}: collection name cannot be {name!r}]")
