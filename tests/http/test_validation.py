@@ -1,0 +1,36 @@
+import pytest
+from qdrant_client.http import models
+
+from pydrant.errors import BadInput, ValidationFailed
+from pydrant.http.validation import deserialize, parse_json, to_plain
+
+
+def test_malformed_json_is_bad_input():
+    with pytest.raises(BadInput, match="Json deserialize error"):
+        parse_json(b'{"a": ')
+
+
+def test_empty_body_is_none():
+    assert parse_json(b"") is None and parse_json(b"  ") is None
+
+
+def test_type_error_names_field():
+    with pytest.raises(BadInput, match="size"):
+        deserialize(models.VectorParams, {"size": "x", "distance": "Dot"})
+
+
+def test_bound_error_is_422_with_path():
+    with pytest.raises(ValidationFailed, match=r"vectors\.size: value 0 invalid"):
+        deserialize(models.CreateCollection, {"vectors": {"size": 0, "distance": "Dot"}})
+
+
+def test_bounds_checked_inside_named_vectors():
+    with pytest.raises(ValidationFailed, match=r"vectors\.a\.size"):
+        deserialize(models.CreateCollection, {"vectors": {"a": {"size": 0, "distance": "Dot"}}})
+
+
+def test_to_plain_uses_aliases_and_drops_nulls():
+    match = deserialize(models.MatchExcept, {"except": [1, 2]})
+    assert to_plain(match) == {"except": [1, 2]}
+    params = deserialize(models.VectorParams, {"size": 3, "distance": "Dot"})
+    assert to_plain(params) == {"size": 3, "distance": "Dot"}
