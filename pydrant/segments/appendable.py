@@ -1,0 +1,939 @@
+"""The appendable segment: points in RocksDB, vectors mirrored in numpy for fast scans.
+
+On disk (one RocksDB per segment directory, `rocksdict` in raw mode; docs/segments.md):
+
+  column family     key                          value
+  ids               encode_id(id) (9/17 bytes)   offset u32 LE, version u64 LE
+  payload           offset u32 BE                CBOR of the payload dict (absent = {})
+  vec.<hex(name)>   offset u32 BE                the vector, raw little-endian bytes:
+                                                   dense: `size` values in the spec datatype
+                                                   multi: rows of `size` values, concatenated
+                                                   sparse: count u32, indices u32[count],
+                                                           values f32[count]
+  meta              b"version"                   u64 LE: highest op_num given to a write
+                    b"persisted_version"         u64 LE: version at the last flush()
+                    b"next_offset"               u32 LE: first slot never used
+
+Offsets are big-endian so a column family iterates in slot order; the vector CF name is
+the hex of the UTF-8 name because names are arbitrary strings (the unnamed vector "" is
+`vec.`). Every write call is one RocksDB WriteBatch (atomic) with the RocksDB WAL on but
+not synced: our own WAL is what makes an operation durable, and replaying it is harmless.
+
+In memory: the id <-> slot maps, per-slot versions and live flags, and every vector (a
+growing matrix per dense vector, per-slot lists for multi and sparse vectors). Payloads
+stay in RocksDB and are read on demand. Opening rebuilds all of this from RocksDB.
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+import os
+import shutil
+import struct
+import threading
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Callable, Iterable, Iterator, Mapping, Sequence
+
+import cbor2
+import numpy as np
+from rocksdict import Options, Rdict, WriteBatch, WriteOptions
+
+from pydrant.errors import BadInput, ServiceError
+from pydrant.segments.base import PayloadSelection, Predicate, VectorSelection
+from pydrant.segments.ids import decode_id, encode_id, id_sort_key, normalize_id
+from pydrant.segments.types import (
+    DenseVectorSpec,
+    PointContext,
+    PointId,
+    PointInput,
+    Record,
+    SparseVector,
+    VectorSchema,
+    VectorValue,
+)
+
+CF_IDS = "ids"
+CF_PAYLOAD = "payload"
+CF_META = "meta"
+VECTOR_CF_PREFIX = "vec."
+
+META_VERSION = b"version"
+META_PERSISTED_VERSION = b"persisted_version"
+META_NEXT_OFFSET = b"next_offset"
+
+_ID_ENTRY = struct.Struct("<IQ")  # ids CF value: offset, version
+_OFFSET_KEY = struct.Struct(">I")  # big-endian so keys sort in slot order
+_U64 = struct.Struct("<Q")
+_U32 = struct.Struct("<I")
+
+_INITIAL_CAPACITY = 64
+# An empty payload is stored as no key at all: most points in many collections have none.
+_EMPTY_PAYLOAD = b""
+
+
+def vector_cf_name(name: str) -> str:
+    """The column family of a named vector; hex keeps any name a valid, distinct CF name."""
+    return VECTOR_CF_PREFIX + name.encode("utf-8").hex()
+
+
+def _offset_key(offset: int) -> bytes:
+    return _OFFSET_KEY.pack(offset)
+
+
+# ---------------------------------------------------------------------------------------
+# Vector columns: one per named vector, holding every slot's vector in memory.
+# ---------------------------------------------------------------------------------------
+
+
+class _Column(ABC):
+    """One named vector across slots: a `present` flag per slot plus the values.
+
+    Values written to a slot are never modified afterwards (a point whose vector changes
+    moves to a new slot), which is what lets readers keep arrays without copying them.
+    """
+
+    def __init__(self, capacity: int):
+        self.present = np.zeros(capacity, dtype=bool)
+
+    def grow(self, capacity: int) -> None:
+        # A new array, not an in-place resize: readers may still hold the old one.
+        present = np.zeros(capacity, dtype=bool)
+        present[: len(self.present)] = self.present
+        self.present = present
+
+    def has(self, offset: int) -> bool:
+        return bool(self.present[offset])
+
+    def set(self, offset: int, value) -> None:
+        self.present[offset] = True
+
+    def clear(self, offset: int) -> None:
+        self.present[offset] = False
+
+    def count(self, live: np.ndarray) -> int:
+        n = len(live)
+        return int(np.count_nonzero(self.present[:n] & live))
+
+    @abstractmethod
+    def coerce(self, name: str, value) -> VectorValue:
+        """The value as this column stores it (dtype, shape); BadInput if it cannot be."""
+
+    @abstractmethod
+    def get(self, offset: int) -> VectorValue:
+        """A copy of the slot's vector."""
+
+    @abstractmethod
+    def encode(self, value: VectorValue) -> bytes:
+        """The on-disk bytes of a coerced value."""
+
+    @abstractmethod
+    def load(self, offsets: list[int], blobs: list[bytes]) -> None:
+        """Fill slots from their on-disk bytes (on open)."""
+
+    @abstractmethod
+    def ram_bytes(self) -> int: ...
+
+
+class _DenseColumn(_Column):
+    """A single dense vector per slot: rows of one growing matrix in the spec's datatype."""
+
+    def __init__(self, spec: DenseVectorSpec, capacity: int):
+        super().__init__(capacity)
+        self.spec = spec
+        self.dtype = spec.dtype
+        self.disk_dtype = self.dtype.newbyteorder("<")
+        self.matrix = np.zeros((capacity, spec.size), dtype=self.dtype)
+
+    def grow(self, capacity: int) -> None:
+        super().grow(capacity)
+        matrix = np.zeros((capacity, self.spec.size), dtype=self.dtype)
+        matrix[: len(self.matrix)] = self.matrix
+        self.matrix = matrix
+
+    def coerce(self, name: str, value) -> np.ndarray:
+        array = np.asarray(value, dtype=self.dtype)
+        if array.shape != (self.spec.size,):
+            raise BadInput(f"Wrong input: vector `{name}` must have shape ({self.spec.size},), got {array.shape}")
+        return array
+
+    def set(self, offset: int, value: np.ndarray) -> None:
+        self.matrix[offset] = value
+        super().set(offset, value)
+
+    def get(self, offset: int) -> np.ndarray:
+        return self.matrix[offset].copy()
+
+    def encode(self, value: np.ndarray) -> bytes:
+        return value.astype(self.disk_dtype, copy=False).tobytes()
+
+    def load(self, offsets: list[int], blobs: list[bytes]) -> None:
+        if not offsets:
+            return
+        joined = b"".join(blobs)
+        row_bytes = self.spec.size * self.dtype.itemsize
+        if len(joined) != row_bytes * len(offsets):
+            raise ServiceError(f"stored dense vectors do not have {self.spec.size} values of {self.dtype}")
+        rows = np.frombuffer(joined, dtype=self.disk_dtype).reshape(len(offsets), self.spec.size)
+        index = np.asarray(offsets, dtype=np.int64)
+        self.matrix[index] = rows
+        self.present[index] = True
+
+    def ram_bytes(self) -> int:
+        return self.matrix.nbytes + self.present.nbytes
+
+
+class _ListColumn(_Column):
+    """Vectors of varying length (multi and sparse): one Python list entry per slot."""
+
+    def __init__(self, capacity: int):
+        super().__init__(capacity)
+        self.values: list = [None] * capacity
+
+    def grow(self, capacity: int) -> None:
+        super().grow(capacity)
+        self.values.extend([None] * (capacity - len(self.values)))
+
+    def set(self, offset: int, value) -> None:
+        self.values[offset] = value
+        super().set(offset, value)
+
+    def clear(self, offset: int) -> None:
+        # The value itself stays: a reader may hold it, and it is never modified.
+        super().clear(offset)
+
+    def load(self, offsets: list[int], blobs: list[bytes]) -> None:
+        for offset, blob in zip(offsets, blobs):
+            self.set(offset, self.decode(blob))
+
+    @abstractmethod
+    def decode(self, blob: bytes) -> VectorValue: ...
+
+
+class _MultiColumn(_ListColumn):
+    """A multi-vector per slot: a (rows, size) array in the spec's datatype."""
+
+    def __init__(self, spec: DenseVectorSpec, capacity: int):
+        super().__init__(capacity)
+        self.spec = spec
+        self.dtype = spec.dtype
+        self.disk_dtype = self.dtype.newbyteorder("<")
+
+    def coerce(self, name: str, value) -> np.ndarray:
+        array = np.array(value, dtype=self.dtype)  # a private copy: stored values never change
+        if array.ndim != 2 or array.shape[0] == 0 or array.shape[1] != self.spec.size:
+            raise BadInput(f"Wrong input: multivector `{name}` must have shape (n, {self.spec.size}), got {array.shape}")
+        return array
+
+    def get(self, offset: int) -> np.ndarray:
+        return self.values[offset].copy()
+
+    def encode(self, value: np.ndarray) -> bytes:
+        return value.astype(self.disk_dtype, copy=False).tobytes()
+
+    def decode(self, blob: bytes) -> np.ndarray:
+        flat = np.frombuffer(blob, dtype=self.disk_dtype).astype(self.dtype)
+        return flat.reshape(-1, self.spec.size)
+
+    def ram_bytes(self) -> int:
+        return self.present.nbytes + sum(v.nbytes + 112 for v in self.values if v is not None)
+
+
+class _SparseColumn(_ListColumn):
+    """A sparse vector per slot: uint32 indices and float32 values."""
+
+    def coerce(self, name: str, value) -> SparseVector:
+        if isinstance(value, Mapping):
+            indices, values = value["indices"], value["values"]
+        elif isinstance(value, SparseVector):
+            indices, values = value.indices, value.values
+        else:
+            raise BadInput(f"Wrong input: vector `{name}` is sparse: expected indices and values")
+        vector = SparseVector(np.array(indices, dtype=np.uint32), np.array(values, dtype=np.float32))
+        if vector.indices.ndim != 1 or vector.indices.shape != vector.values.shape:
+            raise BadInput(f"Wrong input: sparse vector `{name}` needs as many indices as values")
+        return vector
+
+    def get(self, offset: int) -> SparseVector:
+        vector = self.values[offset]
+        return SparseVector(vector.indices.copy(), vector.values.copy())
+
+    def encode(self, value: SparseVector) -> bytes:
+        count = _U32.pack(len(value.indices))
+        return count + value.indices.astype("<u4", copy=False).tobytes() + value.values.astype("<f4", copy=False).tobytes()
+
+    def decode(self, blob: bytes) -> SparseVector:
+        (count,) = _U32.unpack_from(blob)
+        indices = np.frombuffer(blob, dtype="<u4", count=count, offset=4).astype(np.uint32)
+        values = np.frombuffer(blob, dtype="<f4", count=count, offset=4 + 4 * count).astype(np.float32)
+        return SparseVector(indices, values)
+
+    def ram_bytes(self) -> int:
+        return self.present.nbytes + sum(v.indices.nbytes + v.values.nbytes + 200 for v in self.values if v is not None)
+
+
+def _make_column(schema: VectorSchema, name: str, capacity: int) -> _Column:
+    if name in schema.sparse:
+        return _SparseColumn(capacity)
+    spec = schema.dense[name]
+    return _MultiColumn(spec, capacity) if spec.multivector else _DenseColumn(spec, capacity)
+
+
+# ---------------------------------------------------------------------------------------
+# Sorted ids, for read_ids paging.
+# ---------------------------------------------------------------------------------------
+
+
+class _SortedKeys:
+    """The live ids' sort keys in ascending order, kept sorted lazily.
+
+    New keys are appended and the list is re-sorted at the next read: timsort finds the
+    sorted run plus the short unsorted tail, so this costs about one pass, not a full
+    sort. Removed keys stay until the next rebuild; readers skip keys that are not live.
+    """
+
+    def __init__(self, sorted_keys: Iterable[int] = ()):
+        self._keys = list(sorted_keys)
+        self._unsorted = False
+        self._removed = 0
+
+    def add(self, key: int) -> None:
+        self._keys.append(key)
+        self._unsorted = True
+
+    def remove(self, key: int) -> None:
+        self._removed += 1
+
+    def iter_from(self, start_key: int | None, live: Mapping[int, int]) -> Iterator[int]:
+        """Live keys >= start_key in order. The caller holds the segment lock throughout."""
+        if self._unsorted or self._removed > len(self._keys) // 2:
+            self._rebuild(live)
+        start = 0 if start_key is None else bisect.bisect_left(self._keys, start_key)
+        return (key for key in itertools.islice(self._keys, start, None) if key in live)
+
+    def _rebuild(self, live: Mapping[int, int]) -> None:
+        self._keys.sort()
+        if self._removed:
+            # Drop removed keys, and the duplicate a deleted-then-reinserted id leaves
+            # behind (without removals no key can be in the list twice).
+            self._keys = [key for key in dict.fromkeys(self._keys) if key in live]
+        self._unsorted = False
+        self._removed = 0
+
+
+# ---------------------------------------------------------------------------------------
+# RocksDB access.
+# ---------------------------------------------------------------------------------------
+
+
+def _rocks_options() -> Options:
+    options = Options(raw_mode=True)
+    options.create_if_missing(True)
+    options.create_missing_column_families(True)
+    options.set_keep_log_file_num(2)  # RocksDB's info LOG files, not its WAL
+    options.set_max_log_file_size(1 << 20)
+    return options
+
+
+class _RocksStore:
+    """One RocksDB with named column families, and the handles rocksdict needs released.
+
+    rocksdict keeps the database (and its LOCK file) open while any column family object
+    or handle is alive, so `close()` drops every one of them before closing.
+    """
+
+    def __init__(self, path: Path, cf_names: Iterable[str]):
+        existing = Rdict.list_cf(str(path), Options(raw_mode=True)) if (path / "CURRENT").exists() else []
+        # RocksDB refuses to open unless every existing column family is listed.
+        names = dict.fromkeys([*existing, *cf_names])
+        names.pop("default", None)
+        self._db = Rdict(str(path), _rocks_options(), column_families={n: Options(raw_mode=True) for n in names})
+        self._tables = {name: self._db.get_column_family(name) for name in names}
+        self._handles = {name: self._db.get_column_family_handle(name) for name in names}
+        self._write_options = WriteOptions()  # RocksDB WAL on, not synced
+        self._synced_write = WriteOptions()
+        self._synced_write.sync = True
+
+    def new_batch(self) -> WriteBatch:
+        return WriteBatch(raw_mode=True)
+
+    def put(self, batch: WriteBatch, cf: str, key: bytes, value: bytes) -> None:
+        batch.put(key, value, self._handles[cf])
+
+    def delete(self, batch: WriteBatch, cf: str, key: bytes) -> None:
+        batch.delete(key, self._handles[cf])
+
+    def write(self, batch: WriteBatch, sync: bool = False) -> None:
+        self._db.write(batch, self._synced_write if sync else self._write_options)
+
+    def get(self, cf: str, key: bytes) -> bytes | None:
+        return self._tables[cf].get(key)
+
+    def get_many(self, cf: str, keys: list[bytes]) -> list[bytes | None]:
+        return self._tables[cf].get(keys) if keys else []
+
+    def items(self, cf: str) -> list[tuple[bytes, bytes]]:
+        # Materialised so no iterator outlives the call (it would keep the database open).
+        return list(self._tables[cf].items())
+
+    def flush_all(self) -> None:
+        """Write every column family's memtable to SST files and wait for it."""
+        for table in self._tables.values():
+            table.flush(True)
+
+    def memtable_bytes(self) -> int:
+        total = 0
+        for table in self._tables.values():
+            total += table.property_int_value("rocksdb.cur-size-all-mem-tables") or 0
+        return total
+
+    def close(self) -> None:
+        for table in self._tables.values():
+            table.close()
+        self._tables.clear()
+        self._handles.clear()
+        self._db.close()
+        self._db = None
+
+
+# ---------------------------------------------------------------------------------------
+# The segment.
+# ---------------------------------------------------------------------------------------
+
+
+class _PendingWrite:
+    """One write call in the making: its RocksDB batch, the in-memory changes to make once
+    the batch is written, and the slots it has taken."""
+
+    def __init__(self, batch: WriteBatch, next_offset: int):
+        self.batch = batch
+        self.next_offset = next_offset
+        self.changed = 0
+        self._after_write: list[tuple[Callable, tuple]] = []
+
+    def allocate_slot(self) -> int:
+        offset = self.next_offset
+        self.next_offset += 1
+        return offset
+
+    def then(self, change: Callable, *args) -> None:
+        """Make `change(*args)` in memory after the batch is durable in RocksDB."""
+        self._after_write.append((change, args))
+        self.changed += 1
+
+    def apply_in_memory(self) -> None:
+        for change, args in self._after_write:
+            change(*args)
+
+
+class AppendableSegment:
+    """A `Segment` (see `base.py` for the contract) stored in RocksDB with numpy mirrors."""
+
+    # -- lifecycle --
+
+    @classmethod
+    def create(cls, path: str | os.PathLike, schema: VectorSchema) -> AppendableSegment:
+        """A new, empty segment in `path`, which must not exist or be empty."""
+        path = Path(path)
+        if path.exists() and any(path.iterdir()):
+            raise FileExistsError(f"segment directory {path} is not empty")
+        path.mkdir(parents=True, exist_ok=True)
+        segment = cls(path, schema)
+        segment._write_meta_initial()
+        return segment
+
+    @classmethod
+    def open(cls, path: str | os.PathLike, schema: VectorSchema) -> AppendableSegment:
+        """Open an existing segment and rebuild its in-memory state from RocksDB."""
+        path = Path(path)
+        if not (path / "CURRENT").exists():
+            raise FileNotFoundError(f"no segment in {path}")
+        segment = cls(path, schema)
+        segment._load()
+        return segment
+
+    def __init__(self, path: Path, schema: VectorSchema):
+        # Use create() or open(); this only sets up empty state and opens RocksDB.
+        self._path = path
+        self._schema = schema
+        self._lock = threading.RLock()
+        self._flush_lock = threading.Lock()  # one flush at a time; held without `_lock`
+        self._reset_memory(_INITIAL_CAPACITY)
+        self._store: _RocksStore | None = _RocksStore(path, self._cf_names())
+
+    def _cf_names(self) -> list[str]:
+        return [CF_IDS, CF_PAYLOAD, CF_META, *(vector_cf_name(n) for n in self._schema.names())]
+
+    def _reset_memory(self, capacity: int) -> None:
+        self._version = 0
+        self._persisted_version = 0
+        self._next_offset = 0
+        self._capacity = capacity
+        self._offset_by_key: dict[int, int] = {}  # id_sort_key -> slot of the live point
+        self._ids: list[PointId | None] = [None] * capacity  # slot -> id living (or that lived) there
+        self._versions = np.zeros(capacity, dtype=np.uint64)
+        self._live = np.zeros(capacity, dtype=bool)
+        self._sorted = _SortedKeys()
+        self._columns: dict[str, _Column] = {n: _make_column(self._schema, n, capacity) for n in self._schema.names()}
+
+    def _write_meta_initial(self) -> None:
+        batch = self._store.new_batch()
+        for key, value in self._meta_entries(0, 0).items():
+            self._store.put(batch, CF_META, key, value)
+        self._store.put(batch, CF_META, META_PERSISTED_VERSION, _U64.pack(0))
+        self._store.write(batch, sync=True)
+
+    def _meta_entries(self, version: int, next_offset: int) -> dict[bytes, bytes]:
+        return {META_VERSION: _U64.pack(version), META_NEXT_OFFSET: _U32.pack(next_offset)}
+
+    def flush(self) -> int:
+        with self._flush_lock:
+            with self._lock:
+                store = self._open_store()
+                version = self._version
+                if version == self._persisted_version:
+                    return version
+            # Outside the segment lock: reads and writes go on while RocksDB flushes.
+            # Everything up to `version` is already in the memtables being flushed.
+            store.flush_all()
+            with self._lock:
+                batch = store.new_batch()
+                store.put(batch, CF_META, META_PERSISTED_VERSION, _U64.pack(version))
+                store.write(batch, sync=True)
+                self._persisted_version = version
+            return version
+
+    def close(self) -> None:
+        with self._flush_lock, self._lock:
+            if self._store is not None:
+                self._store.close()
+                self._store = None
+
+    def drop(self) -> None:
+        self.close()
+        shutil.rmtree(self._path, ignore_errors=True)
+
+    def _open_store(self) -> _RocksStore:
+        if self._store is None:
+            raise ServiceError(f"segment {self._path} is closed")
+        return self._store
+
+    # -- loading --
+
+    def _load(self) -> None:
+        store = self._store
+        meta = dict(store.items(CF_META))
+        next_offset = _U32.unpack(meta[META_NEXT_OFFSET])[0]
+        self._reset_memory(max(_INITIAL_CAPACITY, _next_capacity(next_offset)))
+        self._next_offset = next_offset
+        self._persisted_version = _U64.unpack(meta.get(META_PERSISTED_VERSION, _U64.pack(0)))[0]
+        self._version = _U64.unpack(meta[META_VERSION])[0]
+        self._load_ids(store.items(CF_IDS))
+        for name, column in self._columns.items():
+            self._load_column(column, store.items(vector_cf_name(name)))
+
+    def _load_ids(self, entries: list[tuple[bytes, bytes]]) -> None:
+        # The ids CF iterates in encode_id order, which is the sort-key order.
+        keys = []
+        for encoded, value in entries:
+            point_id = decode_id(encoded)
+            offset, version = _ID_ENTRY.unpack(value)
+            key = id_sort_key(point_id)
+            self._offset_by_key[key] = offset
+            self._ids[offset] = point_id
+            self._versions[offset] = version
+            self._live[offset] = True
+            keys.append(key)
+        self._sorted = _SortedKeys(keys)
+
+    def _load_column(self, column: _Column, entries: list[tuple[bytes, bytes]]) -> None:
+        offsets, blobs = [], []
+        for key, blob in entries:
+            offset = _OFFSET_KEY.unpack(key)[0]
+            if self._live[offset]:
+                offsets.append(offset)
+                blobs.append(blob)
+        column.load(offsets, blobs)
+
+    # -- properties --
+
+    @property
+    def path(self) -> Path:
+        return self._path
+
+    @property
+    def schema(self) -> VectorSchema:
+        return self._schema
+
+    @property
+    def version(self) -> int:
+        return self._version
+
+    @property
+    def persisted_version(self) -> int:
+        return self._persisted_version
+
+    @property
+    def point_count(self) -> int:
+        return len(self._offset_by_key)
+
+    # -- writes --
+
+    def upsert_points(self, op_num: int, points: Sequence[PointInput]) -> int:
+        prepared = [self._prepare_point(point) for point in _last_per_id(points, lambda p: p.id)]
+        with self._lock:
+            pending = self._begin()
+            for key, point_id, vectors, payload_blob in prepared:
+                old = self._offset_by_key.get(key)
+                if old is not None and self._versions[old] >= op_num:
+                    continue
+                self._place_point(pending, op_num, key, point_id, vectors, payload_blob, old)
+            return self._commit(pending, op_num)
+
+    def delete_points(self, op_num: int, ids: Iterable[PointId]) -> int:
+        keys = _unique_keys(ids)
+        with self._lock:
+            pending = self._begin()
+            for key in keys:
+                offset = self._writable_slot(key, op_num)
+                if offset is None:
+                    continue
+                self._store.delete(pending.batch, CF_IDS, encode_id(self._ids[offset]))
+                self._erase_slot_on_disk(pending.batch, offset)
+                pending.then(self._forget_point, key, offset)
+            return self._commit(pending, op_num)
+
+    def update_payload(self, op_num: int, ids: Iterable[PointId], transform: Callable[[dict], dict]) -> int:
+        keys = _unique_keys(ids)
+        with self._lock:
+            pending = self._begin()
+            offsets = [o for o in (self._writable_slot(key, op_num) for key in keys) if o is not None]
+            blobs = self._store.get_many(CF_PAYLOAD, [_offset_key(o) for o in offsets])
+            for offset, blob in zip(offsets, blobs):
+                payload = transform(_decode_payload(blob))
+                self._put_payload_on_disk(pending.batch, offset, _encode_payload(payload), replace=True)
+                self._put_id_on_disk(pending.batch, offset, op_num)
+                pending.then(self._set_version, offset, op_num)
+            return self._commit(pending, op_num)
+
+    def update_vectors(self, op_num: int, points: Sequence[tuple[PointId, Mapping[str, VectorValue]]]) -> int:
+        merged: dict[int, dict[str, VectorValue]] = {}
+        for point_id, vectors in points:
+            merged.setdefault(id_sort_key(point_id), {}).update(self._coerce_vectors(vectors))
+        with self._lock:
+            pending = self._begin()
+            for key, vectors in merged.items():
+                old = self._writable_slot(key, op_num)
+                if old is None:
+                    continue
+                # The point moves to a fresh slot so the old rows, which a search may be
+                # reading, are never overwritten.
+                all_vectors = {**self._vectors_of(old), **vectors}
+                payload_blob = self._store.get(CF_PAYLOAD, _offset_key(old)) or _EMPTY_PAYLOAD
+                self._place_point(pending, op_num, key, self._ids[old], all_vectors, payload_blob, old)
+            return self._commit(pending, op_num)
+
+    def delete_vectors(self, op_num: int, ids: Iterable[PointId], names: Iterable[str]) -> int:
+        names = list(dict.fromkeys(names))
+        self._check_vector_names(names)
+        keys = _unique_keys(ids)
+        with self._lock:
+            pending = self._begin()
+            for key in keys:
+                offset = self._writable_slot(key, op_num)
+                if offset is None:
+                    continue
+                # In place: only the presence flag changes, never the stored rows.
+                for name in names:
+                    self._store.delete(pending.batch, vector_cf_name(name), _offset_key(offset))
+                self._put_id_on_disk(pending.batch, offset, op_num)
+                pending.then(self._drop_vectors, offset, op_num, names)
+            return self._commit(pending, op_num)
+
+    # Write helpers. Each write call: _begin, add to the batch and queue the in-memory
+    # changes, then _commit writes the batch and only then changes memory, so a failed
+    # RocksDB write leaves memory agreeing with disk.
+
+    def _begin(self) -> _PendingWrite:
+        return _PendingWrite(self._open_store().new_batch(), self._next_offset)
+
+    def _commit(self, pending: _PendingWrite, op_num: int) -> int:
+        version = max(self._version, op_num)
+        for key, value in self._meta_entries(version, pending.next_offset).items():
+            self._store.put(pending.batch, CF_META, key, value)
+        self._store.write(pending.batch)
+        self._ensure_capacity(pending.next_offset)
+        pending.apply_in_memory()
+        self._next_offset = pending.next_offset
+        self._version = version
+        return pending.changed
+
+    def _writable_slot(self, key: int, op_num: int) -> int | None:
+        """The slot of a live point that `op_num` may change, else None."""
+        offset = self._offset_by_key.get(key)
+        if offset is None or self._versions[offset] >= op_num:
+            return None
+        return offset
+
+    def _place_point(self, pending, op_num, key, point_id, vectors, payload_blob, old) -> None:
+        """Write a whole point into a fresh slot, retiring its old slot if it had one."""
+        offset = pending.allocate_slot()
+        batch = pending.batch
+        self._store.put(batch, CF_IDS, encode_id(point_id), _ID_ENTRY.pack(offset, op_num))
+        for name, value in vectors.items():
+            self._store.put(batch, vector_cf_name(name), _offset_key(offset), self._columns[name].encode(value))
+        self._put_payload_on_disk(batch, offset, payload_blob, replace=False)
+        if old is not None:
+            self._erase_slot_on_disk(batch, old)
+        pending.then(self._install_point, key, point_id, offset, op_num, vectors, old)
+
+    def _put_id_on_disk(self, batch: WriteBatch, offset: int, version: int) -> None:
+        self._store.put(batch, CF_IDS, encode_id(self._ids[offset]), _ID_ENTRY.pack(offset, version))
+
+    def _put_payload_on_disk(self, batch: WriteBatch, offset: int, blob: bytes, replace: bool) -> None:
+        if blob:
+            self._store.put(batch, CF_PAYLOAD, _offset_key(offset), blob)
+        elif replace:
+            self._store.delete(batch, CF_PAYLOAD, _offset_key(offset))
+
+    def _erase_slot_on_disk(self, batch: WriteBatch, offset: int) -> None:
+        self._store.delete(batch, CF_PAYLOAD, _offset_key(offset))
+        for name, column in self._columns.items():
+            if column.has(offset):
+                self._store.delete(batch, vector_cf_name(name), _offset_key(offset))
+
+    # In-memory changes, run by _commit after the batch is written.
+
+    def _install_point(self, key, point_id, offset, version, vectors, old) -> None:
+        self._ids[offset] = point_id
+        self._versions[offset] = version
+        for name, value in vectors.items():
+            self._columns[name].set(offset, value)
+        self._live[offset] = True
+        if old is None:
+            self._sorted.add(key)
+        else:
+            self._retire_slot(old)
+        self._offset_by_key[key] = offset
+
+    def _forget_point(self, key: int, offset: int) -> None:
+        del self._offset_by_key[key]
+        self._sorted.remove(key)
+        self._retire_slot(offset)
+
+    def _retire_slot(self, offset: int) -> None:
+        self._live[offset] = False
+        for column in self._columns.values():
+            column.clear(offset)
+
+    def _set_version(self, offset: int, version: int) -> None:
+        self._versions[offset] = version
+
+    def _drop_vectors(self, offset: int, version: int, names: list[str]) -> None:
+        self._versions[offset] = version
+        for name in names:
+            self._columns[name].clear(offset)
+
+    def _ensure_capacity(self, needed: int) -> None:
+        if needed <= self._capacity:
+            return
+        capacity = _next_capacity(needed)
+        self._ids.extend([None] * (capacity - self._capacity))
+        self._versions = _grown(self._versions, capacity)
+        self._live = _grown(self._live, capacity)
+        for column in self._columns.values():
+            column.grow(capacity)
+        self._capacity = capacity
+
+    # Input preparation, done before taking the lock.
+
+    def _prepare_point(self, point: PointInput) -> tuple[int, PointId, dict[str, VectorValue], bytes]:
+        point_id = normalize_id(point.id)  # stored ids are canonical whatever spelling came in
+        vectors = self._coerce_vectors(point.vectors)
+        return id_sort_key(point_id), point_id, vectors, _encode_payload(point.payload or {})
+
+    def _coerce_vectors(self, vectors: Mapping[str, VectorValue]) -> dict[str, VectorValue]:
+        self._check_vector_names(vectors)
+        return {name: self._columns[name].coerce(name, value) for name, value in vectors.items() if value is not None}
+
+    def _check_vector_names(self, names: Iterable[str]) -> None:
+        for name in names:
+            if name not in self._columns:
+                raise BadInput(f"Wrong input: Not existing vector name error: {name}")
+
+    # -- reads --
+
+    def has_point(self, point_id: PointId) -> bool:
+        return id_sort_key(point_id) in self._offset_by_key
+
+    def point_version(self, point_id: PointId) -> int | None:
+        with self._lock:
+            offset = self._offset_by_key.get(id_sort_key(point_id))
+            return None if offset is None else int(self._versions[offset])
+
+    def vector_names_of(self, point_id: PointId) -> list[str]:
+        with self._lock:
+            offset = self._offset_by_key.get(id_sort_key(point_id))
+            if offset is None:
+                return []
+            return [name for name, column in self._columns.items() if column.has(offset)]
+
+    def retrieve(
+        self,
+        ids: Iterable[PointId],
+        with_payload: PayloadSelection = True,
+        with_vectors: VectorSelection = False,
+    ) -> list[Record]:
+        keys = _unique_keys(ids)
+        with self._lock:
+            store = self._open_store()
+            offsets = [o for o in (self._offset_by_key.get(key) for key in keys) if o is not None]
+            blobs = store.get_many(CF_PAYLOAD, [_offset_key(o) for o in offsets]) if with_payload else None
+            records = [self._record_without_payload(offset, with_vectors) for offset in offsets]
+        # Payloads decode outside the lock: CBOR decoding is the slow part of a retrieve.
+        if with_payload:
+            for record, blob in zip(records, blobs):
+                payload = _decode_payload(blob)
+                record.payload = payload if with_payload is True else with_payload(payload)
+        return records
+
+    def _record_without_payload(self, offset: int, with_vectors: VectorSelection) -> Record:
+        record = Record(id=self._ids[offset], version=int(self._versions[offset]))
+        if with_vectors:
+            names = self._columns if with_vectors is True else with_vectors
+            record.vectors = self._vectors_of(offset, names)
+        return record
+
+    def _vectors_of(self, offset: int, names: Iterable[str] | None = None) -> dict[str, VectorValue]:
+        """Copies of the point's vectors among `names` (default: all)."""
+        vectors = {}
+        for name in self._columns if names is None else names:
+            column = self._columns.get(name)
+            if column is not None and column.has(offset):
+                vectors[name] = column.get(offset)
+        return vectors
+
+    def read_ids(
+        self,
+        offset: PointId | None = None,
+        limit: int | None = None,
+        predicate: Predicate | None = None,
+    ) -> list[PointId]:
+        start_key = None if offset is None else id_sort_key(offset)
+        with self._lock:
+            self._open_store()
+            keys = self._sorted.iter_from(start_key, self._offset_by_key)
+            slots = (self._offset_by_key[key] for key in keys)
+            if predicate is not None:
+                slots = (slot for slot in slots if predicate.matches(self._context(slot)))
+            return [self._ids[slot] for slot in itertools.islice(slots, limit)]
+
+    def count(self, predicate: Predicate | None = None) -> int:
+        with self._lock:
+            if predicate is None:
+                return len(self._offset_by_key)
+            self._open_store()
+            return sum(1 for slot in self._offset_by_key.values() if predicate.matches(self._context(slot)))
+
+    def _context(self, offset: int) -> PointContext:
+        return PointContext(
+            self._ids[offset],
+            lambda: self._load_payload(offset),
+            lambda name: name in self._columns and self._columns[name].has(offset),
+        )
+
+    def _load_payload(self, offset: int) -> dict:
+        with self._lock:
+            return _decode_payload(self._open_store().get(CF_PAYLOAD, _offset_key(offset)))
+
+    def iter_ids(self) -> Iterator[PointId]:
+        with self._lock:
+            keys = self._sorted.iter_from(None, self._offset_by_key)
+            return iter([self._ids[self._offset_by_key[key]] for key in keys])
+
+    def dense_vectors(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        with self._lock:
+            column = self._columns.get(name)
+            if not isinstance(column, _DenseColumn):
+                raise ValueError(f"`{name}` is not a dense single vector of this segment")
+            used = self._next_offset
+            # The matrix slice is a view: rows below `used` are never written again, and
+            # growth allocates a new matrix, so the view stays valid and unchanged.
+            return column.matrix[:used], column.present[:used] & self._live[:used]
+
+    def offset_ids(self) -> list[PointId | None]:
+        with self._lock:
+            return self._ids[: self._next_offset]
+
+    def info(self) -> dict:
+        with self._lock:
+            store = self._open_store()
+            live = self._live[: self._next_offset]
+            vectors = {name: column.count(live) for name, column in self._columns.items()}
+            return {
+                "segment_type": "plain",
+                "is_appendable": True,
+                "num_points": len(self._offset_by_key),
+                "num_vectors": sum(vectors.values()),
+                "num_vectors_by_name": vectors,
+                "slots_used": self._next_offset,
+                "slots_dead": self._next_offset - len(self._offset_by_key),
+                "version": self._version,
+                "persisted_version": self._persisted_version,
+                "ram_usage_bytes": self._ram_bytes() + store.memtable_bytes(),
+                "disk_usage_bytes": _directory_size(self._path),
+            }
+
+    def _ram_bytes(self) -> int:
+        # Rough: numpy buffers exactly, Python dict/list entries at typical CPython sizes.
+        per_point = 64 + 8 + 40  # dict entry + list slot + id object
+        arrays = self._versions.nbytes + self._live.nbytes
+        columns = sum(column.ram_bytes() for column in self._columns.values())
+        return arrays + columns + per_point * self._capacity
+
+
+def _next_capacity(needed: int) -> int:
+    capacity = _INITIAL_CAPACITY
+    while capacity < needed:
+        capacity *= 2
+    return capacity
+
+
+def _grown(array: np.ndarray, capacity: int) -> np.ndarray:
+    grown = np.zeros(capacity, dtype=array.dtype)
+    grown[: len(array)] = array
+    return grown
+
+
+def _unique_keys(ids: Iterable[PointId]) -> list[int]:
+    return list(dict.fromkeys(id_sort_key(point_id) for point_id in ids))
+
+
+def _last_per_id(items: Iterable, id_of: Callable) -> list:
+    """Items with distinct ids, keeping the last of each (a later duplicate replaces)."""
+    latest = {}
+    for item in items:
+        key = id_sort_key(id_of(item))
+        latest.pop(key, None)  # re-insert so order follows the last occurrence
+        latest[key] = item
+    return list(latest.values())
+
+
+def _encode_payload(payload: dict) -> bytes:
+    return cbor2.dumps(payload) if payload else _EMPTY_PAYLOAD
+
+
+def _decode_payload(blob: bytes | None) -> dict:
+    return cbor2.loads(blob) if blob else {}
+
+
+def _directory_size(path: Path) -> int:
+    total = 0
+    for root, _dirs, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.path.getsize(os.path.join(root, name))
+            except FileNotFoundError:  # RocksDB deleted it meanwhile (compaction)
+                pass
+    return total

@@ -1,0 +1,366 @@
+"""One behaviour suite for every segment kind: a random sequence of writes, replays and
+reopens, checked after every step against a plain-dict model of the `Segment` contract.
+
+To cover a new kind, add a `SegmentKind` to `SEGMENT_KINDS`.
+"""
+
+from __future__ import annotations
+
+import copy
+import tempfile
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
+
+from pydrant.segments.appendable import AppendableSegment
+from pydrant.segments.ids import id_sort_key
+from pydrant.segments.types import DenseVectorSpec, PointInput, SparseVector, SparseVectorSpec, VectorSchema
+
+SCHEMA = VectorSchema(
+    dense={
+        "": DenseVectorSpec(2, "Dot"),
+        "half": DenseVectorSpec(2, "Cosine", datatype="float16"),
+        "multi": DenseVectorSpec(2, "Dot", multivector=True),
+    },
+    sparse={"sparse": SparseVectorSpec()},
+)
+VECTOR_NAMES = SCHEMA.names()
+IDS = [0, 1, 7, 2**64 - 1, str(uuid.UUID(int=5)), str(uuid.UUID(int=2**127)), str(uuid.UUID(int=2**128 - 1))]
+ABSENT_IDS = [3, str(uuid.UUID(int=6))]  # never written: reads must not invent them
+
+
+# -- segment kinds --
+
+
+class SegmentKind:
+    """How the suite makes and reopens one kind of segment."""
+
+    def create(self, path: Path, schema: VectorSchema): ...
+
+    def reopen(self, segment, schema: VectorSchema): ...
+
+
+class AppendableKind(SegmentKind):
+    def create(self, path, schema):
+        return AppendableSegment.create(path, schema)
+
+    def reopen(self, segment, schema):
+        segment.close()
+        return AppendableSegment.open(segment.path, schema)
+
+
+SEGMENT_KINDS = [pytest.param(AppendableKind(), id="appendable")]
+
+
+# -- the model --
+
+
+@dataclass
+class ModelPoint:
+    id: object
+    version: int
+    vectors: dict
+    payload: dict = field(default_factory=dict)
+
+
+class Model:
+    """The Segment contract with nothing but dicts: what every kind must agree with."""
+
+    def __init__(self):
+        self.points: dict[int, ModelPoint] = {}
+        self.version = 0
+
+    def _writable(self, point_id, op_num):
+        point = self.points.get(id_sort_key(point_id))
+        return point if point is not None and point.version < op_num else None
+
+    def _finish(self, op_num, changed):
+        self.version = max(self.version, op_num)
+        return changed
+
+    def upsert_points(self, op_num, points):
+        changed = 0
+        latest = {id_sort_key(p.id): p for p in points}
+        for key, p in latest.items():
+            current = self.points.get(key)
+            if current is not None and current.version >= op_num:
+                continue
+            self.points[key] = ModelPoint(p.id, op_num, dict(p.vectors), copy.deepcopy(p.payload or {}))
+            changed += 1
+        return self._finish(op_num, changed)
+
+    def delete_points(self, op_num, ids):
+        changed = 0
+        for point_id in dict.fromkeys(ids):
+            if self._writable(point_id, op_num):
+                del self.points[id_sort_key(point_id)]
+                changed += 1
+        return self._finish(op_num, changed)
+
+    def update_payload(self, op_num, ids, transform):
+        changed = 0
+        for point_id in dict.fromkeys(ids):
+            point = self._writable(point_id, op_num)
+            if point:
+                point.payload, point.version = transform(copy.deepcopy(point.payload)), op_num
+                changed += 1
+        return self._finish(op_num, changed)
+
+    def update_vectors(self, op_num, points):
+        merged = {}
+        for point_id, vectors in points:
+            merged.setdefault(point_id, {}).update(vectors)
+        changed = 0
+        for point_id, vectors in merged.items():
+            point = self._writable(point_id, op_num)
+            if point:
+                point.vectors, point.version = {**point.vectors, **vectors}, op_num
+                changed += 1
+        return self._finish(op_num, changed)
+
+    def delete_vectors(self, op_num, ids, names):
+        changed = 0
+        for point_id in dict.fromkeys(ids):
+            point = self._writable(point_id, op_num)
+            if point:
+                point.vectors = {n: v for n, v in point.vectors.items() if n not in names}
+                point.version = op_num
+                changed += 1
+        return self._finish(op_num, changed)
+
+    def sorted_points(self) -> list[ModelPoint]:
+        return [self.points[key] for key in sorted(self.points)]
+
+
+# -- strategies --
+
+
+def floats(width):
+    return st.floats(width=width, allow_nan=False, allow_infinity=False)
+
+
+def dense_values(width, dtype):
+    return st.lists(floats(width), min_size=2, max_size=2).map(lambda v: np.array(v, dtype=dtype))
+
+
+def sparse_values():
+    indices = st.lists(st.integers(0, 2**32 - 1), unique=True, max_size=3).map(sorted)
+    return indices.flatmap(
+        lambda idx: st.lists(floats(32), min_size=len(idx), max_size=len(idx)).map(
+            lambda vals: SparseVector(np.array(idx, dtype=np.uint32), np.array(vals, dtype=np.float32))
+        )
+    )
+
+
+VECTOR_VALUES = {
+    "": dense_values(32, np.float32),
+    "half": dense_values(16, np.float16),
+    "multi": st.lists(st.lists(floats(32), min_size=2, max_size=2), min_size=1, max_size=3).map(
+        lambda rows: np.array(rows, dtype=np.float32)
+    ),
+    "sparse": sparse_values(),
+}
+vector_dicts = st.fixed_dictionaries({}, optional=VECTOR_VALUES)
+nonempty_vector_dicts = vector_dicts.filter(bool)
+point_ids = st.sampled_from(IDS)
+id_lists = st.lists(st.sampled_from(IDS + ABSENT_IDS), max_size=4)
+json_values = st.one_of(st.none(), st.booleans(), st.integers(0, 2), st.text(max_size=3), st.lists(st.integers(0, 2), max_size=2))
+payloads = st.one_of(st.none(), st.dictionaries(st.sampled_from(["k", "x", "y"]), json_values, max_size=3))
+
+
+def set_key(key, value):
+    def transform(payload):
+        payload[key] = value
+        return payload
+
+    return transform
+
+
+def delete_key(key):
+    def transform(payload):
+        payload.pop(key, None)
+        return payload
+
+    return transform
+
+
+transforms = st.one_of(
+    st.builds(set_key, st.sampled_from(["k", "x"]), json_values),
+    st.builds(delete_key, st.sampled_from(["k", "x"])),
+    st.just(lambda payload: {}),
+)
+
+
+class PayloadEquals:
+    def __init__(self, key, value):
+        self.key, self.value = key, value
+
+    def matches(self, ctx):
+        return ctx.payload.get(self.key) == self.value
+
+
+class HasVector:
+    def __init__(self, name):
+        self.name = name
+
+    def matches(self, ctx):
+        return ctx.has_vector(self.name)
+
+
+PREDICATES = [PayloadEquals("k", 1), PayloadEquals("x", None), HasVector("sparse"), HasVector("")]
+
+
+# -- the machine --
+
+
+class SegmentMachine(RuleBasedStateMachine):
+    def __init__(self, kind: SegmentKind, root: Path):
+        super().__init__()
+        self.kind = kind
+        self.segment = kind.create(Path(tempfile.mkdtemp(dir=root)) / "segment", SCHEMA)
+        self.model = Model()
+        self.op_num = 0
+        self.history: list[tuple[int, str, tuple]] = []
+
+    def apply(self, method: str, *args, op_num: int | None = None):
+        if op_num is None:
+            self.op_num += 1
+            op_num = self.op_num
+            self.history.append((op_num, method, args))
+        changed = getattr(self.segment, method)(op_num, *args)
+        expected = getattr(self.model, method)(op_num, *args)
+        assert changed == expected, (method, op_num, changed, expected)
+
+    @rule(points=st.lists(st.builds(PointInput, point_ids, vector_dicts, payloads), max_size=4))
+    def upsert(self, points):
+        self.apply("upsert_points", points)
+
+    @rule(ids=id_lists)
+    def delete(self, ids):
+        self.apply("delete_points", ids)
+
+    @rule(ids=id_lists, transform=transforms)
+    def update_payload(self, ids, transform):
+        self.apply("update_payload", ids, transform)
+
+    @rule(points=st.lists(st.tuples(st.sampled_from(IDS + ABSENT_IDS), nonempty_vector_dicts), max_size=3))
+    def update_vectors(self, points):
+        self.apply("update_vectors", points)
+
+    @rule(ids=id_lists, names=st.lists(st.sampled_from(VECTOR_NAMES), min_size=1, max_size=2))
+    def delete_vectors(self, ids, names):
+        self.apply("delete_vectors", ids, names)
+
+    @precondition(lambda self: self.history)
+    @rule(data=st.data())
+    def replay_logged_operation(self, data):
+        """Re-apply an operation already applied, with its own op_num, as WAL replay does."""
+        op_num, method, args = data.draw(st.sampled_from(self.history[-5:]))
+        self.apply(method, *args, op_num=op_num)
+
+    @rule()
+    def flush(self):
+        assert self.segment.flush() == self.model.version
+        assert self.segment.persisted_version == self.model.version
+
+    @rule(flush_first=st.booleans())
+    def reopen(self, flush_first):
+        if flush_first:
+            self.segment.flush()
+        persisted = self.segment.persisted_version
+        self.segment = self.kind.reopen(self.segment, SCHEMA)
+        assert self.segment.persisted_version == persisted
+
+    def teardown(self):
+        self.segment.drop()
+
+    # -- invariants --
+
+    @invariant()
+    def versions_and_counts(self):
+        assert self.segment.version == self.model.version
+        assert self.segment.point_count == len(self.model.points)
+        assert self.segment.count() == len(self.model.points)
+        for predicate in PREDICATES:
+            expected = sum(1 for p in self.model.points.values() if predicate.matches(_ModelContext(p)))
+            assert self.segment.count(predicate) == expected
+
+    @invariant()
+    def retrieve_matches(self):
+        records = self.segment.retrieve(IDS + ABSENT_IDS, with_payload=True, with_vectors=True)
+        expected = [self.model.points[id_sort_key(i)] for i in IDS if id_sort_key(i) in self.model.points]
+        assert [(r.id, r.version, r.payload) for r in records] == [(p.id, p.version, p.payload) for p in expected]
+        for record, point in zip(records, expected):
+            assert record.vectors.keys() == point.vectors.keys()
+            for name, value in point.vectors.items():
+                assert _same_vector(record.vectors[name], value), (record.id, name)
+            assert self.segment.vector_names_of(record.id) == [n for n in VECTOR_NAMES if n in point.vectors]
+            assert self.segment.point_version(record.id) == point.version
+        for absent in ABSENT_IDS:
+            assert not self.segment.has_point(absent) or id_sort_key(absent) in self.model.points
+
+    @invariant()
+    def read_ids_pages_in_order(self):
+        expected = [p.id for p in self.model.sorted_points()]
+        assert self.segment.read_ids() == expected
+        assert list(self.segment.iter_ids()) == expected
+        assert _scroll(self.segment, page_size=2) == expected
+        matching = [p.id for p in self.model.sorted_points() if PREDICATES[0].matches(_ModelContext(p))]
+        assert _scroll(self.segment, page_size=1, predicate=PREDICATES[0]) == matching
+
+    @invariant()
+    def dense_snapshot_matches(self):
+        matrix, mask = self.segment.dense_vectors("")
+        slot_ids = self.segment.offset_ids()
+        live = {id_sort_key(slot_ids[i]): matrix[i] for i in np.flatnonzero(mask)}
+        expected = {k: p.vectors[""] for k, p in self.model.points.items() if "" in p.vectors}
+        assert live.keys() == expected.keys()
+        assert all(np.array_equal(live[k], expected[k]) for k in expected)
+
+
+class _ModelContext:
+    """What a predicate sees of a model point (mirrors types.PointContext)."""
+
+    def __init__(self, point: ModelPoint):
+        self.id = point.id
+        self.payload = point.payload
+        self._names = point.vectors.keys()
+
+    def has_vector(self, name):
+        return name in self._names
+
+
+def _same_vector(actual, expected) -> bool:
+    if isinstance(expected, SparseVector):
+        return actual == expected
+    return actual.dtype == expected.dtype and np.array_equal(actual, expected)
+
+
+def _scroll(segment, page_size: int, predicate=None) -> list:
+    """Page through a segment the way the collection's scroll does (limit + 1, next offset)."""
+    ids, offset = [], None
+    while True:
+        page = segment.read_ids(offset, page_size + 1, predicate)
+        ids.extend(page[:page_size])
+        if len(page) <= page_size:
+            return ids
+        offset = page[page_size]
+
+
+CONFORMANCE_SETTINGS = settings(
+    max_examples=60,
+    stateful_step_count=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
+)
+
+
+@pytest.mark.parametrize("kind", SEGMENT_KINDS)
+def test_segment_behaves_like_the_model(kind, tmp_path):
+    run_state_machine_as_test(lambda: SegmentMachine(kind, tmp_path), settings=CONFORMANCE_SETTINGS)
