@@ -1,0 +1,246 @@
+"""The `pydrant` command.
+
+    pydrant serve [--config PATH] [--host HOST] [--port PORT]
+    pydrant config [--config PATH] [--host HOST] [--port PORT]
+    pydrant wal inspect PATH [--json]
+    pydrant wal replay WAL_PATH --into DIR [--collection-config FILE]
+    pydrant version
+
+`serve` and `config` read settings as pydrant.config describes (defaults <- YAML file <-
+environment <- flags); a bad setting is reported on stderr with exit status 2. The `wal`
+commands hand their arguments, untouched, to the tool that implements them, so that tool's
+own `--help` is the authority on its options.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import logging
+import sys
+import time
+from typing import Callable, Sequence
+
+from pydrant import QDRANT_API_VERSION, __version__
+from pydrant.config import ConfigError, Settings, load_settings, log_levels
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_USAGE = 2  # argparse's status for bad usage; a bad setting is bad usage too
+
+# `pydrant wal <name> ...` -> module whose `main(argv) -> int` does the work. Imported only
+# when run: `serve` should not pay for them, and a tool that fails to import must not
+# break the other commands.
+DELEGATED = {
+    ("wal", "inspect"): ("pydrant.wal.inspect", "print a WAL's records and check their CRCs"),
+    ("wal", "replay"): ("pydrant.collection.replay", "rebuild a collection from its WAL alone"),
+}
+
+log = logging.getLogger("pydrant.cli")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    delegated = DELEGATED.get(tuple(args[:2]))
+    if delegated is not None:
+        return _run_delegated(delegated[0], args[2:])
+    parser = build_parser()
+    options = parser.parse_args(args)
+    if not hasattr(options, "handler"):
+        return _usage(parser)
+    return options.handler(options)
+
+
+def _usage(parser: argparse.ArgumentParser) -> int:
+    """A command group given without a command: show its help, as bad usage."""
+    parser.print_help(sys.stderr)
+    return EXIT_USAGE
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pydrant",
+        description=f"A vector database server speaking Qdrant's REST API v{QDRANT_API_VERSION}.",
+    )
+    parser.add_argument("--version", action="version", version=version_text())
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="run the HTTP server")
+    _add_settings_options(serve)
+    serve.set_defaults(handler=run_serve)
+
+    show = commands.add_parser("config", help="print the effective settings as YAML and exit")
+    _add_settings_options(show)
+    show.set_defaults(handler=run_show_config)
+
+    wal = commands.add_parser("wal", help="inspect or replay a write-ahead log")
+    wal.set_defaults(handler=lambda options: _usage(wal))
+    wal_commands = wal.add_subparsers(title="wal commands", metavar="WAL_COMMAND")
+    # Listed for --help only: main() hands these argument lists to the tools before parsing.
+    for (_, name), (_, summary) in DELEGATED.items():
+        wal_commands.add_parser(name, help=f"{summary} (see `pydrant wal {name} --help`)", add_help=False)
+
+    version = commands.add_parser("version", help="print pydrant's version and the Qdrant API version")
+    version.set_defaults(handler=run_version)
+    return parser
+
+
+def _add_settings_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config", metavar="PATH", help="YAML settings file (default: config/config.yaml, if present)"
+    )
+    parser.add_argument("--host", help="address to bind (overrides service.host)")
+    parser.add_argument("--port", type=int, help="HTTP port (overrides service.http_port)")
+
+
+def version_text() -> str:
+    return f"pydrant {__version__} (Qdrant REST API {QDRANT_API_VERSION})"
+
+
+# --- commands ------------------------------------------------------------------------------
+
+
+def run_version(options: argparse.Namespace) -> int:
+    print(version_text())
+    return EXIT_OK
+
+
+def run_serve(options: argparse.Namespace) -> int:
+    settings = _settings_or_none(options)
+    if settings is None:
+        return EXIT_USAGE
+    try:
+        configure_logging(settings)
+    except ConfigError as exc:
+        _report(exc)
+        return EXIT_USAGE
+    _warn_about_unused(settings)
+    from pydrant.http.server import serve  # the web stack loads only for `serve`
+
+    serve(settings)
+    return EXIT_OK
+
+
+def run_show_config(options: argparse.Namespace) -> int:
+    import yaml
+
+    settings = _settings_or_none(options)
+    if settings is None:
+        return EXIT_USAGE
+    print(yaml.safe_dump(settings.to_dict(), sort_keys=False), end="")
+    return EXIT_OK
+
+
+def _settings_or_none(options: argparse.Namespace) -> Settings | None:
+    """Settings from file, environment and flags; None after reporting a ConfigError."""
+    try:
+        return load_settings(options.config, overrides=_flag_overrides(options))
+    except ConfigError as exc:
+        _report(exc)
+        return None
+
+
+def _report(exc: ConfigError) -> None:
+    print(f"pydrant: configuration error: {exc}", file=sys.stderr)
+
+
+def _flag_overrides(options: argparse.Namespace) -> dict:
+    overrides = {}
+    if options.host is not None:
+        overrides["service.host"] = options.host
+    if options.port is not None:
+        overrides["service.http_port"] = options.port
+    return overrides
+
+
+def _run_delegated(module_name: str, argv: list[str]) -> int:
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name != module_name:
+            raise  # the tool exists but something it imports is missing: show the real error
+        print(f"pydrant: this command is not available ({module_name} is missing)", file=sys.stderr)
+        return EXIT_FAILURE
+    tool_main: Callable[[list[str]], int | None] = module.main
+    status = tool_main(argv)
+    return EXIT_OK if status is None else int(status)
+
+
+def _warn_about_unused(settings: Settings) -> None:
+    names = settings.changed_but_not_acted_on()
+    if names:
+        log.warning(
+            "these settings are accepted but pydrant does not act on them yet: %s (docs/configuration.md)",
+            ", ".join(names),
+        )
+
+
+# --- logging -------------------------------------------------------------------------------
+
+TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line, with the fields Qdrant's json log format has."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname,
+            "target": record.name,
+            "fields": {"message": record.getMessage()},
+        }
+        if record.exc_info:
+            entry["fields"]["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def _formatter(kind: str) -> logging.Formatter:
+    return JsonFormatter() if kind == "json" else logging.Formatter(TEXT_FORMAT)
+
+
+def configure_logging(settings: Settings) -> None:
+    """Apply `log_level` and `logger` to the root logger: stderr, plus a file if configured.
+
+    Only handlers this function added before are replaced, so calling it twice (tests, or a
+    library embedding pydrant) never removes anyone else's handlers.
+    """
+    root = logging.getLogger()
+    for handler in [h for h in root.handlers if getattr(h, "_pydrant", False)]:
+        root.removeHandler(handler)
+        handler.close()
+    level, targets = log_levels(settings.log_level)
+    # Per-target levels ("segment=debug") may be lower than the root's: the console handler
+    # must let their records through; the root logger's level still filters everyone else.
+    console_level = min([level, *targets.values()])
+    handlers = [_tagged(logging.StreamHandler(sys.stderr), settings.logger.format, console_level)]
+    on_disk = settings.logger.on_disk
+    if on_disk.enabled:
+        file_level = log_levels(on_disk.log_level)[0] if on_disk.log_level else level
+        handlers.append(_tagged(_file_handler(on_disk.log_file), on_disk.format, file_level))
+        level = min(level, file_level)  # the root must let through what the file wants
+    root.setLevel(level)
+    for handler in handlers:
+        root.addHandler(handler)
+    for target, target_level in targets.items():
+        logging.getLogger(target).setLevel(target_level)
+
+
+def _file_handler(path: str) -> logging.Handler:
+    try:
+        return logging.FileHandler(path, encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"setting 'logger.on_disk.log_file': cannot open {path!r}: {exc.strerror}") from exc
+
+
+def _tagged(handler: logging.Handler, kind: str, level: int) -> logging.Handler:
+    handler.setFormatter(_formatter(kind))
+    handler.setLevel(level)
+    handler._pydrant = True  # marks handlers configure_logging owns
+    return handler
+
+
+if __name__ == "__main__":
+    sys.exit(main())
