@@ -1,13 +1,23 @@
-"""API keys: `api-key` header or `Authorization: Bearer <key>`.
+"""Access control: API keys and JWT RBAC, as Qdrant's security documentation describes.
 
-With `service.api_key` set every request needs it, except the open endpoints (root,
-health probes). `service.read_only_api_key` allows only reads. JWT RBAC is not done yet
-(docs/api-coverage.md).
+The key comes in the `api-key` header or as `Authorization: Bearer <key>`.
+- No `service.api_key` and no `read_only_api_key`: everything is open.
+- `api_key`: full access. `read_only_api_key`: reads only (403 on writes).
+- `jwt_rbac: true` (needs `api_key`): a JWT signed HS256 with `api_key` is also accepted.
+  Its `exp` claim is checked; its `access` claim grants
+    "m"  full access, "r"  global read-only access, or
+    [{"collection": name, "access": "r" | "rw"}, ...]  access to those collections only:
+  reads ("r") or reads and point writes ("rw"). Managing collections, aliases, locks
+  and snapshots needs "m". `value_exists` claims are refused (not implemented).
+The open endpoints (root and the health probes) never need a key.
 """
 
 from __future__ import annotations
 
 import hmac
+import re
+
+import jwt
 
 from pydrant.errors import Forbidden, Unauthorized
 
@@ -19,6 +29,10 @@ READ_POST_SUFFIXES = (
     "/points/query", "/points/query/batch", "/points/query/groups", "/points/scroll", "/points/count",
     "/facet", "/points/search/matrix/pairs", "/points/search/matrix/offsets",
 )
+# Collection-scoped writes a per-collection "rw" token may do (point data, not the collection).
+POINT_WRITE = re.compile(r"^/collections/[^/]+/(points(/.*)?|index(/.*)?)$")
+COLLECTION_PATH = re.compile(r"^/collections/([^/]+)(/.*)?$")
+INVALID = "Invalid API key or JWT"
 
 
 def presented_key(request) -> str | None:
@@ -56,4 +70,49 @@ def check_access(settings, request) -> None:
         if is_read(request):
             return
         raise Forbidden("Forbidden: Write access is not allowed with a read-only API key")
-    raise Unauthorized("Invalid API key or JWT")
+    if settings.service.jwt_rbac and full_key:
+        check_token_access(decode_token(key, full_key), request)
+        return
+    raise Unauthorized(INVALID)
+
+
+def decode_token(token: str, secret: str) -> dict:
+    try:
+        claims = jwt.decode(token, secret, algorithms=["HS256"], options={"require": []})
+    except jwt.ExpiredSignatureError:
+        raise Unauthorized("JWT expired") from None
+    except jwt.PyJWTError:
+        raise Unauthorized(INVALID) from None
+    if "value_exists" in claims:
+        raise Forbidden("Forbidden: JWT `value_exists` claims are not supported by this server")
+    return claims
+
+
+def check_token_access(claims: dict, request) -> None:
+    access = claims.get("access")
+    if access == "m":
+        return
+    if access == "r":
+        if is_read(request):
+            return
+        raise Forbidden("Forbidden: Write access is not allowed by this token (global read-only access)")
+    if isinstance(access, list):
+        _check_collection_access(access, request)
+        return
+    raise Forbidden("Forbidden: the token's `access` claim grants nothing")
+
+
+def _check_collection_access(grants: list, request) -> None:
+    path = request.path.rstrip("/")
+    if path == "/collections" and request.method == "GET":
+        return  # listing names is allowed to any collection-scoped token
+    match = COLLECTION_PATH.match(path)
+    name = match.group(1) if match else None
+    levels = {g.get("collection"): g.get("access") for g in grants if isinstance(g, dict)}
+    if name is None or name == "aliases" or name not in levels:
+        raise Forbidden(f"Forbidden: the token grants no access to {request.method} {path}")
+    if is_read(request):
+        return
+    if levels[name] == "rw" and POINT_WRITE.match(path):
+        return
+    raise Forbidden(f"Forbidden: the token grants only `{levels[name]}` access to collection {name}")

@@ -1,0 +1,54 @@
+"""API key and JWT RBAC against a real server, with qdrant-client and raw HTTP."""
+
+import warnings
+
+import httpx
+import jwt
+import pytest
+from qdrant_client import QdrantClient, models
+
+from serverproc import ServerProcess
+
+pytestmark = pytest.mark.e2e
+
+KEY = "e2e-api-key-that-is-long-enough-for-hs256"
+
+
+@pytest.fixture(scope="module")
+def secured(tmp_path_factory):
+    root = tmp_path_factory.mktemp("auth")
+    env = {"PYDRANT__SERVICE__API_KEY": KEY, "PYDRANT__SERVICE__READ_ONLY_API_KEY": "ro-key",
+           "PYDRANT__SERVICE__JWT_RBAC": "true"}
+    proc = ServerProcess(root / "storage", extra_env=env).start()
+    yield proc
+    proc.stop()
+
+
+def make_client(server, key):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "api key over insecure connection": it is loopback
+        return QdrantClient(url=server.url, api_key=key, timeout=30)
+
+
+def test_keys_and_tokens(secured):
+    admin = make_client(secured, KEY)
+    admin.create_collection("guarded", vectors_config=models.VectorParams(size=2, distance=models.Distance.DOT))
+    admin.upsert("guarded", [models.PointStruct(id=1, vector=[1.0, 0.0])])
+
+    anonymous = httpx.get(f"{secured.url}/collections")
+    assert anonymous.status_code == 401 and "error" in anonymous.json()["status"]
+    assert httpx.get(f"{secured.url}/healthz").status_code == 200
+
+    reader = make_client(secured, "ro-key")
+    assert reader.count("guarded").count == 1
+    denied = httpx.put(f"{secured.url}/collections/guarded/points", headers={"api-key": "ro-key"},
+                       json={"points": [{"id": 2, "vector": [0.0, 1.0]}]})
+    assert denied.status_code == 403
+
+    scoped = jwt.encode({"access": [{"collection": "guarded", "access": "rw"}]}, KEY, algorithm="HS256")
+    writer = make_client(secured, scoped)
+    writer.upsert("guarded", [models.PointStruct(id=2, vector=[0.0, 1.0])])
+    assert admin.count("guarded").count == 2
+    forbidden = httpx.delete(f"{secured.url}/collections/guarded", headers={"Authorization": f"Bearer {scoped}"})
+    assert forbidden.status_code == 403
+    assert admin.collection_exists("guarded")
