@@ -1,0 +1,140 @@
+"""Print docs/api-coverage.md: every operation of Qdrant's REST spec and how far pydrant has it.
+
+Usage:
+    python tools/api_coverage.py [SPEC_JSON] > docs/api-coverage.md
+
+SPEC_JSON defaults to ../shared/qdrant-openapi-v1.15.5.json beside the repository root.
+The state of each operation is kept in COVERAGE below, the one place to edit; every
+operation not listed there is "not yet". The script fails on an operationId that is not
+in the spec or on an unknown state, so a typo cannot hide an operation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_SPEC = REPO_ROOT.parent / "shared" / "qdrant-openapi-v1.15.5.json"
+HTTP_METHODS = ("get", "post", "put", "patch", "delete")
+
+DONE, PARTIAL, NOT_YET = "done", "partial", "not yet"
+STATES = (DONE, PARTIAL, NOT_YET)
+
+# operationId -> (state, note). Edit here, then regenerate the page (command above).
+# Example: "root": (DONE, ""), "update_collection": (PARTIAL, "optimizer settings only"),
+COVERAGE: dict[str, tuple[str, str]] = {
+    # Collections (issue 2)
+    "get_collections": (DONE, ""),
+    "get_collection": (PARTIAL, "payload_schema is empty until payload indexes; indexed_vectors_count 0 until HNSW"),
+    "create_collection": (PARTIAL, "all fields validated and persisted; `init_from` and quantization/HNSW take effect later"),
+    "update_collection": (DONE, "config changes persisted; optimizers that act on them come with HNSW"),
+    "delete_collection": (DONE, ""),
+    "collection_exists": (DONE, ""),
+    "update_aliases": (DONE, "create/delete/rename applied atomically"),
+    "get_collection_aliases": (DONE, ""),
+    "get_collections_aliases": (DONE, ""),
+    # Points (issue 3)
+    "get_point": (DONE, ""),
+    "get_points": (DONE, "with_payload true/false/list/include/exclude, with_vector true/false/names"),
+    "upsert_points": (DONE, "list and batch forms, named/sparse/multi vectors, update_filter"),
+    "delete_points": (DONE, "by ids or by filter"),
+    "update_vectors": (DONE, ""),
+    "delete_vectors": (DONE, "by ids or by filter"),
+    "set_payload": (DONE, "with `key` for nested paths; by ids or by filter"),
+    "overwrite_payload": (DONE, ""),
+    "delete_payload": (DONE, ""),
+    "clear_payload": (DONE, ""),
+    "batch_update": (DONE, "one WAL record per operation; a bad operation rejects the whole batch"),
+    "scroll_points": (PARTIAL, "ordered by id; `order_by` needs payload indexes (issue 4)"),
+    "count_points": (DONE, "approximate counts are exact"),
+    # Service (issue 2)
+    "root": (DONE, "reports the Qdrant API version and pydrant's own"),
+    "telemetry": (PARTIAL, "app and collection summaries; no per-request statistics"),
+    "metrics": (DONE, "app info, collections, points, WAL fsyncs, requests and latencies per endpoint"),
+    "get_locks": (DONE, ""),
+    "post_locks": (DONE, ""),
+    "healthz": (DONE, ""),
+    "livez": (DONE, ""),
+    "readyz": (DONE, "ready only after storage has loaded"),
+    "get_issues": (PARTIAL, "always empty: no issue detectors yet"),
+    "clear_issues": (PARTIAL, "nothing to clear yet"),
+}
+
+
+def load_operations(spec: dict) -> list[dict]:
+    """Every operation of the spec, in the spec's tag order, then path order."""
+    tag_order = {tag["name"]: index for index, tag in enumerate(spec.get("tags", []))}
+    operations = []
+    for path, item in spec["paths"].items():
+        for method in HTTP_METHODS:
+            operation = item.get(method)
+            if operation is None:
+                continue
+            tag = (operation.get("tags") or ["(untagged)"])[0]
+            operations.append(
+                {"method": method.upper(), "path": path, "id": operation["operationId"], "tag": tag}
+            )
+    # sorted() is stable, so operations keep the spec's path order within each tag.
+    return sorted(operations, key=lambda op: tag_order.get(op["tag"], len(tag_order)))
+
+
+def check_coverage(operations: list[dict], coverage: dict[str, tuple[str, str]]) -> None:
+    known = {op["id"] for op in operations}
+    unknown = sorted(set(coverage) - known)
+    if unknown:
+        raise SystemExit(f"COVERAGE names operations that are not in the spec: {', '.join(unknown)}")
+    bad = sorted(op_id for op_id, (state, _) in coverage.items() if state not in STATES)
+    if bad:
+        raise SystemExit(f"COVERAGE has states other than {STATES} for: {', '.join(bad)}")
+
+
+def state_of(op_id: str) -> tuple[str, str]:
+    return COVERAGE.get(op_id, (NOT_YET, ""))
+
+
+def render(operations: list[dict], spec_name: str) -> str:
+    counts = Counter(state_of(op["id"])[0] for op in operations)
+    lines = [
+        "# API coverage",
+        "",
+        f"Every operation of Qdrant's REST API ({spec_name}, {len(operations)} operations) and how far",
+        "pydrant implements it:",
+        "",
+        "- **done**: implemented as Qdrant documents it, parameters and errors included, and tested.",
+        "- **partial**: answers, but some parameters or behaviours are missing; the note says which.",
+        "- **not yet**: not implemented.",
+        "",
+        "This page is generated; edit `COVERAGE` in `tools/api_coverage.py`, then run",
+        "",
+        "```",
+        "python tools/api_coverage.py > docs/api-coverage.md",
+        "```",
+        "",
+        "Summary: " + ", ".join(f"{counts.get(state, 0)} {state}" for state in STATES) + ".",
+        "",
+        "| Tag | Method | Path | operationId | State | Note |",
+        "|---|---|---|---|---|---|",
+    ]
+    for op in operations:
+        state, note = state_of(op["id"])
+        lines.append(f"| {op['tag']} | {op['method']} | `{op['path']}` | `{op['id']}` | {state} | {note} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("spec", nargs="?", type=Path, default=DEFAULT_SPEC, help="OpenAPI JSON of Qdrant")
+    args = parser.parse_args(argv)
+    spec = json.loads(args.spec.read_text(encoding="utf-8"))
+    operations = load_operations(spec)
+    check_coverage(operations, COVERAGE)
+    sys.stdout.write(render(operations, args.spec.name))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
