@@ -1,0 +1,105 @@
+"""Geo conditions: bounding box, radius and polygon tests on (lon, lat) in degrees.
+
+- Bounding box: strictly inside, in the manner of Qdrant. When `top_left.lon` is greater
+  than `bottom_right.lon` the box crosses the antimeridian and covers lon > left or
+  lon < right.
+- Radius: haversine great-circle distance on a sphere of radius 6371008.8 m (the mean Earth
+  radius the `geo` crate uses), strictly less than `radius` metres.
+- Polygon: planar in (lon, lat), as Qdrant's (unprojected, datum-agnostic). A location
+  matches when it is inside the exterior ring or on any ring's boundary, and not strictly
+  inside an interior ring (a hole).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+EARTH_RADIUS_M = 6371008.8
+_BOUNDARY_EPS = 1e-12
+
+GeoCheck = Callable[[float, float], bool]
+
+
+def bounding_box_check(left: float, top: float, right: float, bottom: float) -> GeoCheck:
+    if left > right:
+
+        def check(lon: float, lat: float) -> bool:
+            return (lon > left or lon < right) and bottom < lat < top
+
+    else:
+
+        def check(lon: float, lat: float) -> bool:
+            return left < lon < right and bottom < lat < top
+
+    return check
+
+
+def haversine_m(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
+    """Great-circle distance in metres between two (lon, lat) points in degrees."""
+    phi1, phi2 = math.radians(lat1), math.radians(lat2)
+    dphi = phi2 - phi1
+    dlmb = math.radians(lon2 - lon1)
+    a = math.sin(dphi / 2) ** 2 + math.cos(phi1) * math.cos(phi2) * math.sin(dlmb / 2) ** 2
+    return 2 * EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(a)))
+
+
+def radius_check(center_lon: float, center_lat: float, radius: float) -> GeoCheck:
+    phi1 = math.radians(center_lat)
+    cos_phi1 = math.cos(phi1)
+    lmb1 = math.radians(center_lon)
+    sin, cos, sqrt, asin, radians = math.sin, math.cos, math.sqrt, math.asin, math.radians
+
+    def check(lon: float, lat: float) -> bool:
+        phi2 = radians(lat)
+        a = sin((phi2 - phi1) / 2) ** 2 + cos_phi1 * cos(phi2) * sin((radians(lon) - lmb1) / 2) ** 2
+        return 2 * EARTH_RADIUS_M * asin(min(1.0, sqrt(a))) < radius
+
+    return check
+
+
+Ring = tuple  # ((lon, lat), ...) with the first point repeated at the end
+
+
+def _on_boundary(ring: Ring, x: float, y: float) -> bool:
+    for (ax, ay), (bx, by) in zip(ring, ring[1:]):
+        if min(ax, bx) - _BOUNDARY_EPS <= x <= max(ax, bx) + _BOUNDARY_EPS and (
+            min(ay, by) - _BOUNDARY_EPS <= y <= max(ay, by) + _BOUNDARY_EPS
+        ):
+            cross = (bx - ax) * (y - ay) - (by - ay) * (x - ax)
+            if abs(cross) <= _BOUNDARY_EPS * max(1.0, abs(bx - ax) + abs(by - ay)):
+                return True
+    return False
+
+
+def _inside(ring: Ring, x: float, y: float) -> bool:
+    """Even-odd ray casting; points on the boundary may go either way (checked apart)."""
+    inside = False
+    for (ax, ay), (bx, by) in zip(ring, ring[1:]):
+        if (ay > y) != (by > y):
+            x_cross = ax + (y - ay) * (bx - ax) / (by - ay)
+            if x < x_cross:
+                inside = not inside
+    return inside
+
+
+def polygon_check(exterior: Ring, interiors: list[Ring]) -> GeoCheck:
+    xs = [p[0] for p in exterior]
+    ys = [p[1] for p in exterior]
+    min_x, max_x, min_y, max_y = min(xs), max(xs), min(ys), max(ys)
+
+    def check(lon: float, lat: float) -> bool:
+        if not (min_x <= lon <= max_x and min_y <= lat <= max_y):
+            return False
+        if _on_boundary(exterior, lon, lat):
+            return True
+        if not _inside(exterior, lon, lat):
+            return False
+        for hole in interiors:
+            if _on_boundary(hole, lon, lat):
+                return True
+            if _inside(hole, lon, lat):
+                return False
+        return True
+
+    return check
