@@ -20,10 +20,16 @@ REPO = Path(__file__).resolve().parent.parent
 def property_bounds(prop: dict) -> dict:
     """Bounds of one property, looking through `anyOf`/`allOf` wrappers and array items."""
     bounds = {k: prop[k] for k in BOUND_KEYS if k in prop}
-    # "format": "uint" already implies minimum 0 in the spec; keep only explicit bounds.
+    # Unsigned integers: Qdrant's serde refuses a negative value while deserializing (400),
+    # before any range validation (422), so the table records the format separately.
+    formats = [prop.get("format")]
     for wrapper in ("anyOf", "allOf", "oneOf"):
         for alt in prop.get(wrapper, []):
             bounds.update({k: alt[k] for k in BOUND_KEYS if k in alt})
+            formats.append(alt.get("format"))
+    unsigned = next((f for f in formats if isinstance(f, str) and f.startswith("uint")), None)
+    if unsigned:
+        bounds["unsigned"] = "u64" if unsigned in ("uint", "uint64") else unsigned.replace("uint", "u")
     items = prop.get("items")
     if isinstance(items, dict):
         item_bounds = {k: items[k] for k in BOUND_KEYS if k in items}

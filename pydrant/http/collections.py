@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from qdrant_client.http import models
+from pydrant.http import spec_models as models
 from quart import Blueprint
 
 from pydrant.http.context import check_write_allowed, toc

@@ -8,7 +8,7 @@ update worker. `wait=true` answers "completed" once applied; `wait=false` answer
 
 from __future__ import annotations
 
-from qdrant_client.http import models
+from pydrant.http import spec_models as models
 from quart import Blueprint
 
 from pydrant.collection.points import prepare_update_vectors, prepare_upsert

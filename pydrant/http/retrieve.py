@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import trio
-from qdrant_client.http import models
+from pydrant.http import spec_models as models
 from quart import Blueprint
 
 from pydrant.errors import BadInput, NotFound

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
 import platform
+import sys
 import time
 import uuid
 from datetime import datetime, timezone
+from pathlib import Path
 
-from qdrant_client.http import models
+from pydrant.http import spec_models as models
 from quart import Blueprint, Response, current_app
 
 from pydrant import QDRANT_API_VERSION, __version__
@@ -57,6 +60,27 @@ async def telemetry():
     return ok(telemetry_data(details, anonymize))
 
 
+def _system_telemetry() -> dict:
+    return {
+        "distribution": platform.system(),
+        "distribution_version": platform.release(),
+        "is_docker": Path("/.dockerenv").exists(),
+        "cores": _cores(),
+        "ram_size": _ram_kib(),
+        "disk_size": None,
+        "cpu_flags": "",
+        "cpu_endian": "little" if sys.byteorder == "little" else "big",
+        "gpu_devices": None,
+    }
+
+
+def _ram_kib() -> int | None:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 1024
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
 def telemetry_data(details: int, anonymize: bool) -> dict:
     collections = toc().collections
     started = datetime.fromtimestamp(current_app.extensions["started_at"], tz=timezone.utc)
@@ -66,7 +90,7 @@ def telemetry_data(details: int, anonymize: bool) -> dict:
             "name": "pydrant",
             "version": QDRANT_API_VERSION,
             "startup": started.isoformat().replace("+00:00", "Z"),
-            "system": {"distribution": platform.system(), "cores": _cores(), "disk_size": None},
+            "system": _system_telemetry(),
             "jwt_rbac": bool(settings().service.jwt_rbac),
         },
         "collections": {"number_of_collections": len(collections)},

@@ -101,6 +101,8 @@ def _check_one(value, bounds: dict, path: str) -> None:
 
 
 def _check_number(value, bounds: dict, path: str) -> None:
+    if "unsigned" in bounds and value < 0:
+        raise BadInput(f"Json deserialize error: {path}: invalid value: integer `{value}`, expected {bounds['unsigned']}")
     if "minimum" in bounds and value < bounds["minimum"]:
         fail(path, f"value {value} invalid, must be {bounds['minimum']} or larger")
     if "maximum" in bounds and value > bounds["maximum"]:

@@ -53,7 +53,6 @@ KINDS = {
         wal_config=models.WalConfigDiff(wal_capacity_mb=4, wal_segments_ahead=1),
         quantization_config=models.BinaryQuantization(binary=models.BinaryQuantizationConfig(always_ram=False)),
         strict_mode_config=models.StrictModeConfig(enabled=True, max_query_limit=100),
-        metadata={"owner": "tests", "n": 1},
     ),
 }
 
@@ -67,11 +66,22 @@ def snapshot_of(client: QdrantClient) -> dict:
     }
 
 
+def config_over_http(url: str, name: str) -> dict:
+    response = httpx.get(f"{url}/collections/{name}")
+    assert response.status_code == 200, response.text
+    return response.json()["result"]["config"]
+
+
 def test_collections_and_aliases_survive_restart(fresh_server):
     client = QdrantClient(url=fresh_server.url, timeout=30)
     for name, kwargs in KINDS.items():
         assert client.create_collection(name, **kwargs) is True
         assert client.collection_exists(name)
+    # qdrant-client 1.15.1 has no `metadata` argument; the REST API has it on create and PATCH.
+    meta = httpx.put(f"{fresh_server.url}/collections/with_meta", json={
+        "vectors": {"size": 2, "distance": "Dot"}, "metadata": {"owner": "tests", "n": 1}})
+    assert meta.status_code == 200, meta.text
+    assert config_over_http(fresh_server.url, "with_meta")["metadata"] == {"owner": "tests", "n": 1}
 
     info = client.get_collection("named")
     assert info.status == models.CollectionStatus.GREEN
@@ -88,7 +98,6 @@ def test_collections_and_aliases_survive_restart(fresh_server):
     assert tuned.wal_config.wal_capacity_mb == 4 and tuned.wal_config.wal_segments_ahead == 1
     assert tuned.params.on_disk_payload is False
     assert tuned.strict_mode_config.enabled is True and tuned.strict_mode_config.max_query_limit == 100
-    assert tuned.metadata == {"owner": "tests", "n": 1}
     assert isinstance(tuned.quantization_config, models.BinaryQuantization)
     # defaults come from Qdrant's config
     default_cfg = client.get_collection("unnamed").config
@@ -102,8 +111,9 @@ def test_collections_and_aliases_survive_restart(fresh_server):
         optimizers_config=models.OptimizersConfigDiff(indexing_threshold=5000),
         hnsw_config=models.HnswConfigDiff(ef_construct=200),
         vectors_config={"image": models.VectorParamsDiff(on_disk=False)},
-        metadata={"stage": "patched"},
     )
+    patch = httpx.patch(f"{fresh_server.url}/collections/named", json={"metadata": {"stage": "patched"}})
+    assert patch.status_code == 200, patch.text
     assert client.update_collection("sparse", sparse_vectors_config={"bm25": models.SparseVectorParams(modifier=models.Modifier.NONE)})
     assert client.update_collection(
         "unnamed",
@@ -115,7 +125,7 @@ def test_collections_and_aliases_survive_restart(fresh_server):
     assert patched.optimizer_config.indexing_threshold == 5000
     assert patched.hnsw_config.ef_construct == 200 and patched.hnsw_config.m == 16
     assert patched.params.vectors["image"].on_disk is False
-    assert patched.metadata == {"stage": "patched"}
+    assert config_over_http(fresh_server.url, "named")["metadata"] == {"stage": "patched"}
     unnamed = client.get_collection("unnamed").config
     assert unnamed.quantization_config.scalar.quantile == 0.99
     assert unnamed.strict_mode_config.unindexed_filtering_retrieve is False
