@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import orjson
+import trio
 from quart import Response, g, request
 
 from pydrant.errors import BadInput
@@ -55,9 +56,16 @@ async def body(model, *, optional: bool = False):
     return deserialize(model, data)
 
 
-async def raw_json(*, optional: bool = False):
+async def off_loop(function, *args):
+    """Run `function(body, *args)` on the raw body in a worker thread: parsing and checking
+    a large body (1,000 x 384 floats is ~4 MB of JSON, tens of ms) must not stall the loop."""
+    raw = await request.get_data(cache=False)
+    return await trio.to_thread.run_sync(function, raw, *args)
+
+
+def json_from_bytes(raw: bytes, *, optional: bool = False):
     """The parsed body without model validation (for hot paths validated by the engine)."""
-    data = parse_json(await request.get_data(cache=False))
+    data = parse_json(raw)
     if data is None and not optional:
         raise BadInput("Json deserialize error: EOF while parsing a value at line 1 column 0")
     return data

@@ -14,7 +14,8 @@ from quart import Blueprint
 from pydrant.collection.points import prepare_update_vectors, prepare_upsert
 from pydrant.errors import BadInput, NotFound
 from pydrant.http.context import check_write_allowed, toc
-from pydrant.http.envelope import body, ok, query_bool, query_enum, raw_json
+from pydrant.http.bulk_json import parse_upsert_body
+from pydrant.http.envelope import body, json_from_bytes, off_loop, ok, query_bool, query_enum
 from pydrant.http.validation import deserialize, to_plain
 from pydrant.segments.filters import compile_filter
 from pydrant.segments.ids import normalize_id
@@ -94,6 +95,13 @@ def _check_upsert_shape(data) -> None:
         raise BadInput("Json deserialize error: expected `points` or `batch`")
 
 
+def _upsert_body(raw: bytes) -> dict:
+    data = parse_upsert_body(raw)
+    if data is None:
+        json_from_bytes(raw)  # the empty-body error
+    return data
+
+
 def upsert_operation(collection, data: dict) -> dict:
     _check_upsert_shape(data)
     operation = prepare_upsert(collection.schema, data)
@@ -167,7 +175,7 @@ def update_vectors_operation(collection, data: dict) -> dict:
 async def upsert_points(name: str):
     wait = _write_params()
     collection = toc().get(name)
-    operation = upsert_operation(collection, await raw_json())
+    operation = await off_loop(lambda raw: upsert_operation(collection, _upsert_body(raw)))
     check_write_allowed()
     return ok((await _submit(collection, [operation], wait))[0])
 
@@ -270,6 +278,6 @@ def _batch_item(collection, kind: str, spec, index: int) -> dict:
 async def batch_update(name: str):
     wait = _write_params()
     collection = toc().get(name)
-    operations = batch_operations(collection, await raw_json())
+    operations = await off_loop(lambda raw: batch_operations(collection, json_from_bytes(raw)))
     check_write_allowed()
     return ok(await _submit(collection, operations, wait))

@@ -36,7 +36,10 @@ def normalize_id(value) -> PointId:
     `uuid.UUID` accepts (hyphenated or not, braces, `urn:uuid:`, any case); the result
     is the lowercase hyphenated form, so one point never has two spellings.
     """
-    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+    if type(value) is int:  # the common case, without the slow ABC check below
+        if 0 <= value < U64_LIMIT:
+            return value
+    elif isinstance(value, numbers.Integral) and not isinstance(value, bool):
         number = int(value)
         if 0 <= number < U64_LIMIT:
             return number
