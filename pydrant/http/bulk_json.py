@@ -16,10 +16,28 @@ to orjson and the usual per-point checks, so error messages are unchanged.
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import simdjson
 
 from pydrant.http.validation import parse_json
+
+
+_PARSERS = threading.local()  # a simdjson parser keeps its buffers between documents
+
+
+def _parse_document(raw: bytes):
+    parser = getattr(_PARSERS, "parser", None)
+    if parser is None:
+        parser = _PARSERS.parser = simdjson.Parser()
+    try:
+        return parser.parse(raw)
+    except RuntimeError:
+        # "re-use a parser while ... objects still exist": a caller still holds a value
+        # of the last document; that parser stays theirs.
+        parser = _PARSERS.parser = simdjson.Parser()
+        return parser.parse(raw)
 
 
 class _NotBulk(Exception):
@@ -39,7 +57,7 @@ class _BulkParse:
         self.brackets = 0  # `[` characters accounted for so far
 
     def run(self, raw: bytes) -> dict:
-        document = simdjson.Parser().parse(raw)
+        document = _parse_document(raw)
         if not isinstance(document, simdjson.Object):
             raise _NotBulk
         body = {}

@@ -22,6 +22,15 @@ class Metrics:
         )
         self.collections = Gauge("collections_total", "Number of collections", registry=self.registry)
         self.points = Gauge("collection_points", "Points per collection", ["collection"], registry=self.registry)
+        # Read from the WAL at scrape time; a Gauge because the WAL owns the running count.
+        self.wal_fsyncs = Gauge(
+            "collection_wal_fsyncs_total", "WAL fsyncs since the collection was loaded", ["collection"],
+            registry=self.registry,
+        )
+        self.wal_records = Gauge(
+            "collection_wal_appended_records_total", "WAL records appended since the collection was loaded",
+            ["collection"], registry=self.registry,
+        )
 
     def observe(self, method: str, endpoint: str, status: int, seconds: float) -> None:
         self.requests.labels(method, endpoint, str(status)).inc()
@@ -29,7 +38,11 @@ class Metrics:
 
     def render(self, toc) -> bytes:
         self.collections.set(len(toc.collections))
-        self.points.clear()
+        for gauge in (self.points, self.wal_fsyncs, self.wal_records):
+            gauge.clear()
         for name, collection in toc.collections.items():
             self.points.labels(name).set(collection.points_count())
+            wal = collection.wal.statistics()
+            self.wal_fsyncs.labels(name).set(wal["fsyncs"])
+            self.wal_records.labels(name).set(wal["appended_records"])
         return generate_latest(self.registry)

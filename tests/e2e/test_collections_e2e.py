@@ -195,6 +195,8 @@ def test_service_endpoints(http):
     metrics = http.get("/metrics").text
     assert "collections_total" in metrics and 'collection_points{collection="metrics_c"} 0.0' in metrics
     assert "rest_responses_total" in metrics
+    assert 'collection_wal_fsyncs_total{collection="metrics_c"}' in metrics
+    assert 'collection_wal_appended_records_total{collection="metrics_c"} 0.0' in metrics
     assert http.get("/issues").json()["result"] == {"issues": []}
     assert http.delete("/issues").json()["result"] is True
     telemetry = http.get("/telemetry", params={"details_level": 1, "anonymize": "true"}).json()["result"]
