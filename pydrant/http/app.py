@@ -17,7 +17,7 @@ from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
 from pydrant.errors import PydrantError
-from pydrant.http import aliases, collections, points, retrieve, service
+from pydrant.http import aliases, collections, indexes, points, retrieve, service
 from pydrant.http.auth import check_access
 from pydrant.http.envelope import error
 from pydrant.http.errors import status_for
@@ -26,7 +26,7 @@ from pydrant.storage.toc import TableOfContent
 
 log = logging.getLogger("pydrant.http")
 
-BLUEPRINTS = (service, collections, aliases, points, retrieve)
+BLUEPRINTS = (service, collections, aliases, points, retrieve, indexes)
 
 
 def create_app(settings=None) -> QuartTrio:
@@ -93,6 +93,7 @@ def _install_hooks(app: QuartTrio, settings) -> None:
 def _install_error_handlers(app: QuartTrio) -> None:
     @app.errorhandler(PydrantError)
     async def engine_error(exc: PydrantError):
+        await _discard_unread_body()
         status = status_for(exc)
         if status >= 500:
             log.error("internal error on %s %s: %s", request.method, request.path, exc.message)
@@ -100,6 +101,7 @@ def _install_error_handlers(app: QuartTrio) -> None:
 
     @app.errorhandler(HTTPException)
     async def http_error(exc: HTTPException):
+        await _discard_unread_body()
         if exc.code == 413:
             limit = app.config["MAX_CONTENT_LENGTH"] // (1024 * 1024)
             return error(413, f"Payload too large: the request body exceeds max_request_size_mb ({limit} MB)")
@@ -111,5 +113,20 @@ def _install_error_handlers(app: QuartTrio) -> None:
 
     @app.errorhandler(Exception)
     async def unexpected(exc: Exception):
+        await _discard_unread_body()
         log.exception("unexpected error on %s %s", request.method, request.path)
         return error(500, f"Service internal error: {type(exc).__name__}: {exc}")
+
+
+async def _discard_unread_body() -> None:
+    """Read what is left of the request body before answering an error.
+
+    A handler may refuse a request (unknown collection, bad query parameter) before reading
+    its body. Answering then left the body unread, and hypercorn sometimes stalled the next
+    request on that keep-alive connection until the client timed out (qdrant-client reuses
+    connections). An oversized body is not read: hypercorn closes that connection anyway.
+    """
+    try:
+        await request.get_data(cache=False)
+    except Exception:  # e.g. 413 while reading: nothing more to drain
+        pass
