@@ -29,7 +29,9 @@ STATES = (DONE, PARTIAL, NOT_YET)
 COVERAGE: dict[str, tuple[str, str]] = {
     # Collections (issue 2)
     "get_collections": (DONE, ""),
-    "get_collection": (PARTIAL, "payload_schema is empty until payload indexes; indexed_vectors_count 0 until HNSW"),
+    "get_collection": (PARTIAL, "indexed_vectors_count 0 until HNSW"),
+    "create_field_index": (PARTIAL, "declared, logged, reported in payload_schema and durable; no index structures yet: filters scan (issue 4)"),
+    "delete_field_index": (DONE, ""),
     "create_collection": (PARTIAL, "all fields validated and persisted; `init_from` and quantization/HNSW take effect later"),
     "update_collection": (DONE, "config changes persisted; optimizers that act on them come with HNSW"),
     "delete_collection": (DONE, ""),

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from pydrant.http import spec_models as models
+import trio
 from quart import Blueprint
+
+from pydrant.http import spec_models as models
 
 from pydrant.http.context import check_write_allowed, toc
 from pydrant.http.envelope import body, ok, query_int
@@ -21,7 +23,8 @@ async def list_collections():
 
 @blueprint.get("/collections/<name>")
 async def get_collection(name: str):
-    return ok(toc().get(name).info())
+    collection = toc().get(name)
+    return ok(await trio.to_thread.run_sync(collection.info))
 
 
 @blueprint.get("/collections/<name>/exists")

@@ -106,3 +106,14 @@ def query_enum(name: str, allowed: tuple[str, ...], default: str | None = None) 
             + ", ".join(f"`{a}`" for a in allowed)
         )
     return raw
+
+
+ORDERINGS = ("weak", "medium", "strong")
+
+
+def write_params() -> bool:
+    """The query parameters of every write: `wait` (returned) and `ordering` (checked; one
+    node has one order)."""
+    wait = query_bool("wait", False)
+    query_enum("ordering", ORDERINGS)
+    return wait

@@ -15,7 +15,7 @@ from pydrant.collection.points import prepare_update_vectors, prepare_upsert
 from pydrant.errors import BadInput, NotFound
 from pydrant.http.context import check_write_allowed, toc
 from pydrant.http.bulk_json import parse_upsert_body
-from pydrant.http.envelope import body, json_from_bytes, off_loop, ok, query_bool, query_enum
+from pydrant.http.envelope import body, json_from_bytes, off_loop, ok, write_params
 from pydrant.http.validation import deserialize, to_plain
 from pydrant.segments.filters import compile_filter
 from pydrant.segments.ids import normalize_id
@@ -23,16 +23,9 @@ from pydrant.segments.payload import parse_path
 
 blueprint = Blueprint("points", __name__)
 
-ORDERINGS = ("weak", "medium", "strong")
 UPSERT_KEYS = {"points", "batch", "shard_key", "update_filter"}
 POINT_KEYS = {"id", "vector", "payload"}
 BATCH_KEYS = {"ids", "vectors", "payloads"}
-
-
-def _write_params() -> bool:
-    wait = query_bool("wait", False)
-    query_enum("ordering", ORDERINGS)
-    return wait
 
 
 async def _submit(collection, operations: list[dict], wait: bool) -> list[dict]:
@@ -173,7 +166,7 @@ def update_vectors_operation(collection, data: dict) -> dict:
 
 @blueprint.put("/collections/<name>/points")
 async def upsert_points(name: str):
-    wait = _write_params()
+    wait = write_params()
     collection = toc().get(name)
     operation = await off_loop(lambda raw: upsert_operation(collection, _upsert_body(raw)))
     check_write_allowed()
@@ -182,7 +175,7 @@ async def upsert_points(name: str):
 
 @blueprint.post("/collections/<name>/points/delete")
 async def delete_points(name: str):
-    wait = _write_params()
+    wait = write_params()
     collection = toc().get(name)
     operation = delete_operation(to_plain(await body(models.PointsSelector)))
     check_write_allowed()
@@ -191,7 +184,7 @@ async def delete_points(name: str):
 
 @blueprint.put("/collections/<name>/points/vectors")
 async def update_vectors(name: str):
-    wait = _write_params()
+    wait = write_params()
     collection = toc().get(name)
     operation = update_vectors_operation(collection, to_plain(await body(models.UpdateVectors)))
     check_write_allowed()
@@ -200,7 +193,7 @@ async def update_vectors(name: str):
 
 @blueprint.post("/collections/<name>/points/vectors/delete")
 async def delete_vectors(name: str):
-    wait = _write_params()
+    wait = write_params()
     collection = toc().get(name)
     operation = delete_vectors_operation(collection, to_plain(await body(models.DeleteVectors)))
     check_write_allowed()
@@ -209,7 +202,7 @@ async def delete_vectors(name: str):
 
 @blueprint.post("/collections/<name>/points/payload")
 async def set_payload(name: str):
-    wait = _write_params()
+    wait = write_params()
     collection = toc().get(name)
     operation = set_payload_operation(to_plain(await body(models.SetPayload)))
     check_write_allowed()
@@ -218,7 +211,7 @@ async def set_payload(name: str):
 
 @blueprint.put("/collections/<name>/points/payload")
 async def overwrite_payload(name: str):
-    wait = _write_params()
+    wait = write_params()
     collection = toc().get(name)
     operation = set_payload_operation(to_plain(await body(models.SetPayload)), overwrite=True)
     check_write_allowed()
@@ -227,7 +220,7 @@ async def overwrite_payload(name: str):
 
 @blueprint.post("/collections/<name>/points/payload/delete")
 async def delete_payload(name: str):
-    wait = _write_params()
+    wait = write_params()
     collection = toc().get(name)
     operation = delete_payload_operation(to_plain(await body(models.DeletePayload)))
     check_write_allowed()
@@ -236,7 +229,7 @@ async def delete_payload(name: str):
 
 @blueprint.post("/collections/<name>/points/payload/clear")
 async def clear_payload(name: str):
-    wait = _write_params()
+    wait = write_params()
     collection = toc().get(name)
     operation = clear_payload_operation(to_plain(await body(models.PointsSelector)))
     check_write_allowed()
@@ -276,7 +269,7 @@ def _batch_item(collection, kind: str, spec, index: int) -> dict:
 
 @blueprint.post("/collections/<name>/points/batch")
 async def batch_update(name: str):
-    wait = _write_params()
+    wait = write_params()
     collection = toc().get(name)
     operations = await off_loop(lambda raw: batch_operations(collection, json_from_bytes(raw)))
     check_write_allowed()
