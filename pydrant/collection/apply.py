@@ -6,10 +6,21 @@ from typing import Callable
 
 import numpy as np
 
+from pydrant.collection.payload_index import INDEX_OPERATIONS
 from pydrant.errors import BadInput
 from pydrant.segments import payload as payload_ops
 from pydrant.segments.filters import compile_filter
 from pydrant.segments.types import PointInput, SparseVector, VectorSchema
+
+
+def apply_logged(segments: list, schema: VectorSchema, payload_index, op_num: int, operation: dict) -> None:
+    """Apply any logged operation: index declarations go to the collection's
+    `PayloadIndexTable`, everything else to the segments. Live writes, WAL recovery and
+    `pydrant wal replay` all come through here, so they cannot disagree."""
+    if operation.get("type") in INDEX_OPERATIONS:
+        payload_index.apply(operation)
+    else:
+        apply_operation(segments, schema, op_num, operation)
 
 
 def apply_operation(segments: list, schema: VectorSchema, op_num: int, operation: dict) -> int:

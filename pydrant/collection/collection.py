@@ -26,7 +26,7 @@ import trio
 
 from pydrant.collection import apply as applying
 from pydrant.collection.config import vector_schema
-from pydrant.collection.payload_index import INDEX_OPERATIONS, PayloadIndexTable
+from pydrant.collection.payload_index import PayloadIndexTable
 from pydrant.collection.reads import ReadEngine
 from pydrant.errors import BadInput, ServiceError
 from pydrant.segments.appendable import AppendableSegment
@@ -206,10 +206,7 @@ class Collection:
                 pending.error = ServiceError(f"Service internal error: {exc}")
 
     def _apply(self, op_num: int, operation: dict) -> None:
-        if operation.get("type") in INDEX_OPERATIONS:
-            self.payload_index.apply(operation)
-        else:
-            applying.apply_operation(self.segments, self.schema, op_num, operation)
+        applying.apply_logged(self.segments, self.schema, self.payload_index, op_num, operation)
 
     # -- flushing --------------------------------------------------------------------------
 
@@ -249,7 +246,6 @@ class Collection:
             "config": self.config,
             "payload_schema": self.payload_index.describe(self._count_with_field),
         }
-
 
     def _count_with_field(self, key: str) -> int:
         return self.reads.count({"must_not": [{"is_empty": {"key": key}}]})

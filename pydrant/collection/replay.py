@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 from pydrant.collection import apply as applying
-from pydrant.collection.payload_index import INDEX_OPERATIONS, PayloadIndexTable
+from pydrant.collection.payload_index import PayloadIndexTable
 from pydrant.collection.collection import CONFIG_FILE, MANIFEST_FILE, SEGMENTS_DIR, WAL_DIR
 from pydrant.collection.config import vector_schema
 from pydrant.segments.appendable import AppendableSegment
@@ -39,10 +39,7 @@ def replay_into(wal_path: Path, target: Path, config: dict) -> dict:
     records = 0
     try:
         for op_num, operation in source.read():
-            if operation.get("type") in INDEX_OPERATIONS:
-                index_table.apply(operation)
-            else:
-                applying.apply_operation([segment], schema, op_num, operation)
+            applying.apply_logged([segment], schema, index_table, op_num, operation)
             first = op_num if first is None else first
             last = op_num
             records += 1

@@ -79,6 +79,7 @@ def _install_hooks(app: QuartTrio, settings) -> None:
 
     @app.after_request
     async def finish(response):
+        await _discard_unread_body()
         rule = request.url_rule.rule if request.url_rule is not None else "unmatched"
         app.extensions["metrics"].observe(request.method, rule, response.status_code, time.perf_counter() - g.get("started", time.perf_counter()))
         if settings.service.enable_cors:
@@ -93,7 +94,6 @@ def _install_hooks(app: QuartTrio, settings) -> None:
 def _install_error_handlers(app: QuartTrio) -> None:
     @app.errorhandler(PydrantError)
     async def engine_error(exc: PydrantError):
-        await _discard_unread_body()
         status = status_for(exc)
         if status >= 500:
             log.error("internal error on %s %s: %s", request.method, request.path, exc.message)
@@ -101,7 +101,6 @@ def _install_error_handlers(app: QuartTrio) -> None:
 
     @app.errorhandler(HTTPException)
     async def http_error(exc: HTTPException):
-        await _discard_unread_body()
         if exc.code == 413:
             limit = app.config["MAX_CONTENT_LENGTH"] // (1024 * 1024)
             return error(413, f"Payload too large: the request body exceeds max_request_size_mb ({limit} MB)")
@@ -113,18 +112,19 @@ def _install_error_handlers(app: QuartTrio) -> None:
 
     @app.errorhandler(Exception)
     async def unexpected(exc: Exception):
-        await _discard_unread_body()
         log.exception("unexpected error on %s %s", request.method, request.path)
         return error(500, f"Service internal error: {type(exc).__name__}: {exc}")
 
 
 async def _discard_unread_body() -> None:
-    """Read what is left of the request body before answering an error.
+    """Read what is left of the request body before answering (a no-op when the handler
+    read it).
 
-    A handler may refuse a request (unknown collection, bad query parameter) before reading
-    its body. Answering then left the body unread, and hypercorn sometimes stalled the next
-    request on that keep-alive connection until the client timed out (qdrant-client reuses
-    connections). An oversized body is not read: hypercorn closes that connection anyway.
+    A handler may answer without reading the body: an error raised first (unknown
+    collection, bad query parameter), or an endpoint that ignores a body. The body then
+    stayed unread, and hypercorn sometimes stalled the next request on that keep-alive
+    connection until the client timed out (qdrant-client reuses connections). An oversized
+    body is not read: hypercorn closes that connection anyway.
     """
     try:
         await request.get_data(cache=False)

@@ -56,11 +56,11 @@ async def body(model, *, optional: bool = False):
     return deserialize(model, data)
 
 
-async def off_loop(function, *args):
-    """Run `function(body, *args)` on the raw body in a worker thread: parsing and checking
-    a large body (1,000 x 384 floats is ~4 MB of JSON, tens of ms) must not stall the loop."""
+async def off_loop(function):
+    """Run `function(raw_body)` in a worker thread: parsing and checking a large body
+    (1,000 x 384 floats is ~4 MB of JSON, tens of ms) must not stall the event loop."""
     raw = await request.get_data(cache=False)
-    return await trio.to_thread.run_sync(function, raw, *args)
+    return await trio.to_thread.run_sync(function, raw)
 
 
 def json_from_bytes(raw: bytes, *, optional: bool = False):

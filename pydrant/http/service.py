@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import platform
 import sys
@@ -68,10 +69,28 @@ def _system_telemetry() -> dict:
         "cores": _cores(),
         "ram_size": _ram_kib(),
         "disk_size": None,
-        "cpu_flags": "",
+        "cpu_flags": _cpu_flags(),
         "cpu_endian": "little" if sys.byteorder == "little" else "big",
         "gpu_devices": None,
     }
+
+
+SIMD_FLAGS = ("sse", "sse2", "avx", "avx2", "fma", "f16c", "avx512f", "neon")  # those Qdrant reports
+
+
+@functools.lru_cache(maxsize=1)
+def _cpu_flags() -> str:
+    """The SIMD features of this CPU that Qdrant's telemetry lists, comma-separated."""
+    try:
+        text = Path("/proc/cpuinfo").read_text(errors="replace")
+    except OSError:
+        return ""
+    present = set()
+    for line in text.splitlines():
+        if line.startswith(("flags", "Features")):
+            present.update(line.split(":", 1)[1].split())
+            break
+    return ",".join(flag for flag in SIMD_FLAGS if flag in present or (flag == "neon" and "asimd" in present))
 
 
 def _ram_kib() -> int | None:

@@ -1,6 +1,8 @@
 """Issue 2 end to end: collections and aliases through qdrant-client and raw HTTP,
 persisted across a restart of the real server process."""
 
+import platform
+
 import httpx
 import pytest
 from qdrant_client import QdrantClient, models
@@ -201,6 +203,9 @@ def test_service_endpoints(http):
     assert http.delete("/issues").json()["result"] is True
     telemetry = http.get("/telemetry", params={"details_level": 1, "anonymize": "true"}).json()["result"]
     assert telemetry["collections"]["number_of_collections"] >= 1
+    flags = telemetry["app"]["system"]["cpu_flags"].split(",")
+    if platform.machine() == "x86_64":  # every x86_64 CPU has SSE2
+        assert "sse2" in flags and set(flags) <= {"sse", "sse2", "avx", "avx2", "fma", "f16c", "avx512f"}
     assert "metrics_c" not in str(telemetry["collections"]["collections"])
 
 

@@ -51,7 +51,10 @@ def write_history(url: str) -> int:
         client.delete_payload(NAME, keys=["tag"], points=[6])
         client.update_vectors(NAME, [models.PointVectors(id=7, vector={"d": [9.0, 9.0, 9.0]})])
         client.clear_payload(NAME, points_selector=[8])
-    return 8
+        client.create_payload_index(NAME, "tag", models.PayloadSchemaType.KEYWORD)
+        client.create_payload_index(NAME, "i", models.PayloadSchemaType.INTEGER)
+        client.delete_payload_index(NAME, "i")
+    return 11
 
 
 def test_inspect_and_replay_a_real_collection(tmp_path):
@@ -72,7 +75,7 @@ def test_inspect_and_replay_a_real_collection(tmp_path):
     human = run_cli("wal", "inspect", str(wal_dir), "--records")
     assert human.returncode == 0, human.stderr
     for kind in ("upsert", "set_payload", "delete_points", "delete_vectors", "overwrite_payload",
-                 "delete_payload", "update_vectors", "clear_payload"):
+                 "delete_payload", "update_vectors", "clear_payload", "create_field_index", "delete_field_index"):
         assert kind in human.stdout
 
     rebuilt = tmp_path / "restored" / "storage" / "collections" / NAME
@@ -84,5 +87,7 @@ def test_inspect_and_replay_a_real_collection(tmp_path):
     try:
         assert all_points(restored.url) == expected
         assert len(expected) == 15
+        with closing(QdrantClient(url=restored.url, timeout=30)) as client:
+            assert sorted(client.get_collection(NAME).payload_schema) == ["tag"]
     finally:
         restored.stop()
