@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from typing import Callable
 
 import numpy as np
@@ -19,16 +20,33 @@ def apply_logged(segments: list, schema: VectorSchema, payload_index, op_num: in
     `pydrant wal replay` all come through here, so they cannot disagree."""
     if operation.get("type") in INDEX_OPERATIONS:
         payload_index.apply(operation)
+        for segment in segments:
+            segment.set_payload_indexes(payload_index.fields)
     else:
-        apply_operation(segments, schema, op_num, operation)
+        apply_operation(segments, schema, op_num, operation, payload_index.text_analyzers())
 
 
-def apply_operation(segments: list, schema: VectorSchema, op_num: int, operation: dict) -> int:
-    """Apply `operation` logged as `op_num`; returns how many points changed."""
+def apply_operation(segments: list, schema: VectorSchema, op_num: int, operation: dict, text_fields=None) -> int:
+    """Apply `operation` logged as `op_num`; returns how many points changed.
+
+    `text_fields` (parsed path -> TextAnalyzer) makes text conditions in the operation's
+    filters follow the collection's full-text indexes, as reads do."""
     handler = _HANDLERS.get(operation.get("type"))
     if handler is None:
         raise BadInput(f"unknown operation type {operation.get('type')!r}")
-    return handler(segments, schema, op_num, operation)
+    token = _TEXT_FIELDS.set(text_fields or {})
+    try:
+        return handler(segments, schema, op_num, operation)
+    finally:
+        _TEXT_FIELDS.reset(token)
+
+
+# The text analyzers for filters of the operation being applied (see apply_operation).
+_TEXT_FIELDS: ContextVar[dict] = ContextVar("apply_text_fields", default={})
+
+
+def _compile(filter_):
+    return compile_filter(filter_, _TEXT_FIELDS.get())
 
 
 def _writable(segments: list):
@@ -53,7 +71,7 @@ def selected_ids(segments: list, operation: dict) -> list:
     """The point ids an operation applies to: its `ids`, or the points matching its `filter`."""
     if "ids" in operation:
         return list(operation["ids"])
-    predicate = compile_filter(operation.get("filter"))
+    predicate = _compile(operation.get("filter"))
     ids = []
     for segment in segments:
         ids.extend(segment.read_ids(None, None, predicate))
@@ -70,7 +88,7 @@ def _upsert(segments, schema, op_num, op) -> int:
 
 def _existing_not_matching(segments, ids: list, filter_: dict) -> set:
     """Ids of points that exist but fail `update_filter`: a conditional write leaves them be."""
-    predicate = compile_filter(filter_)
+    predicate = _compile(filter_)
     existing = {i for i in ids if any(s.has_point(i) for s in segments)}
     matching = set()
     for segment in segments:

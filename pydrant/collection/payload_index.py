@@ -5,9 +5,10 @@ any write (so they replay in order with the points), and their effect, the table
 in `payload_index.json` beside the collection's config (written atomically when it
 changes, so it outlives WAL truncation). Applying an operation twice gives the same table.
 
-This module keeps the declarations and reports them in collection info (`payload_schema`)
-with the number of points that have the field. Index structures that speed up filtering
-are the subject of issue 4; until then every filter is evaluated by scanning payloads.
+This module keeps the declarations; each segment keeps the index structures
+(`segments/field_index.py`) and is told the table whenever it changes
+(`AppendableSegment.set_payload_indexes`). Collection info reports every index with the
+number of points it holds (`payload_schema`), summed over segments.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from pydrant.errors import BadInput
+from pydrant.segments.field_index import make_index, schema_type
+from pydrant.segments.payload import parse_path
 from pydrant.storage.files import read_json, write_json_atomic
 
 INDEX_FILE = "payload_index.json"
@@ -28,9 +31,11 @@ def create_index_operation(field_name: str, field_schema) -> dict:
         raise BadInput("Validation error in JSON body: [field_name: must not be empty]")
     if field_schema is None:
         raise BadInput("Wrong input: field_schema is required to create a payload index")
-    data_type = field_schema if isinstance(field_schema, str) else field_schema.get("type")
+    data_type = schema_type(field_schema)
     if data_type not in PAYLOAD_TYPES:
-        raise BadInput(f"Wrong input: unknown payload index type {data_type!r}")
+        raise BadInput(f"Wrong input: unknown payload index type {data_type!r} for field `{field_name}`")
+    parse_path(field_name)  # BadInput naming the path when it is not one
+    make_index(field_name, field_schema)  # rejects bad tokenizer options before they are logged
     return {"type": "create_field_index", "field_name": field_name, "field_schema": field_schema}
 
 
@@ -44,6 +49,7 @@ class PayloadIndexTable:
     def __init__(self, path: Path, fields: dict):
         self.path = path
         self.fields = fields
+        self._analyzers: dict | None = None
 
     @classmethod
     def load(cls, collection_dir: Path) -> "PayloadIndexTable":
@@ -60,15 +66,60 @@ class PayloadIndexTable:
         if fields != self.fields:
             write_json_atomic(self.path, {"fields": fields})
             self.fields = fields
+            self._analyzers = None
 
-    def describe(self, count_with_field) -> dict:
-        """`payload_schema` of collection info; `count_with_field(key)` counts points having it."""
+    def text_analyzers(self) -> dict:
+        """Parsed path -> TextAnalyzer of every full-text index: filters compile text
+        conditions on these fields with the index's tokenizer."""
+        if self._analyzers is None:
+            text_fields = {key: schema for key, schema in self.fields.items() if schema_type(schema) == "text"}
+            self._analyzers = {parse_path(key): make_index(key, schema).analyzer for key, schema in text_fields.items()}
+        return self._analyzers
+
+    def unindexed_key(self, filter_: dict | None) -> str | None:
+        """The first field condition key of `filter_` that no index covers (strict mode)."""
+        for key in filter_keys(filter_):
+            if key not in self.fields:
+                return key
+        return None
+
+    def describe(self, points_per_field: dict) -> dict:
+        """`payload_schema` of collection info; `points_per_field[key]` counts indexed points."""
         schema = {}
         for name, field_schema in sorted(self.fields.items()):
             if isinstance(field_schema, str):
                 entry = {"data_type": field_schema}
             else:
                 entry = {"data_type": field_schema["type"], "params": field_schema}
-            entry["points"] = count_with_field(name)
+            entry["points"] = points_per_field.get(name, 0)
             schema[name] = entry
         return schema
+
+
+def filter_keys(filter_) -> list[str]:
+    """Every payload key a filter's field conditions name (nested keys as `parent[].child`)."""
+    keys: list[str] = []
+
+    def walk(node, prefix: str) -> None:
+        if isinstance(node, list):
+            for item in node:
+                walk(item, prefix)
+            return
+        if not isinstance(node, dict):
+            return
+        if "key" in node and isinstance(node["key"], str):
+            keys.append(prefix + node["key"])
+        for name in ("is_empty", "is_null"):
+            if isinstance(node.get(name), dict) and isinstance(node[name].get("key"), str):
+                keys.append(prefix + node[name]["key"])
+        nested = node.get("nested")
+        if isinstance(nested, dict) and isinstance(nested.get("key"), str):
+            walk(nested.get("filter"), prefix + nested["key"].removesuffix("[]") + "[].")
+        for clause in ("must", "should", "must_not"):
+            walk(node.get(clause), prefix)
+        min_should = node.get("min_should")
+        if isinstance(min_should, dict):
+            walk(min_should.get("conditions"), prefix)
+
+    walk(filter_, "")
+    return keys

@@ -60,6 +60,10 @@ class ReadEngine:
     def segments(self) -> list:
         return self.collection.segments
 
+    def compile(self, filter_: dict | None):
+        """A filter compiled for this collection (text conditions follow its text indexes)."""
+        return compile_filter(filter_, self.collection.payload_index.text_analyzers())
+
     def retrieve(self, ids: list, with_payload: PayloadSelector = True, with_vector: VectorSelector = False) -> list[Record]:
         """Stored points with these ids, in the order given; missing ids are left out."""
         best: dict = {}
@@ -88,7 +92,7 @@ class ReadEngine:
         with_vector: VectorSelector = False,
     ) -> tuple[list[Record], Any]:
         """Up to `limit` points in id order from `offset` (inclusive), and the next offset."""
-        predicate = compile_filter(filter)
+        predicate = self.compile(filter)
         per_segment = [segment.read_ids(offset, limit + 1, predicate) for segment in self.segments]
         merged = list(dict.fromkeys(heapq.merge(*per_segment, key=id_sort_key)))
         page, rest = merged[:limit], merged[limit : limit + 1]
@@ -96,7 +100,7 @@ class ReadEngine:
         return records, (rest[0] if rest else None)
 
     def count(self, filter: dict | None = None, exact: bool = True) -> int:
-        predicate = compile_filter(filter)
+        predicate = self.compile(filter)
         if predicate is None:
             return sum(segment.point_count for segment in self.segments)
         return sum(segment.count(predicate) for segment in self.segments)

@@ -41,7 +41,9 @@ import numpy as np
 from rocksdict import Options, Rdict, WriteBatch, WriteOptions
 
 from pydrant.errors import BadInput, ServiceError
+from pydrant.segments import filter_plan
 from pydrant.segments.base import PayloadSelection, Predicate, VectorSelection
+from pydrant.segments.field_index import MapIndex, PayloadIndexes, build_indexes
 from pydrant.segments.ids import decode_id, encode_id, id_sort_key, normalize_id
 from pydrant.segments.types import (
     DenseVectorSpec,
@@ -476,6 +478,7 @@ class AppendableSegment:
         self._live = np.zeros(capacity, dtype=bool)
         self._sorted = _SortedKeys()
         self._columns: dict[str, _Column] = {n: _make_column(self._schema, n, capacity) for n in self._schema.names()}
+        self._indexes = PayloadIndexes(capacity)
 
     def _write_meta_initial(self) -> None:
         batch = self._store.new_batch()
@@ -584,11 +587,11 @@ class AppendableSegment:
         prepared = [self._prepare_point(point) for point in _last_per_id(points, lambda p: p.id)]
         with self._lock:
             pending = self._begin()
-            for key, point_id, vectors, payload_blob in prepared:
+            for key, point_id, vectors, payload_blob, payload in prepared:
                 old = self._offset_by_key.get(key)
                 if old is not None and self._versions[old] >= op_num:
                     continue
-                self._place_point(pending, op_num, key, point_id, vectors, payload_blob, old)
+                self._place_point(pending, op_num, key, point_id, vectors, payload_blob, old, payload)
             return self._commit(pending, op_num)
 
     def delete_points(self, op_num: int, ids: Iterable[PointId]) -> int:
@@ -614,7 +617,7 @@ class AppendableSegment:
                 payload = transform(_decode_payload(blob))
                 self._put_payload_on_disk(pending.batch, offset, _encode_payload(payload), replace=True)
                 self._put_id_on_disk(pending.batch, offset, op_num)
-                pending.then(self._set_version, offset, op_num)
+                pending.then(self._payload_rewritten, offset, op_num, payload)
             return self._commit(pending, op_num)
 
     def update_vectors(self, op_num: int, points: Sequence[tuple[PointId, Mapping[str, VectorValue]]]) -> int:
@@ -631,7 +634,8 @@ class AppendableSegment:
                 # reading, are never overwritten.
                 all_vectors = {**self._vectors_of(old), **vectors}
                 payload_blob = self._store.get(CF_PAYLOAD, _offset_key(old)) or _EMPTY_PAYLOAD
-                self._place_point(pending, op_num, key, self._ids[old], all_vectors, payload_blob, old)
+                payload = _decode_payload(payload_blob) if self._indexes else None
+                self._place_point(pending, op_num, key, self._ids[old], all_vectors, payload_blob, old, payload)
             return self._commit(pending, op_num)
 
     def delete_vectors(self, op_num: int, ids: Iterable[PointId], names: Iterable[str]) -> int:
@@ -676,7 +680,7 @@ class AppendableSegment:
             return None
         return offset
 
-    def _place_point(self, pending, op_num, key, point_id, vectors, payload_blob, old) -> None:
+    def _place_point(self, pending, op_num, key, point_id, vectors, payload_blob, old, payload) -> None:
         """Write a whole point into a fresh slot, retiring its old slot if it had one."""
         offset = pending.allocate_slot()
         batch = pending.batch
@@ -686,7 +690,7 @@ class AppendableSegment:
         self._put_payload_on_disk(batch, offset, payload_blob, replace=False)
         if old is not None:
             self._erase_slot_on_disk(batch, old)
-        pending.then(self._install_point, key, point_id, offset, op_num, vectors, old)
+        pending.then(self._install_point, key, point_id, offset, op_num, vectors, old, payload)
 
     def _put_id_on_disk(self, batch: WriteBatch, offset: int, version: int) -> None:
         self._store.put(batch, CF_IDS, encode_id(self._ids[offset]), _ID_ENTRY.pack(offset, version))
@@ -705,7 +709,9 @@ class AppendableSegment:
 
     # In-memory changes, run by _commit after the batch is written.
 
-    def _install_point(self, key, point_id, offset, version, vectors, old) -> None:
+    def _install_point(self, key, point_id, offset, version, vectors, old, payload) -> None:
+        if payload and self._indexes:
+            self._indexes.add(offset, payload)
         self._ids[offset] = point_id
         self._versions[offset] = version
         for name, value in vectors.items():
@@ -727,8 +733,9 @@ class AppendableSegment:
         for column in self._columns.values():
             column.clear(offset)
 
-    def _set_version(self, offset: int, version: int) -> None:
+    def _payload_rewritten(self, offset: int, version: int, payload: dict) -> None:
         self._versions[offset] = version
+        self._indexes.replace(offset, payload)
 
     def _drop_vectors(self, offset: int, version: int, names: list[str]) -> None:
         self._versions[offset] = version
@@ -744,14 +751,16 @@ class AppendableSegment:
         self._live = _grown(self._live, capacity)
         for column in self._columns.values():
             column.grow(capacity)
+        self._indexes.grow(capacity)
         self._capacity = capacity
 
     # Input preparation, done before taking the lock.
 
-    def _prepare_point(self, point: PointInput) -> tuple[int, PointId, dict[str, VectorValue], bytes]:
+    def _prepare_point(self, point: PointInput) -> tuple[int, PointId, dict[str, VectorValue], bytes, dict]:
         point_id = normalize_id(point.id)  # stored ids are canonical whatever spelling came in
         vectors = self._coerce_vectors(point.vectors)
-        return id_sort_key(point_id), point_id, vectors, _encode_payload(point.payload or {})
+        payload = point.payload or {}
+        return id_sort_key(point_id), point_id, vectors, _encode_payload(payload), payload
 
     def _coerce_vectors(self, vectors: Mapping[str, VectorValue]) -> dict[str, VectorValue]:
         self._check_vector_names(vectors)
@@ -823,18 +832,150 @@ class AppendableSegment:
         start_key = None if offset is None else id_sort_key(offset)
         with self._lock:
             self._open_store()
-            keys = self._sorted.iter_from(start_key, self._offset_by_key)
-            slots = (self._offset_by_key[key] for key in keys)
-            if predicate is not None:
-                slots = (slot for slot in slots if predicate.matches(self._context(slot)))
+            if predicate is None:
+                keys = self._sorted.iter_from(start_key, self._offset_by_key)
+                return [self._ids[self._offset_by_key[key]] for key in itertools.islice(keys, limit)]
+            sure, to_check = self._split(predicate)
+            candidates = sure | to_check
+            found = int(np.count_nonzero(candidates))
+            if found * 16 < len(self._offset_by_key):
+                # Few candidates: sort just them by id instead of walking every id.
+                slots = self._candidates_in_id_order(candidates, start_key)
+            else:
+                keys = self._sorted.iter_from(start_key, self._offset_by_key)
+                slots = (slot for slot in (self._offset_by_key[key] for key in keys) if candidates[slot])
+            matches = predicate.matches
+            slots = (slot for slot in slots if sure[slot] or matches(self._context(slot)))
             return [self._ids[slot] for slot in itertools.islice(slots, limit)]
+
+    def _candidates_in_id_order(self, candidates: np.ndarray, start_key) -> list[int]:
+        pairs = [(id_sort_key(self._ids[slot]), slot) for slot in np.flatnonzero(candidates).tolist()]
+        pairs.sort()
+        if start_key is not None:
+            pairs = pairs[bisect.bisect_left(pairs, (start_key, -1)) :]
+        return [slot for _, slot in pairs]
 
     def count(self, predicate: Predicate | None = None) -> int:
         with self._lock:
             if predicate is None:
                 return len(self._offset_by_key)
             self._open_store()
-            return sum(1 for slot in self._offset_by_key.values() if predicate.matches(self._context(slot)))
+            sure, to_check = self._split(predicate)
+            matches = predicate.matches
+            checked = sum(1 for slot in np.flatnonzero(to_check).tolist() if matches(self._context(slot)))
+            return int(np.count_nonzero(sure)) + checked
+
+    # -- filtering with payload indexes (filter_plan.py) --
+
+    def _split(self, predicate) -> tuple[np.ndarray, np.ndarray]:
+        """(sure, to_check) slot masks of a compiled filter: certain matches per the indexes,
+        and the live slots the predicate still has to decide."""
+        plan = getattr(predicate, "plan", None)
+        n = self._next_offset
+        if plan is None:  # a bare predicate (tests, tools): check every live slot
+            return np.zeros(n, dtype=bool), self._live[:n].copy()
+        return filter_plan.split(plan, _SegmentView(self))
+
+    def _matching_mask(self, predicate) -> np.ndarray:
+        """Every live slot that matches (all live slots without a predicate)."""
+        n = self._next_offset
+        if predicate is None:
+            return self._live[:n].copy()
+        sure, to_check = self._split(predicate)
+        matches = predicate.matches
+        for slot in np.flatnonzero(to_check).tolist():
+            if matches(self._context(slot)):
+                sure[slot] = True
+        return sure
+
+    def estimate_cardinality(self, predicate) -> tuple[int, int, int]:
+        with self._lock:
+            if predicate is None:
+                count = len(self._offset_by_key)
+                return count, count, count
+            return filter_plan.estimate_cardinality(predicate.plan, _SegmentView(self))
+
+    def set_payload_indexes(self, fields: Mapping[str, object]) -> None:
+        """Make the segment's field indexes those of `fields` (key -> field_schema): builds
+        the new or changed ones from the stored payloads, drops the others.
+
+        Called by the collection's update worker, the only thread that writes, so the build
+        runs outside the segment lock and reads go on meanwhile.
+        """
+        build, drop = self._indexes.differences(dict(fields))
+        if not build and not drop:
+            return
+        built = {}
+        if build:
+            with self._lock:
+                store = self._open_store()
+                live_slots = np.flatnonzero(self._live[: self._next_offset]).tolist()
+                gen = self._indexes.gen.copy()
+            built = build_indexes(build, self._iter_payloads(store, live_slots), gen)
+        with self._lock:
+            self._indexes.install(built, drop, dict(fields))
+
+    def _iter_payloads(self, store: _RocksStore, slots: list[int]) -> Iterator[tuple[int, dict]]:
+        for start in range(0, len(slots), 4096):
+            chunk = slots[start : start + 4096]
+            blobs = store.get_many(CF_PAYLOAD, [_offset_key(o) for o in chunk])
+            for slot, blob in zip(chunk, blobs):
+                if blob:
+                    yield slot, _decode_payload(blob)
+
+    def payload_index_info(self) -> dict:
+        """key -> {"points": points indexed, "ram_bytes": size of the structures}."""
+        with self._lock:
+            return self._indexes.info(self._live[: self._next_offset])
+
+    def facet(self, key: str, predicate: Predicate | None = None) -> dict | None:
+        """value -> count of matching points holding it; None if `key` has no value-map index."""
+        with self._lock:
+            self._open_store()
+            index = self._indexes.by_key.get(key)
+            if not isinstance(index, MapIndex) or not _facetable(index):
+                return None
+            selected = None if predicate is None else self._matching_mask(predicate)
+            live = self._live[: self._next_offset]
+            return index.facet_counts(self._indexes.gen, live, selected)
+
+    def read_ordered(
+        self, key: str, descending: bool, start_from: float | None, limit: int, predicate: Predicate | None = None
+    ) -> list[tuple[float, PointId]] | None:
+        """Up to `limit` (value, id) of matching points ordered by their value of `key`, one
+        value per point: the first reached from `start_from` (inclusive) in that direction.
+        Ties are broken by id. None when `key` has no range index."""
+        with self._lock:
+            self._open_store()
+            index = self._indexes.by_key.get(key)
+            if index is None or not hasattr(index, "ordered_entries") or not getattr(index, "has_range", True):
+                return None
+            selected = self._matching_mask(predicate)
+            values, slots, gens = index.ordered_entries(self._indexes.gen, self._live)
+            ok = selected[slots] & (self._indexes.gen[slots] == gens)
+            if start_from is not None:
+                ok &= values <= start_from if descending else values >= start_from
+            values, slots = values[ok], slots[ok]
+            if descending:
+                values, slots = values[::-1], slots[::-1]
+            return self._first_per_point(values, slots, limit, descending)
+
+    def _first_per_point(self, values: np.ndarray, slots: np.ndarray, limit: int, descending: bool) -> list:
+        # Keep each slot's first entry in scan order; stop once `limit` points are found and
+        # the value has moved past the last one kept (so equal values all compete on id).
+        seen: set[int] = set()
+        picked = []
+        last = None
+        for value, slot in zip(values.tolist(), slots.tolist()):
+            if len(picked) >= limit and value != last:
+                break
+            if slot in seen:
+                continue
+            seen.add(slot)
+            picked.append((value, id_sort_key(self._ids[slot]), self._ids[slot]))
+            last = value
+        picked.sort(key=lambda p: ((-p[0] if descending else p[0]), p[1]))
+        return [(value, point_id) for value, _, point_id in picked[:limit]]
 
     def _context(self, offset: int) -> PointContext:
         return PointContext(
@@ -891,6 +1032,39 @@ class AppendableSegment:
         arrays = self._versions.nbytes + self._live.nbytes
         columns = sum(column.ram_bytes() for column in self._columns.values())
         return arrays + columns + per_point * self._capacity
+
+
+class _SegmentView:
+    """What `filter_plan.evaluate` needs of a segment (call with the segment lock held)."""
+
+    __slots__ = ("segment", "n", "gen", "live")
+
+    def __init__(self, segment: AppendableSegment):
+        self.segment = segment
+        self.n = segment._next_offset
+        self.gen = segment._indexes.gen
+        self.live = segment._live
+
+    def index_for(self, path: tuple):
+        return self.segment._indexes.for_path(path)
+
+    def ids_mask(self, ids: frozenset):
+        offsets = [self.segment._offset_by_key.get(id_sort_key(i)) for i in ids]
+        offsets = [o for o in offsets if o is not None]
+        if not offsets:
+            return None
+        mask = np.zeros(self.n, dtype=bool)
+        mask[offsets] = True
+        return mask
+
+    def vector_mask(self, name: str):
+        column = self.segment._columns.get(name)
+        return None if column is None else column.present[: self.n].copy()
+
+
+def _facetable(index) -> bool:
+    # Qdrant facets keyword, integer (with a value map), bool and uuid indexes.
+    return index.data_type in ("keyword", "bool", "uuid") or getattr(index, "has_lookup", False)
 
 
 def _next_capacity(needed: int) -> int:

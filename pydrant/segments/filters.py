@@ -28,13 +28,15 @@ clause, so a point that fails on its id never has its payload loaded.
 
 from __future__ import annotations
 
-from typing import Callable
+from contextvars import ContextVar
+from typing import Callable, Mapping
 
 from pydrant.errors import BadInput
 from pydrant.segments.filter_datetime import parse_datetime, parse_payload_datetime
 from pydrant.segments.filter_geo import bounding_box_check, polygon_check, radius_check
+from pydrant.segments.filter_plan import plan_filter
 from pydrant.segments.ids import normalize_id
-from pydrant.segments.payload import WILDCARD, parse_path, raw_values
+from pydrant.segments.payload import WILDCARD, field_values, parse_path, raw_values
 from pydrant.segments.types import PointContext
 
 _I64_MIN = -(1 << 63)
@@ -54,26 +56,44 @@ Fn = Callable[[object], bool]  # a PointContext (top level) or an element dict (
 
 
 class CompiledFilter:
-    """A compiled filter. `matches(ctx)` is a plain attribute: calling it costs one call."""
+    """A compiled filter. `matches(ctx)` is a plain attribute: calling it costs one call.
 
-    __slots__ = ("matches", "source")
+    `plan` is the same filter as `filter_plan.py` evaluates it against payload indexes.
+    """
 
-    def __init__(self, matches: Callable[[PointContext], bool], source: dict):
+    __slots__ = ("matches", "source", "plan")
+
+    def __init__(self, matches: Callable[[PointContext], bool], source: dict, plan: tuple):
         self.matches = matches
         self.source = source
+        self.plan = plan
 
     def __repr__(self) -> str:
         return f"CompiledFilter({self.source!r})"
 
 
-def compile_filter(filter_: dict | None) -> CompiledFilter | None:
-    """Compile a Qdrant filter; None when it has no effect (None, {}, only empty must...)."""
+def compile_filter(filter_: dict | None, text_fields: Mapping[tuple, object] | None = None) -> CompiledFilter | None:
+    """Compile a Qdrant filter; None when it has no effect (None, {}, only empty must...).
+
+    `text_fields` maps the parsed paths of fields with a full-text index to their
+    `TextAnalyzer`: text conditions on those fields then follow the index's tokenizer, as
+    in Qdrant, instead of substring matching.
+    """
     if filter_ is None:
         return None
-    fn, _cost = _compile_filter(filter_, "filter", nested=False)
+    token = _TEXT_FIELDS.set(text_fields or _EMPTY)
+    try:
+        fn, _cost = _compile_filter(filter_, "filter", nested=False)
+    finally:
+        _TEXT_FIELDS.reset(token)
     if fn is _always:
         return None
-    return CompiledFilter(fn, filter_)
+    return CompiledFilter(fn, filter_, plan_filter(filter_))
+
+
+# The text analyzers of the filter being compiled (a context variable rather than one more
+# parameter threaded through every compile function).
+_TEXT_FIELDS: ContextVar[Mapping] = ContextVar("text_fields", default={})
 
 
 # --- errors --------------------------------------------------------------------------------
@@ -253,7 +273,7 @@ def _compile_condition(cond, where: str, nested: bool) -> tuple[Fn, int]:
     if not isinstance(cond, dict):
         raise _bad(where, f"a condition must be a JSON object, got {_describe(cond)}")
     if "key" in cond:
-        return _lift(_compile_field_condition(cond, where), nested)
+        return _lift(_compile_field_condition(cond, where, nested), nested)
     for name, compile_one in _SINGLE_KEY_CONDITIONS:
         if name in cond:
             if len(cond) != 1:
@@ -376,7 +396,7 @@ _SINGLE_KEY_CONDITIONS = (
 # --- field conditions ----------------------------------------------------------------------
 
 
-def _compile_field_condition(cond: dict, where: str) -> Callable[[dict], bool]:
+def _compile_field_condition(cond: dict, where: str, nested: bool = False) -> Callable[[dict], bool]:
     unknown = set(cond) - FIELD_CONDITION_KEYS
     if unknown:
         raise _bad(where, f"unknown field(s) {sorted(unknown)} in a field condition")
@@ -384,8 +404,12 @@ def _compile_field_condition(cond: dict, where: str) -> Callable[[dict], bool]:
     path = _path(key, f"{where}.key")
 
     element_checks: list[Callable[[object], bool]] = []
+    text_check = None
     if cond.get("match") is not None:
-        element_checks.append(_compile_match(cond["match"], f"{where}.match"))
+        analyzer = None if nested else _TEXT_FIELDS.get().get(path)
+        text_check = _indexed_text_match(cond["match"], f"{where}.match", path, analyzer) if analyzer else None
+        if text_check is None:
+            element_checks.append(_compile_match(cond["match"], f"{where}.match"))
     if cond.get("range") is not None:
         element_checks.append(_compile_range(cond["range"], f"{where}.range"))
     if cond.get("geo_bounding_box") is not None:
@@ -403,7 +427,7 @@ def _compile_field_condition(cond: dict, where: str) -> Callable[[dict], bool]:
     is_null = cond.get("is_null")
     if is_null is not None and type(is_null) is not bool:
         raise _bad(f"{where}.is_null", f"expected true or false, got {_describe(is_null)}")
-    if not element_checks and values_count is None and is_empty is None and is_null is None:
+    if not element_checks and text_check is None and values_count is None and is_empty is None and is_null is None:
         raise _bad(
             where,
             f"the condition on key '{key}' has nothing to check; give one of match, range, geo_bounding_box, "
@@ -417,6 +441,12 @@ def _compile_field_condition(cond: dict, where: str) -> Callable[[dict], bool]:
         on_missing = not is_null
     else:
         on_missing = False
+
+    if text_check is not None and values_count is None and is_empty is None and is_null is None:
+        if not element_checks:
+            return text_check
+        others = _compile_field_condition({k: v for k, v in cond.items() if k != "match"}, where)
+        return lambda payload: text_check(payload) or others(payload)
 
     check_value = _value_checker(element_checks, values_count, is_empty, is_null)
 
@@ -517,6 +547,23 @@ def _compile_match(match, where: str) -> Callable[[object], bool]:
         return lambda x: type(x) is str and any(token in x for token in tokens)
     # text and phrase: without a full-text index Qdrant matches an exact substring.
     return lambda x: type(x) is str and arg in x
+
+
+def _indexed_text_match(match, where: str, path: tuple, analyzer) -> Callable[[dict], bool] | None:
+    """A text/text_any/phrase match on a field with a full-text index: the index's terms decide,
+    over all the strings the field holds (None for other match kinds)."""
+    _compile_match(match, where)  # same validation as without an index
+    kind = next((k for k in ("text", "text_any", "phrase") if match.get(k) is not None), None)
+    if kind is None:
+        return None
+    query = analyzer.query_terms(match[kind])
+    test = {"text": analyzer.matches_all, "text_any": analyzer.matches_any, "phrase": analyzer.matches_phrase}[kind]
+
+    def indexed_text(payload: dict) -> bool:
+        strings = [v for v in field_values(payload, path) if type(v) is str]
+        return bool(strings) and test(query, strings)
+
+    return indexed_text
 
 
 def _match_value(value, where: str) -> Callable[[object], bool]:

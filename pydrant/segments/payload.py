@@ -205,6 +205,18 @@ def get_values(payload: dict, key, *, flatten: bool = True) -> list:
     return flat
 
 
+def field_values(payload: dict, path: ParsedPath) -> list:
+    """The values a condition on `path` compares, and a payload index holds: what the path
+    reaches, arrays opened one level, nulls left out."""
+    out = []
+    for value in raw_values(payload, path):
+        if type(value) is list:
+            out.extend(x for x in value if x is not None)
+        elif value is not None:
+            out.append(value)
+    return out
+
+
 # --- writing -------------------------------------------------------------------------------
 
 
