@@ -235,6 +235,24 @@ class Collection:
         await trio.to_thread.run_sync(write_json_atomic, self.path / CONFIG_FILE, config)
         self.config = config
 
+    # -- strict mode -----------------------------------------------------------------------
+
+    def check_filter_indexed(self, filter_: dict | None, *, update: bool) -> None:
+        """Strict mode: refuse a filter on unindexed fields when the collection forbids it
+        (`unindexed_filtering_update` for writes, `unindexed_filtering_retrieve` for reads)."""
+        strict = self.config.get("strict_mode_config") or {}
+        setting = "unindexed_filtering_update" if update else "unindexed_filtering_retrieve"
+        if not filter_ or not strict.get("enabled") or strict.get(setting) is not False:
+            return
+        missing = self.payload_index.missing_index(filter_)
+        if missing is not None:
+            key, types = missing
+            shown = [t for t in types if t != "uuid"] or types
+            raise BadInput(
+                f'Bad request: Index required but not found for "{key}" of one of the following types: '
+                f"[{', '.join(shown)}]. Help: Create an index for this key or use a different filter."
+            )
+
     # -- info ------------------------------------------------------------------------------
 
     def points_count(self) -> int:

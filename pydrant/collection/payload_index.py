@@ -68,6 +68,10 @@ class PayloadIndexTable:
             self.fields = fields
             self._analyzers = None
 
+    def data_type(self, key: str) -> str | None:
+        schema = self.fields.get(key)
+        return None if schema is None else schema_type(schema)
+
     def text_analyzers(self) -> dict:
         """Parsed path -> TextAnalyzer of every full-text index: filters compile text
         conditions on these fields with the index's tokenizer."""
@@ -76,11 +80,12 @@ class PayloadIndexTable:
             self._analyzers = {parse_path(key): make_index(key, schema).analyzer for key, schema in text_fields.items()}
         return self._analyzers
 
-    def unindexed_key(self, filter_: dict | None) -> str | None:
-        """The first field condition key of `filter_` that no index covers (strict mode)."""
-        for key in filter_keys(filter_):
-            if key not in self.fields:
-                return key
+    def missing_index(self, filter_: dict | None) -> tuple[str, list[str]] | None:
+        """(key, index types that would serve) of the first field condition in `filter_`
+        whose key has no suitable index; None when every condition is indexed (strict mode)."""
+        for key, types in filter_requirements(filter_):
+            if schema_type(self.fields.get(key, "")) not in types:
+                return key, types
         return None
 
     def describe(self, points_per_field: dict) -> dict:
@@ -96,9 +101,13 @@ class PayloadIndexTable:
         return schema
 
 
-def filter_keys(filter_) -> list[str]:
-    """Every payload key a filter's field conditions name (nested keys as `parent[].child`)."""
-    keys: list[str] = []
+_ALL_TYPES = ["keyword", "integer", "float", "geo", "text", "bool", "datetime", "uuid"]
+
+
+def filter_requirements(filter_) -> list[tuple[str, list[str]]]:
+    """(key, index types that can answer it) for every field condition of a filter; nested
+    keys come out as `parent[].child`."""
+    found: list[tuple[str, list[str]]] = []
 
     def walk(node, prefix: str) -> None:
         if isinstance(node, list):
@@ -107,19 +116,42 @@ def filter_keys(filter_) -> list[str]:
             return
         if not isinstance(node, dict):
             return
-        if "key" in node and isinstance(node["key"], str):
-            keys.append(prefix + node["key"])
+        if isinstance(node.get("key"), str):
+            found.append((prefix + node["key"], _types_for(node)))
         for name in ("is_empty", "is_null"):
             if isinstance(node.get(name), dict) and isinstance(node[name].get("key"), str):
-                keys.append(prefix + node[name]["key"])
+                found.append((prefix + node[name]["key"], _ALL_TYPES))
         nested = node.get("nested")
         if isinstance(nested, dict) and isinstance(nested.get("key"), str):
             walk(nested.get("filter"), prefix + nested["key"].removesuffix("[]") + "[].")
         for clause in ("must", "should", "must_not"):
             walk(node.get(clause), prefix)
-        min_should = node.get("min_should")
-        if isinstance(min_should, dict):
-            walk(min_should.get("conditions"), prefix)
+        if isinstance(node.get("min_should"), dict):
+            walk(node["min_should"].get("conditions"), prefix)
 
     walk(filter_, "")
-    return keys
+    return found
+
+
+def _types_for(condition: dict) -> list[str]:
+    match = condition.get("match")
+    if isinstance(match, dict):
+        if any(match.get(k) is not None for k in ("text", "text_any", "phrase")):
+            return ["text"]
+        sample = match.get("value")
+        for k in ("any", "except"):
+            if isinstance(match.get(k), list) and match[k]:
+                sample = match[k][0]
+        if type(sample) is bool:
+            return ["bool"]
+        if type(sample) is int:
+            return ["integer"]
+        return ["keyword", "uuid"]
+    rng = condition.get("range")
+    if isinstance(rng, dict):
+        if any(isinstance(v, str) for v in rng.values()):
+            return ["datetime"]
+        return ["integer", "float"]
+    if any(condition.get(k) is not None for k in ("geo_bounding_box", "geo_radius", "geo_polygon")):
+        return ["geo"]
+    return _ALL_TYPES

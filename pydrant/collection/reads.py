@@ -6,8 +6,12 @@ in more than one segment (during copy-on-write) the copy with the highest versio
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 from typing import Any
+
+from pydrant.errors import BadInput
+from pydrant.segments.filter_datetime import parse_datetime
 
 from pydrant.segments.filters import compile_filter
 from pydrant.segments.ids import id_sort_key
@@ -107,3 +111,81 @@ class ReadEngine:
 
     def existing_ids(self, ids: list) -> set:
         return {point_id for point_id in ids if any(s.has_point(point_id) for s in self.segments)}
+
+    # -- payload-index reads -------------------------------------------------------------
+
+    def facet(self, key: str, filter: dict | None = None, limit: int = 10) -> list[dict]:
+        """Qdrant's facet: the `limit` most frequent values of an indexed field among the
+        points matching `filter`, with their point counts (count desc, then value)."""
+        predicate = self.compile(filter)
+        totals: dict = {}
+        for segment in self.segments:
+            counts = segment.facet(key, predicate)
+            if counts is None:
+                raise BadInput(
+                    f"Wrong input: No appropriate index for faceting: `{key}`. Please create one to facet on this "
+                    "field. Check https://qdrant.tech/documentation/concepts/indexing/#payload-index to see which "
+                    "payload schemas support Match conditions"
+                )
+            for value, count in counts.items():
+                totals[value] = totals.get(value, 0) + count
+        hits = sorted(totals.items(), key=lambda item: (-item[1], _facet_sort_key(item[0])))
+        return [{"value": value, "count": count} for value, count in hits[:limit]]
+
+    def scroll_ordered(
+        self,
+        order_by: dict,
+        limit: int = 10,
+        filter: dict | None = None,
+        with_payload: PayloadSelector = True,
+        with_vector: VectorSelector = False,
+    ) -> list[Record]:
+        """Scroll by a payload field's values (`order_by`: key, direction, start_from).
+        Records carry `order_value`; a point with several values appears once per value."""
+        key = order_by["key"]
+        descending = order_by.get("direction") == "desc"
+        start_from = _order_start(order_by.get("start_from"))
+        predicate = self.compile(filter)
+        data_type = None
+        entries = []
+        for segment in self.segments:
+            found = segment.read_ordered(key, descending, start_from, limit, predicate)
+            if found is None:
+                raise BadInput(
+                    f"Wrong input: No range index for `order_by` key: `{key}`. Please create one to use `order_by`. "
+                    "Check https://qdrant.tech/documentation/concepts/indexing/#payload-index to see which payload "
+                    "schemas support Range conditions"
+                )
+            entries.extend(found)
+        data_type = self.collection.payload_index.data_type(key)
+        entries.sort(key=lambda e: (e[0], id_sort_key(e[1])), reverse=descending)
+        entries = entries[:limit]
+        records = {r.id: r for r in self.retrieve([point_id for _, point_id in entries], with_payload, with_vector)}
+        ordered = []
+        for value, point_id in entries:
+            record = records.get(point_id)
+            if record is not None:
+                ordered.append(dataclasses.replace(record, order_value=_order_value(value, data_type)))
+        return ordered
+
+
+def _facet_sort_key(value):
+    # One index holds one kind of value; bools sort false before true, as Rust's do.
+    return (str(type(value)), value)
+
+
+def _order_start(start_from):
+    """`start_from` as the float the range indexes compare: a number or a datetime string."""
+    if start_from is None:
+        return None
+    if isinstance(start_from, str):
+        micros = parse_datetime(start_from)
+        if micros is None:
+            raise BadInput(f"Wrong input: order_by.start_from {start_from!r} is not a number or an RFC 3339 datetime")
+        return float(micros)
+    return float(start_from)
+
+
+def _order_value(value: float, data_type: str | None):
+    # Qdrant's OrderValue: integers (and datetimes, as microseconds) are Int, floats Float.
+    return float(value) if data_type == "float" else int(value)

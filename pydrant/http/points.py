@@ -29,6 +29,9 @@ BATCH_KEYS = {"ids", "vectors", "payloads"}
 
 
 async def _submit(collection, operations: list[dict], wait: bool) -> list[dict]:
+    for operation in operations:
+        collection.check_filter_indexed(operation.get("filter"), update=True)
+        collection.check_filter_indexed(operation.get("update_filter"), update=True)
     await _check_ids_exist(collection, operations)
     results = []
     for operation in operations:

@@ -41,7 +41,7 @@ def record_json(record: Record) -> dict:
         "payload": record.payload,
         "vector": vectors_json(record.vectors),
         "shard_key": None,
-        "order_value": None,
+        "order_value": record.order_value,
     }
 
 
@@ -82,22 +82,27 @@ async def scroll_points(name: str):
     query_int("timeout", minimum=1)
     collection = toc().get(name)
     request = to_plain(await body(models.ScrollRequest, optional=True)) or {}
-    if request.get("order_by") is not None:
-        key = request["order_by"] if isinstance(request["order_by"], str) else request["order_by"]["key"]
-        raise BadInput(
-            f"Bad request: No range index for `order_by` key: `{key}`. "
-            "Please create one to use `order_by`. Check https://qdrant.tech/documentation/concepts/indexing/#payload-index "
-            "to see which payload schemas support Range conditions"
-        )
-    offset = normalize_id(request["offset"]) if request.get("offset") is not None else None
     compile_filter(request.get("filter"))
+    collection.check_filter_indexed(request.get("filter"), update=False)
+    with_payload = request.get("with_payload", True)
+    with_vector = vector_selector(collection, request.get("with_vector", False))
+    limit = request.get("limit", 10)
+    order_by = request.get("order_by")
+    if order_by is not None:
+        if request.get("offset") is not None:
+            raise BadInput(
+                "Bad request: Cannot use an `offset` when using `order_by`. The alternative for paging is to use "
+                "`order_by.start_from` and a filter to exclude the IDs that you've already seen for the "
+                "`order_by.start_from` value"
+            )
+        order_by = {"key": order_by} if isinstance(order_by, str) else order_by
+        records = await trio.to_thread.run_sync(
+            collection.reads.scroll_ordered, order_by, limit, request.get("filter"), with_payload, with_vector
+        )
+        return ok({"points": [record_json(r) for r in records], "next_page_offset": None})
+    offset = normalize_id(request["offset"]) if request.get("offset") is not None else None
     records, next_offset = await trio.to_thread.run_sync(
-        collection.reads.scroll,
-        offset,
-        request.get("limit", 10),
-        request.get("filter"),
-        request.get("with_payload", True),
-        vector_selector(collection, request.get("with_vector", False)),
+        collection.reads.scroll, offset, limit, request.get("filter"), with_payload, with_vector
     )
     return ok({"points": [record_json(r) for r in records], "next_page_offset": next_offset})
 
@@ -108,5 +113,6 @@ async def count_points(name: str):
     collection = toc().get(name)
     request = to_plain(await body(models.CountRequest, optional=True)) or {}
     compile_filter(request.get("filter"))
+    collection.check_filter_indexed(request.get("filter"), update=False)
     count = await trio.to_thread.run_sync(collection.reads.count, request.get("filter"), request.get("exact", True))
     return ok({"count": count})

@@ -942,9 +942,10 @@ class AppendableSegment:
     def read_ordered(
         self, key: str, descending: bool, start_from: float | None, limit: int, predicate: Predicate | None = None
     ) -> list[tuple[float, PointId]] | None:
-        """Up to `limit` (value, id) of matching points ordered by their value of `key`, one
-        value per point: the first reached from `start_from` (inclusive) in that direction.
-        Ties are broken by id. None when `key` has no range index."""
+        """The first `limit` (value, id) entries of matching points in the order of their
+        values of `key`, from `start_from` (inclusive) on; equal values in id order (reversed
+        when descending). A point with several values appears once per value, as in Qdrant
+        1.15. None when `key` has no range index."""
         with self._lock:
             self._open_store()
             index = self._indexes.by_key.get(key)
@@ -958,23 +959,20 @@ class AppendableSegment:
             values, slots = values[ok], slots[ok]
             if descending:
                 values, slots = values[::-1], slots[::-1]
-            return self._first_per_point(values, slots, limit, descending)
+            return self._first_entries(values, slots, limit, descending)
 
-    def _first_per_point(self, values: np.ndarray, slots: np.ndarray, limit: int, descending: bool) -> list:
-        # Keep each slot's first entry in scan order; stop once `limit` points are found and
-        # the value has moved past the last one kept (so equal values all compete on id).
-        seen: set[int] = set()
-        picked = []
-        last = None
-        for value, slot in zip(values.tolist(), slots.tolist()):
-            if len(picked) >= limit and value != last:
-                break
-            if slot in seen:
-                continue
-            seen.add(slot)
-            picked.append((value, id_sort_key(self._ids[slot]), self._ids[slot]))
-            last = value
-        picked.sort(key=lambda p: ((-p[0] if descending else p[0]), p[1]))
+    def _first_entries(self, values: np.ndarray, slots: np.ndarray, limit: int, descending: bool) -> list:
+        # The run orders equal values by slot; take entries until `limit` are found and the
+        # value moves on, so every entry tied with the last one competes on id.
+        if limit < len(values):
+            boundary = values[limit - 1]
+            stop = limit
+            while stop < len(values) and values[stop] == boundary:
+                stop += 1
+            values, slots = values[:stop], slots[:stop]
+        ids = self._ids
+        picked = [(value, id_sort_key(ids[slot]), ids[slot]) for value, slot in zip(values.tolist(), slots.tolist())]
+        picked.sort(key=lambda p: (p[0], p[1]), reverse=descending)
         return [(value, point_id) for value, _, point_id in picked[:limit]]
 
     def _context(self, offset: int) -> PointContext:

@@ -615,6 +615,10 @@ class TextIndex(FieldIndex):
         if kind not in ("text", "text_any", "phrase"):
             return None
         terms = self.analyzer.query_terms(condition[1])
+        if kind == "phrase":
+            if not self.analyzer.phrase_matching:  # Qdrant: no positions kept, no phrase matches
+                return None, None
+            return None, self._all_terms(list(terms.phrase), gen, live, n)
         if kind == "text":
             mask = self._all_terms(terms, gen, live, n)
             return mask, mask
@@ -623,7 +627,7 @@ class TextIndex(FieldIndex):
             parts = [p for p in parts if len(p)]
             mask = slots_mask(np.concatenate(parts), n) if parts else None
             return mask, mask
-        return None, self._all_terms(terms, gen, live, n)
+        return None
 
     def nbytes(self) -> int:
         return super().nbytes() + sum(p.nbytes() + 100 for p in self.postings.values())

@@ -556,6 +556,8 @@ def _indexed_text_match(match, where: str, path: tuple, analyzer) -> Callable[[d
     kind = next((k for k in ("text", "text_any", "phrase") if match.get(k) is not None), None)
     if kind is None:
         return None
+    if kind == "phrase" and not analyzer.phrase_matching:
+        return lambda payload: False  # Qdrant: an index without positions matches no phrase
     query = analyzer.query_terms(match[kind])
     test = {"text": analyzer.matches_all, "text_any": analyzer.matches_any, "phrase": analyzer.matches_phrase}[kind]
 

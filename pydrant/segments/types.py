@@ -89,6 +89,7 @@ class Record:
     version: int
     payload: dict | None = None
     vectors: dict[str, VectorValue] | None = None
+    order_value: int | float | None = None  # set by scrolls ordered by a payload field
 
 
 class PointContext:

@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 
 from pydrant.segments.appendable import AppendableSegment
 from pydrant.segments.filters import compile_filter
+from pydrant.segments.text_analyzer import TextAnalyzer
 from pydrant.segments.types import DenseVectorSpec, PointContext, PointInput, VectorSchema
 
 SCHEMA = VectorSchema(dense={"": DenseVectorSpec(2, "Dot"), "v2": DenseVectorSpec(2, "Dot")})
@@ -34,7 +35,10 @@ INDEXES = {
     "b": "bool",
     "u": "uuid",
     "a[].n": "integer",
+    "t": {"type": "text", "tokenizer": "word", "phrase_matching": True, "stopwords": {"custom": ["the"]}},
 }
+TEXT_FIELDS = {("t",): TextAnalyzer.from_params(INDEXES["t"])}
+WORDS = ["the", "red", "Fox", "fox", "jumps", "red-fox"]
 IDS = list(range(1, 9))
 UUIDS = ["550e8400-e29b-41d4-a716-446655440000", "6ba7b810-9dad-11d1-80b4-00c04fd430c8"]
 DATES = ["2024-01-01T00:00:00Z", "2024-06-01", "2024-06-01T12:00:00+02:00", "not a date"]
@@ -49,6 +53,7 @@ values_by_field = {
     "g": st.builds(lambda lon, lat: {"lon": lon, "lat": lat}, st.floats(-5, 5), st.floats(-5, 5)),
     "b": st.booleans(),
     "u": st.sampled_from(UUIDS + ["not-a-uuid"]),
+    "t": st.lists(st.sampled_from(WORDS), max_size=4).map(" ".join),
 }
 
 
@@ -98,6 +103,11 @@ field_conditions = st.one_of(
     st.builds(lambda r: {"key": "d", "range": r}, date_ranges),
     st.builds(lambda k, g: {"key": k, g[0]: g[1]}, st.sampled_from(["g", "k"]), geo_conditions),
     st.builds(lambda k: {"key": k, "is_empty": True}, keys),
+    st.builds(
+        lambda kind, words: {"key": "t", "match": {kind: " ".join(words)}},
+        st.sampled_from(["text", "text_any", "phrase"]),
+        st.lists(st.sampled_from(WORDS), max_size=3),
+    ),
 )
 leaves = st.one_of(
     field_conditions, field_conditions, field_conditions,
@@ -175,7 +185,7 @@ def test_indexed_filtering_equals_scan(tmp_path_factory, ops, filter_list, index
         if not index_first:  # ... or built from the stored payloads
             indexed.set_payload_indexes(INDEXES)
         for filter_ in filter_list:
-            compiled = compile_filter(filter_)
+            compiled = compile_filter(filter_, TEXT_FIELDS)
             want = expected_ids(model, compiled)
             assert indexed.read_ids(None, None, compiled) == want, filter_
             assert plain.read_ids(None, None, compiled) == want, filter_
@@ -187,7 +197,7 @@ def test_indexed_filtering_equals_scan(tmp_path_factory, ops, filter_list, index
         reopened = AppendableSegment.open(root / "indexed", SCHEMA)
         reopened.set_payload_indexes(INDEXES)
         for filter_ in filter_list:
-            compiled = compile_filter(filter_)
+            compiled = compile_filter(filter_, TEXT_FIELDS)
             assert reopened.read_ids(None, None, compiled) == expected_ids(model, compiled), filter_
         reopened.close()
     finally:
