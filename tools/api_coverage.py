@@ -30,7 +30,7 @@ COVERAGE: dict[str, tuple[str, str]] = {
     # Collections (issue 2)
     "get_collections": (DONE, ""),
     "get_collection": (PARTIAL, "indexed_vectors_count 0 until HNSW"),
-    "create_field_index": (PARTIAL, "declared, logged, reported in payload_schema and durable; no index structures yet: filters scan (issue 4)"),
+    "create_field_index": (DONE, "all 8 types and their params; logged, built on existing data, rebuilt on open; is_tenant/is_principal/on_disk stored, no layout effect yet"),
     "delete_field_index": (DONE, ""),
     "create_collection": (PARTIAL, "all fields validated and persisted; `init_from` and quantization/HNSW take effect later"),
     "update_collection": (DONE, "config changes persisted; optimizers that act on them come with HNSW"),
@@ -51,8 +51,9 @@ COVERAGE: dict[str, tuple[str, str]] = {
     "delete_payload": (DONE, ""),
     "clear_payload": (DONE, ""),
     "batch_update": (DONE, "one WAL record per operation; a bad operation rejects the whole batch"),
-    "scroll_points": (PARTIAL, "ordered by id; `order_by` needs payload indexes (issue 4)"),
+    "scroll_points": (DONE, "by id with offset, or `order_by` over range indexes with start_from"),
     "count_points": (DONE, "approximate counts are exact"),
+    "facet": (DONE, "keyword/integer/bool/uuid indexes, filter, limit; counts always exact"),
     # Service (issue 2)
     "root": (DONE, "reports the Qdrant API version and pydrant's own"),
     "telemetry": (PARTIAL, "app and collection summaries; no per-request statistics"),
