@@ -949,7 +949,7 @@ class AppendableSegment:
         with self._lock:
             self._open_store()
             index = self._indexes.by_key.get(key)
-            if index is None or not hasattr(index, "ordered_entries") or not getattr(index, "has_range", True):
+            if not _orderable(index):
                 return None
             selected = self._matching_mask(predicate)
             values, slots, gens = index.ordered_entries(self._indexes.gen, self._live)
@@ -1058,6 +1058,11 @@ class _SegmentView:
     def vector_mask(self, name: str):
         column = self.segment._columns.get(name)
         return None if column is None else column.present[: self.n].copy()
+
+
+def _orderable(index) -> bool:
+    # Qdrant orders by integer (with `range`), float and datetime indexes.
+    return index is not None and index.data_type in ("integer", "float", "datetime") and getattr(index, "has_range", True)
 
 
 def _facetable(index) -> bool:

@@ -330,10 +330,16 @@ class BoolIndex(MapIndex):
         return False
 
 
-class _RangeMixin:
-    """Range conditions over a `_SortedRun` of float64 values (integer, float, datetime)."""
+class _RunIndex(FieldIndex):
+    """An index with a `_SortedRun` of float64 values: range conditions and ordered reads
+    (integer, float, datetime; geo keeps latitudes in one)."""
 
-    run: _SortedRun
+    def __init__(self, key: str, params: dict):
+        super().__init__(key, params)
+        self.run = _SortedRun()
+
+    def nbytes(self) -> int:
+        return super().nbytes() + self.run.nbytes()
 
     def range_slots(self, gen, live, lo, lo_strict, hi, hi_strict) -> np.ndarray:
         def sorted_part(values):
@@ -380,7 +386,7 @@ def _tighter_high(lt, lte):
     return lte, False
 
 
-class IntegerIndex(MapIndex, _RangeMixin):
+class IntegerIndex(MapIndex, _RunIndex):
     """Integers (not booleans): a value map when `lookup`, a sorted run when `range`."""
 
     data_type = "integer"
@@ -390,7 +396,6 @@ class IntegerIndex(MapIndex, _RangeMixin):
         super().__init__(key, params)
         self.has_lookup = params.get("lookup") is not False
         self.has_range = params.get("range") is not False
-        self.run = _SortedRun()
 
     def _accept(self, value):
         if type(value) is int and -_MAX_EXACT_INT <= value <= _MAX_EXACT_INT:
@@ -422,18 +427,11 @@ class IntegerIndex(MapIndex, _RangeMixin):
             return yes, yes
         return None
 
-    def nbytes(self) -> int:
-        return super().nbytes() + self.run.nbytes()
 
-
-class FloatIndex(FieldIndex, _RangeMixin):
+class FloatIndex(_RunIndex):
     """Numbers (integers and floats, as float64) in a sorted run."""
 
     data_type = "float"
-
-    def __init__(self, key: str, params: dict):
-        super().__init__(key, params)
-        self.run = _SortedRun()
 
     def _accept(self, value):
         t = type(value)
@@ -450,18 +448,11 @@ class FloatIndex(FieldIndex, _RangeMixin):
             return yes, _or(yes, self.other_mask(gen, live, n))
         return None
 
-    def nbytes(self) -> int:
-        return super().nbytes() + self.run.nbytes()
 
-
-class DatetimeIndex(FieldIndex, _RangeMixin):
+class DatetimeIndex(_RunIndex):
     """Datetime strings as microseconds since the epoch (UTC) in a sorted run."""
 
     data_type = "datetime"
-
-    def __init__(self, key: str, params: dict):
-        super().__init__(key, params)
-        self.run = _SortedRun()
 
     def _accept(self, value):
         if type(value) is str:
@@ -483,18 +474,12 @@ class DatetimeIndex(FieldIndex, _RangeMixin):
             return None, self.other_mask(gen, live, n)  # numbers live in `other`
         return None
 
-    def nbytes(self) -> int:
-        return super().nbytes() + self.run.nbytes()
 
-
-class GeoIndex(FieldIndex):
-    """{"lon", "lat"} points sorted by latitude: a band by binary search, then numpy checks."""
+class GeoIndex(_RunIndex):
+    """{"lon", "lat"} points sorted by latitude (the run's value; longitude is its aux):
+    a band by binary search, then numpy checks."""
 
     data_type = "geo"
-
-    def __init__(self, key: str, params: dict):
-        super().__init__(key, params)
-        self.run = _SortedRun()  # value: latitude, aux: longitude
 
     def _accept(self, value):
         if type(value) is dict:
@@ -544,9 +529,6 @@ class GeoIndex(FieldIndex):
             maybe = (lons >= min_lon - eps) & (lons <= max_lon + eps)
             return None, (slots_mask(slots[maybe], n) if maybe.any() else None)
         return None
-
-    def nbytes(self) -> int:
-        return super().nbytes() + self.run.nbytes()
 
 
 def _haversine(lon: float, lat: float, lons: np.ndarray, lats: np.ndarray) -> np.ndarray:

@@ -39,7 +39,7 @@ def test_facet_follows_in_place_updates_and_deletes(segment):
 
 
 def test_read_ordered_one_entry_per_value_from_start(segment):
-    segment.set_payload_indexes({"n": "integer", "f": "float", "k": "keyword"})
+    segment.set_payload_indexes({"n": "integer", "f": "float", "k": "keyword", "g": "geo"})
     put(segment, 1, {1: {"n": [3, 10]}, 2: {"n": 7}, 3: {"n": 7}, 4: {"n": "seven"}, 5: {"f": 2.5}})
     assert segment.read_ordered("n", False, None, 10) == [(3.0, 1), (7.0, 2), (7.0, 3), (10.0, 1)]
     assert segment.read_ordered("n", True, 7.0, 2) == [(7.0, 3), (7.0, 2)]
@@ -47,6 +47,7 @@ def test_read_ordered_one_entry_per_value_from_start(segment):
     only_two = compile_filter({"must": [{"has_id": [2, 1]}]})
     assert segment.read_ordered("n", False, None, 10, only_two) == [(3.0, 1), (7.0, 2), (10.0, 1)]
     assert segment.read_ordered("k", False, None, 10) is None  # no range index
+    assert segment.read_ordered("g", False, None, 10) is None
     assert segment.read_ordered("f", False, None, 10) == [(2.5, 5)]
 
 
