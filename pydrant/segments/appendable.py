@@ -43,7 +43,7 @@ from rocksdict import Options, Rdict, WriteBatch, WriteOptions
 from pydrant.errors import BadInput, ServiceError
 from pydrant.segments import filter_plan
 from pydrant.segments.base import PayloadSelection, Predicate, VectorSelection
-from pydrant.segments.field_index import MapIndex, PayloadIndexes, build_indexes
+from pydrant.segments.field_index import PayloadIndexes, build_indexes
 from pydrant.segments.ids import decode_id, encode_id, id_sort_key, normalize_id
 from pydrant.segments.types import (
     DenseVectorSpec,
@@ -933,7 +933,7 @@ class AppendableSegment:
         with self._lock:
             self._open_store()
             index = self._indexes.by_key.get(key)
-            if not isinstance(index, MapIndex) or not _facetable(index):
+            if not _facetable(index):
                 return None
             selected = None if predicate is None else self._matching_mask(predicate)
             live = self._live[: self._next_offset]
@@ -1066,8 +1066,10 @@ def _orderable(index) -> bool:
 
 
 def _facetable(index) -> bool:
-    # Qdrant facets keyword, integer (with a value map), bool and uuid indexes.
-    return index.data_type in ("keyword", "bool", "uuid") or getattr(index, "has_lookup", False)
+    # Qdrant facets keyword, integer (with `lookup`), bool and uuid indexes.
+    if index is None:
+        return False
+    return index.data_type in ("keyword", "bool", "uuid") or (index.data_type == "integer" and index.has_lookup)
 
 
 def _next_capacity(needed: int) -> int:
