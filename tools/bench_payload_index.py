@@ -28,7 +28,6 @@ temporary directory. Prints a markdown table of targets vs measured numbers.
 from __future__ import annotations
 
 import argparse
-import http.client
 import math
 import os
 import platform
@@ -43,7 +42,9 @@ import orjson
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO / "tools"))
 import serverproc  # noqa: E402  (the test harness's launcher, reused)
+from benchlib import Client  # noqa: E402
 from serverproc import ServerProcess  # noqa: E402
 
 COLLECTION = "bench_payload"
@@ -58,34 +59,6 @@ VOCABULARY = (
 EARTH_RADIUS_M = 6371008.8
 # Issue targets (ms), checked against p50 of the three named queries.
 TARGETS = {"keyword_count": 5.0, "range_count_10": 20.0, "facet": 50.0}
-
-
-class Client:
-    """One keep-alive HTTP connection; raises on any non-200 answer."""
-
-    def __init__(self, port: int):
-        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
-
-    def call(self, method: str, path: str, body: bytes | None = None) -> bytes:
-        headers = {"Content-Type": "application/json"} if body is not None else {}
-        self.conn.request(method, path, body=body, headers=headers)
-        response = self.conn.getresponse()
-        data = response.read()
-        if response.status != 200:
-            raise RuntimeError(f"{method} {path}: {response.status} {data[:300]!r}")
-        return data
-
-    def json(self, method: str, path: str, body=None):
-        raw = None if body is None else orjson.dumps(body)
-        return orjson.loads(self.call(method, path, raw))["result"]
-
-    def close(self) -> None:
-        self.conn.close()
-
-
-# ---------------------------------------------------------------------------------------
-# Data
-# ---------------------------------------------------------------------------------------
 
 
 class Data:
@@ -531,7 +504,7 @@ def restart(server: BenchServer, n: int) -> dict:
     t0 = time.perf_counter()
     server.start()  # returns once /readyz answers 200
     ready = time.perf_counter() - t0
-    client = Client(server.port)
+    client = Client(server.port, timeout=600)
     body = orjson.dumps({"filter": {"must": [{"key": "category", "match": {"value": "cat_7"}}]}, "exact": True})
     client.call("POST", f"/collections/{COLLECTION}/points/count", body)
     first = time.perf_counter() - t0
@@ -571,7 +544,7 @@ def main(argv=None) -> int:
         server = BenchServer(Path(tmp) / "storage", extra_env={"PYDRANT__LOG_LEVEL": "WARNING"}).start()
         try:
             pid = server.proc.pid
-            client = Client(server.port)
+            client = Client(server.port, timeout=600)
             rss0, _ = rss_kib(pid)
             loaded = load(client, COLLECTION, data, args.points, args.batch)
             rss_loaded, hwm_loaded = rss_kib(pid)

@@ -17,7 +17,6 @@ process on a free port with its storage in a temporary directory.
 from __future__ import annotations
 
 import argparse
-import http.client
 import platform
 import re
 import sys
@@ -31,6 +30,8 @@ import orjson
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO / "tools"))
+from benchlib import Client  # noqa: E402
 from serverproc import ServerProcess  # noqa: E402  (the test harness's launcher, reused)
 
 DEFAULT_DATA = REPO.parent / "shared" / "data"
@@ -46,22 +47,6 @@ def load_vectors(data_dir: Path, count: int) -> tuple[np.ndarray, str]:
     vectors = rng.standard_normal((count, 384), dtype=np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
     return vectors, "random unit vectors (no data directory)"
-
-
-class Client:
-    """One keep-alive HTTP connection; raises on any non-200 answer."""
-
-    def __init__(self, port: int):
-        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
-
-    def call(self, method: str, path: str, body: bytes | None = None) -> bytes:
-        headers = {"Content-Type": "application/json"} if body is not None else {}
-        self.conn.request(method, path, body=body, headers=headers)
-        response = self.conn.getresponse()
-        data = response.read()
-        if response.status != 200:
-            raise RuntimeError(f"{method} {path}: {response.status} {data[:300]!r}")
-        return data
 
 
 def create_collection(client: Client, name: str) -> None:
