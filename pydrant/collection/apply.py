@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from contextvars import ContextVar
 from typing import Callable
 
 import numpy as np
@@ -34,19 +33,7 @@ def apply_operation(segments: list, schema: VectorSchema, op_num: int, operation
     handler = _HANDLERS.get(operation.get("type"))
     if handler is None:
         raise BadInput(f"unknown operation type {operation.get('type')!r}")
-    token = _TEXT_FIELDS.set(text_fields or {})
-    try:
-        return handler(segments, schema, op_num, operation)
-    finally:
-        _TEXT_FIELDS.reset(token)
-
-
-# The text analyzers for filters of the operation being applied (see apply_operation).
-_TEXT_FIELDS: ContextVar[dict] = ContextVar("apply_text_fields", default={})
-
-
-def _compile(filter_):
-    return compile_filter(filter_, _TEXT_FIELDS.get())
+    return handler(segments, schema, op_num, operation, lambda filter_: compile_filter(filter_, text_fields))
 
 
 def _writable(segments: list):
@@ -67,28 +54,29 @@ def decode_vectors(vectors: dict) -> dict:
     return decoded
 
 
-def selected_ids(segments: list, operation: dict) -> list:
-    """The point ids an operation applies to: its `ids`, or the points matching its `filter`."""
+def selected_ids(segments: list, operation: dict, compile_=compile_filter) -> list:
+    """The point ids an operation applies to: its `ids`, or the points matching its `filter`
+    (compiled by `compile_`, which knows the collection's text indexes)."""
     if "ids" in operation:
         return list(operation["ids"])
-    predicate = _compile(operation.get("filter"))
+    predicate = compile_(operation.get("filter"))
     ids = []
     for segment in segments:
         ids.extend(segment.read_ids(None, None, predicate))
     return ids
 
 
-def _upsert(segments, schema, op_num, op) -> int:
+def _upsert(segments, schema, op_num, op, compile_) -> int:
     points = [PointInput(p["id"], decode_vectors(p.get("vectors") or {}), p.get("payload")) for p in op["points"]]
     if op.get("update_filter"):
-        blocked = _existing_not_matching(segments, [p.id for p in points], op["update_filter"])
+        blocked = _existing_not_matching(segments, [p.id for p in points], op["update_filter"], compile_)
         points = [p for p in points if p.id not in blocked]
     return _writable(segments).upsert_points(op_num, points)
 
 
-def _existing_not_matching(segments, ids: list, filter_: dict) -> set:
+def _existing_not_matching(segments, ids: list, filter_: dict, compile_) -> set:
     """Ids of points that exist but fail `update_filter`: a conditional write leaves them be."""
-    predicate = _compile(filter_)
+    predicate = compile_(filter_)
     existing = {i for i in ids if any(s.has_point(i) for s in segments)}
     matching = set()
     for segment in segments:
@@ -96,14 +84,14 @@ def _existing_not_matching(segments, ids: list, filter_: dict) -> set:
     return existing - matching
 
 
-def _delete_points(segments, schema, op_num, op) -> int:
-    ids = selected_ids(segments, op)
+def _delete_points(segments, schema, op_num, op, compile_) -> int:
+    ids = selected_ids(segments, op, compile_)
     return sum(segment.delete_points(op_num, ids) for segment in segments)
 
 
 def _payload_update(transform_for: Callable[[dict], Callable[[dict], dict]]):
-    def handler(segments, schema, op_num, op) -> int:
-        ids = selected_ids(segments, op)
+    def handler(segments, schema, op_num, op, compile_) -> int:
+        ids = selected_ids(segments, op, compile_)
         transform = transform_for(op)
         return sum(segment.update_payload(op_num, ids, transform) for segment in segments)
 
@@ -129,16 +117,16 @@ def _clear_transform(op):
     return lambda current: {}
 
 
-def _update_vectors(segments, schema, op_num, op) -> int:
+def _update_vectors(segments, schema, op_num, op, compile_) -> int:
     points = [(p["id"], decode_vectors(p["vectors"])) for p in op["points"]]
     if op.get("update_filter"):
-        blocked = _existing_not_matching(segments, [pid for pid, _ in points], op["update_filter"])
+        blocked = _existing_not_matching(segments, [pid for pid, _ in points], op["update_filter"], compile_)
         points = [p for p in points if p[0] not in blocked]
     return sum(segment.update_vectors(op_num, points) for segment in segments)
 
 
-def _delete_vectors(segments, schema, op_num, op) -> int:
-    ids = selected_ids(segments, op)
+def _delete_vectors(segments, schema, op_num, op, compile_) -> int:
+    ids = selected_ids(segments, op, compile_)
     return sum(segment.delete_vectors(op_num, ids, op["vectors"]) for segment in segments)
 
 

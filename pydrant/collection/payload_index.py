@@ -16,12 +16,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from pydrant.errors import BadInput
-from pydrant.segments.field_index import make_index, schema_type
+from pydrant.segments.field_index import INDEX_CLASSES, make_index, schema_params, schema_type
 from pydrant.segments.payload import parse_path
+from pydrant.segments.text_analyzer import TextAnalyzer
 from pydrant.storage.files import read_json, write_json_atomic
 
 INDEX_FILE = "payload_index.json"
-PAYLOAD_TYPES = ("keyword", "integer", "float", "geo", "text", "bool", "datetime", "uuid")
 INDEX_OPERATIONS = ("create_field_index", "delete_field_index")
 
 
@@ -31,11 +31,8 @@ def create_index_operation(field_name: str, field_schema) -> dict:
         raise BadInput("Validation error in JSON body: [field_name: must not be empty]")
     if field_schema is None:
         raise BadInput("Wrong input: field_schema is required to create a payload index")
-    data_type = schema_type(field_schema)
-    if data_type not in PAYLOAD_TYPES:
-        raise BadInput(f"Wrong input: unknown payload index type {data_type!r} for field `{field_name}`")
-    parse_path(field_name)  # BadInput naming the path when it is not one
-    make_index(field_name, field_schema)  # rejects bad tokenizer options before they are logged
+    # BadInput for an unknown type, a bad path or bad tokenizer options, before anything is logged
+    make_index(field_name, field_schema)
     return {"type": "create_field_index", "field_name": field_name, "field_schema": field_schema}
 
 
@@ -76,8 +73,11 @@ class PayloadIndexTable:
         """Parsed path -> TextAnalyzer of every full-text index: filters compile text
         conditions on these fields with the index's tokenizer."""
         if self._analyzers is None:
-            text_fields = {key: schema for key, schema in self.fields.items() if schema_type(schema) == "text"}
-            self._analyzers = {parse_path(key): make_index(key, schema).analyzer for key, schema in text_fields.items()}
+            self._analyzers = {
+                parse_path(key): TextAnalyzer.from_params(schema_params(schema))
+                for key, schema in self.fields.items()
+                if schema_type(schema) == "text"
+            }
         return self._analyzers
 
     def missing_index(self, filter_: dict | None) -> tuple[str, list[str]] | None:
@@ -101,7 +101,7 @@ class PayloadIndexTable:
         return schema
 
 
-_ALL_TYPES = ["keyword", "integer", "float", "geo", "text", "bool", "datetime", "uuid"]
+_ALL_TYPES = list(INDEX_CLASSES)
 
 
 def filter_requirements(filter_) -> list[tuple[str, list[str]]]:

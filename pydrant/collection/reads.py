@@ -146,7 +146,6 @@ class ReadEngine:
         descending = order_by.get("direction") == "desc"
         start_from = _order_start(order_by.get("start_from"))
         predicate = self.compile(filter)
-        data_type = None
         entries = []
         for segment in self.segments:
             found = segment.read_ordered(key, descending, start_from, limit, predicate)

@@ -913,7 +913,7 @@ class AppendableSegment:
                 gen = self._indexes.gen.copy()
             built = build_indexes(build, self._iter_payloads(store, live_slots), gen)
         with self._lock:
-            self._indexes.install(built, drop, dict(fields))
+            self._indexes.install(built, drop)
 
     def _iter_payloads(self, store: _RocksStore, slots: list[int]) -> Iterator[tuple[int, dict]]:
         for start in range(0, len(slots), 4096):

@@ -167,6 +167,7 @@ class FieldIndex:
         self.key = key
         self.path = parse_path(key)
         self.params = params
+        self.schema = None  # the field_schema as declared (set by make_index)
         self.present = _Posting()  # slots with at least one indexed value
         self.other = _Posting()  # slots with a value this index does not hold
 
@@ -674,7 +675,9 @@ def make_index(key: str, field_schema) -> FieldIndex:
     cls = INDEX_CLASSES.get(data_type)
     if cls is None:
         raise BadInput(f"Wrong input: unknown payload index type {data_type!r} for field `{key}`")
-    return cls(key, schema_params(field_schema))
+    index = cls(key, schema_params(field_schema))
+    index.schema = field_schema
+    return index
 
 
 # ---------------------------------------------------------------------------------------
@@ -688,8 +691,7 @@ class PayloadIndexes:
     def __init__(self, capacity: int):
         self.gen = np.zeros(capacity, dtype=np.uint32)
         self.by_key: dict[str, FieldIndex] = {}
-        self.schemas: dict[str, object] = {}
-        self.by_path: dict[tuple, FieldIndex] = {}
+        self.by_path: dict[tuple, FieldIndex] = {}  # the same indexes, by parsed path
 
     def __bool__(self) -> bool:
         return bool(self.by_key)
@@ -702,26 +704,19 @@ class PayloadIndexes:
 
     def differences(self, fields: dict) -> tuple[dict, list[str]]:
         """(indexes to build: key -> schema, keys to drop) to reach `fields`."""
-        build = {k: s for k, s in fields.items() if self.schemas.get(k) != s}
+        build = {k: s for k, s in fields.items() if k not in self.by_key or self.by_key[k].schema != s}
         drop = [k for k in self.by_key if k not in fields]
         return build, drop
 
-    def install(self, built: dict[str, FieldIndex], drop: Iterable[str], schemas: dict) -> None:
+    def install(self, built: dict[str, FieldIndex], drop: Iterable[str]) -> None:
         for key in drop:
             self.by_key.pop(key, None)
-            self.schemas.pop(key, None)
-        for key, index in built.items():
-            self.by_key[key] = index
-            self.schemas[key] = schemas[key]
+        self.by_key.update(built)
         self.by_path = {index.path: index for index in self.by_key.values()}
 
-    def add(self, slot: int, payload: dict, indexes: Iterable[FieldIndex] | None = None) -> None:
+    def add(self, slot: int, payload: dict) -> None:
         """Index a slot's payload under its current generation."""
-        gen = int(self.gen[slot])
-        for index in self.by_key.values() if indexes is None else indexes:
-            values = field_values(payload, index.path)
-            if values:
-                index.add(slot, gen, values)
+        _index_payload(self.by_key.values(), slot, int(self.gen[slot]), payload)
 
     def replace(self, slot: int, payload: dict) -> None:
         """The slot's payload changed in place: its old entries stop counting."""
@@ -737,6 +732,13 @@ class PayloadIndexes:
         return {key: {"points": index.points(self.gen, live), "ram_bytes": index.nbytes()} for key, index in self.by_key.items()}
 
 
+def _index_payload(indexes: Iterable[FieldIndex], slot: int, gen: int, payload: dict) -> None:
+    for index in indexes:
+        values = field_values(payload, index.path)
+        if values:
+            index.add(slot, gen, values)
+
+
 def build_indexes(schemas: dict, payloads: Iterable[tuple[int, dict]], gen: np.ndarray) -> dict[str, FieldIndex]:
     """New indexes for `schemas` (key -> field_schema) filled from (slot, payload) pairs."""
     indexes = {key: make_index(key, schema) for key, schema in schemas.items()}
@@ -747,11 +749,7 @@ def build_indexes(schemas: dict, payloads: Iterable[tuple[int, dict]], gen: np.n
     gc.disable()
     try:
         for slot, payload in payloads:
-            g = int(gen[slot])
-            for index in targets:
-                values = field_values(payload, index.path)
-                if values:
-                    index.add(slot, g, values)
+            _index_payload(targets, slot, int(gen[slot]), payload)
     finally:
         if was_enabled:
             gc.enable()
