@@ -109,6 +109,14 @@ class ReadEngine:
             return sum(segment.point_count for segment in self.segments)
         return sum(segment.count(predicate) for segment in self.segments)
 
+    def matching_ids(self, filter_: dict | None = None, vector_name: str | None = None) -> list:
+        """Every point id matching `filter_` (and having vector `vector_name`), in id order."""
+        if vector_name is not None:
+            filter_ = {"must": [c for c in (filter_, {"has_vector": vector_name}) if c]}
+        predicate = self.compile(filter_)
+        per_segment = [segment.read_ids(None, None, predicate) for segment in self.segments]
+        return list(dict.fromkeys(heapq.merge(*per_segment, key=id_sort_key)))
+
     def existing_ids(self, ids: list) -> set:
         return {point_id for point_id in ids if any(s.has_point(point_id) for s in self.segments)}
 

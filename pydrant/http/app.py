@@ -17,7 +17,7 @@ from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
 from pydrant.errors import PydrantError
-from pydrant.http import aliases, collections, facet, indexes, points, retrieve, service
+from pydrant.http import aliases, collections, discover, facet, indexes, points, query, recommend, retrieve, search, service
 from pydrant.http.auth import check_access
 from pydrant.http.envelope import error
 from pydrant.http.errors import status_for
@@ -26,7 +26,7 @@ from pydrant.storage.toc import TableOfContent
 
 log = logging.getLogger("pydrant.http")
 
-BLUEPRINTS = (service, collections, aliases, points, retrieve, indexes, facet)
+BLUEPRINTS = (service, collections, aliases, points, retrieve, indexes, facet, search, recommend, discover, query)
 
 
 def create_app(settings=None) -> QuartTrio:

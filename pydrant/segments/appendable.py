@@ -41,9 +41,10 @@ import numpy as np
 from rocksdict import Options, Rdict, WriteBatch, WriteOptions
 
 from pydrant.errors import BadInput, ServiceError
-from pydrant.segments import filter_plan
+from pydrant.segments import filter_plan, scoring
 from pydrant.segments.base import PayloadSelection, Predicate, VectorSelection
 from pydrant.segments.field_index import PayloadIndexes, build_indexes
+from pydrant.segments.scoring import ScoringQuery, VectorSpace
 from pydrant.segments.ids import decode_id, encode_id, id_sort_key, normalize_id
 from pydrant.segments.types import (
     DenseVectorSpec,
@@ -1000,6 +1001,70 @@ class AppendableSegment:
             # The matrix slice is a view: rows below `used` are never written again, and
             # growth allocates a new matrix, so the view stays valid and unchanged.
             return column.matrix[:used], column.present[:used] & self._live[:used]
+
+    def search(
+        self,
+        name: str,
+        queries: list[ScoringQuery],
+        limit: int,
+        space: VectorSpace,
+        predicate: Predicate | None = None,
+    ) -> list[list[tuple[float, PointId, int]]]:
+        """Exact search: per query, the `limit` best (internal score, id, version) among
+        live points that have vector `name` and match `predicate`, best first.
+
+        The candidate mask and the vector arrays are taken under the lock; scoring runs
+        without it (rows of used slots are never rewritten), so writes go on meanwhile."""
+        with self._lock:
+            self._open_store()
+            column = self._columns.get(name)
+            if column is None:
+                return [[] for _ in queries]
+            n = self._next_offset
+            mask = self._matching_mask(predicate) & column.present[:n]
+            if isinstance(column, _DenseColumn):
+                values = column.matrix[:n]
+            else:
+                rows = np.flatnonzero(mask)
+                values = [column.values[r] for r in rows.tolist()]
+        if isinstance(column, _DenseColumn):
+            found = scoring.search_dense(values, mask, queries, limit, space.distance, space.datatype)
+        else:
+            found = scoring.search_lists(values, rows, queries, limit, space)
+        with self._lock:
+            ids, versions = self._ids, self._versions
+            return [
+                [(score, ids[row], int(versions[row])) for row, score in zip(rows_.tolist(), scores.tolist())]
+                for rows_, scores in found
+            ]
+
+    def vector_bytes(self, name: str) -> int:
+        """Bytes of the live vectors `name` (what `indexed_only` weighs a segment by)."""
+        with self._lock:
+            column = self._columns.get(name)
+            if column is None:
+                return 0
+            n = self._next_offset
+            count = column.count(self._live[:n])
+            if isinstance(column, _DenseColumn):
+                return count * column.spec.size * column.dtype.itemsize
+            return column.ram_bytes()
+
+    def sparse_statistics(self, name: str, indices: np.ndarray) -> tuple[int, np.ndarray]:
+        """For the IDF modifier: how many live points have sparse vector `name`, and how
+        many of them have a value at each of `indices`."""
+        with self._lock:
+            column = self._columns.get(name)
+            if not isinstance(column, _SparseColumn):
+                return 0, np.zeros(len(indices), np.int64)
+            n = self._next_offset
+            rows = np.flatnonzero(column.present[:n] & self._live[:n]).tolist()
+            stored = [column.values[r].indices for r in rows]
+        if not stored:
+            return 0, np.zeros(len(indices), np.int64)
+        everything = np.sort(np.concatenate(stored))  # a point holds each index at most once
+        counts = np.searchsorted(everything, indices, side="right") - np.searchsorted(everything, indices)
+        return len(stored), counts
 
     def offset_ids(self) -> list[PointId | None]:
         with self._lock:

@@ -1,0 +1,55 @@
+"""Fusing the result lists of several prefetches: Qdrant's `rrf` and `dbsf`.
+
+Each list is a prefetch's hits in its own order (best first). Ties in the fused score are
+broken by point id so answers are repeatable (Qdrant leaves them to its hash map order).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+from pydrant.segments.ids import id_sort_key
+
+DEFAULT_RRF_K = 2  # Qdrant's default: dampens the weight of the very first ranks less than 60 would
+
+
+def rrf(sources: list[list], k: int = DEFAULT_RRF_K) -> list:
+    """Reciprocal rank fusion: a point scores sum(1 / (rank + k)) over the lists, rank from 0."""
+    scores: dict = {}
+    first: dict = {}
+    for hits in sources:
+        for rank, hit in enumerate(hits):
+            scores[hit.id] = scores.get(hit.id, 0.0) + 1.0 / (rank + k)
+            first.setdefault(hit.id, hit)
+    return _ranked(first, scores)
+
+
+def dbsf(sources: list[list]) -> list:
+    """Distribution-based score fusion: each list's scores are mapped to [0, 1] with
+    mean -/+ 3 sample standard deviations as the ends (a lone point gets 0.5, equal ends
+    give 0.5), then summed per point."""
+    scores: dict = {}
+    first: dict = {}
+    for hits in sources:
+        for hit, normalised in zip(hits, _distribution_normalised([h.score for h in hits])):
+            scores[hit.id] = scores.get(hit.id, 0.0) + normalised
+            first.setdefault(hit.id, hit)
+    return _ranked(first, scores)
+
+
+def _distribution_normalised(values: list[float]) -> list[float]:
+    if len(values) < 2:
+        return [0.5] * len(values)
+    mean = sum(values) / len(values)
+    variance = sum((v - mean) ** 2 for v in values) / (len(values) - 1)
+    spread = 3.0 * math.sqrt(variance)
+    low, high = mean - spread, mean + spread
+    if low == high:
+        return [0.5] * len(values)
+    return [(v - low) / (high - low) for v in values]
+
+
+def _ranked(first: dict, scores: dict) -> list:
+    ranked = sorted(scores.items(), key=lambda item: (-item[1], id_sort_key(item[0])))
+    return [replace(first[point_id], score=score, order_value=None) for point_id, score in ranked]

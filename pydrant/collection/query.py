@@ -1,0 +1,539 @@
+"""The query engine: Qdrant's universal Query API over a collection's segments.
+
+Every search endpoint ends here: `search`, `recommend` and `discover` requests are turned
+into universal `QueryRequest`s by the HTTP layer (plain JSON, validated). A request is a
+tree: leaves read points from the segments (vector search, scroll by id, order by a
+payload field, random sample); inner nodes re-rank the union of their prefetches' results
+(a vector query restricted to those ids, fusion, a formula, order_by, sample, MMR).
+
+Semantics follow Qdrant 1.15 (lib/collection/src/operations/universal_query):
+- filters are propagated from the root into every leaf (merged with each level's own);
+- `offset` is added to every prefetch's limit, and applied once at the root;
+- points referenced by id in the query (same collection, not `lookup_from` another one)
+  are excluded from the results;
+- `score_threshold` keeps scores at least the threshold, or at most for nearest queries on
+  Euclid/Manhattan vectors, whose scores are distances;
+- results without a score of their own (scroll, order_by, sample) score 1.0, version 0.
+
+Search is exact (brute force, segments/scoring.py); `params.hnsw_ef`, `quantization` are
+accepted and have no effect until segments carry graph indexes.
+Blocking code: the HTTP layer calls it in a worker thread.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import numpy as np
+import orjson
+
+from pydrant.collection import fusion
+from pydrant.collection.formula import Formula
+from pydrant.collection.vector_input import (
+    Lookup,
+    PointRef,
+    QueryBuilder,
+    parse_vector_input,
+    vector_space,
+)
+from pydrant.errors import BadInput
+from pydrant.segments import scoring
+from pydrant.segments.ids import id_sort_key, normalize_id
+from pydrant.segments.payload import field_values, parse_path
+from pydrant.segments.types import DEFAULT_VECTOR
+
+DEFAULT_LIMIT = 10
+DEFAULT_GROUP_SIZE = 3
+DEFAULT_MMR_DIVERSITY = 0.5
+
+
+@dataclass
+class Hit:
+    """One scored point of a result (payload and vectors are filled in by the caller)."""
+
+    id: Any
+    version: int
+    score: float
+    order_value: Any = None
+
+
+@dataclass
+class _Vector:
+    """A vector query ready to run: what to score with, on which vector, how to report."""
+
+    scoring: scoring.ScoringQuery
+    using: str
+    space: scoring.VectorSpace
+
+    @property
+    def ascending(self) -> bool:
+        return scoring.reported_order_ascending(self.scoring, self.space.distance)
+
+
+def and_filters(*filters: dict | None) -> dict | None:
+    present = [f for f in filters if f]
+    if not present:
+        return None
+    if len(present) == 1:
+        return present[0]
+    return {"must": present}
+
+
+class QueryEngine:
+    def __init__(self, collection, resolve_collection: Callable[[str], Any]):
+        self.collection = collection
+        self.resolve_collection = resolve_collection  # name -> Collection, for lookup_from
+
+    # -- the universal query --------------------------------------------------------------
+
+    def query(self, request: dict) -> list[Hit]:
+        """The hits of a `QueryRequest` (plain JSON), best first, after `offset`."""
+        _validate_node(request, is_root=True)
+        limit = request.get("limit") or DEFAULT_LIMIT
+        offset = request.get("offset") or 0
+        query = request.get("query")
+        if _query_kind(query) == "sample" and not request.get("prefetch"):
+            offset = 0  # a random sample has no stable order to page through
+        excluded = self._referenced_ids(request)
+        root_filter = request.get("filter")
+        if excluded:
+            root_filter = and_filters({"must_not": [{"has_id": excluded}]}, root_filter)
+        node = dict(request, filter=root_filter)
+        hits = self._run(node, parent_filter=None, limit=limit + offset, offset_extra=offset)
+        return hits[offset:]
+
+    def query_batch(self, requests: list[dict]) -> list[list[Hit]]:
+        """Several queries; simple vector searches with the same vector and filter share
+        one pass over the vectors (one matrix product for the whole group)."""
+        results: list = [None] * len(requests)
+        groups: dict = {}
+        for i, request in enumerate(requests):
+            key = self._shared_scan_key(request)
+            if key is None:
+                results[i] = self.query(request)
+            else:
+                groups.setdefault(key, []).append(i)
+        for indices in groups.values():
+            batch = [requests[i] for i in indices]
+            for i, hits in zip(indices, self._simple_searches(batch)):
+                results[i] = hits
+        return results
+
+    def _shared_scan_key(self, request: dict):
+        """A key shared by requests that can be answered by one scan, else None."""
+        query = request.get("query")
+        if request.get("prefetch") or request.get("lookup_from") or _query_kind(query) != "nearest":
+            return None
+        target = query.get("nearest") if isinstance(query, dict) else query
+        if isinstance(target, (int, str, dict)) or (isinstance(query, dict) and query.get("mmr")):
+            return None
+        return (request.get("using") or DEFAULT_VECTOR, _json_key(request.get("filter")), _json_key(request.get("params")))
+
+    def _simple_searches(self, requests: list[dict]) -> list[list[Hit]]:
+        using = requests[0].get("using") or DEFAULT_VECTOR
+        builder = QueryBuilder(self.collection, using, Lookup(self.collection, using))
+        vectors = []
+        for request in requests:
+            query = request["query"]
+            raw = query["nearest"] if isinstance(query, dict) else query
+            vectors.append(_Vector(builder.nearest(parse_vector_input(raw)), using, builder.space))
+        limits = [(r.get("limit") or DEFAULT_LIMIT) + (r.get("offset") or 0) for r in requests]
+        found = self._search(vectors, max(limits), requests[0].get("filter"), requests[0].get("params"))
+        results = []
+        for request, hits, limit in zip(requests, found, limits):
+            hits = _thresholded(hits[:limit], request.get("score_threshold"), vectors[0].ascending)
+            results.append(hits[request.get("offset") or 0 :])
+        return results
+
+    def _run(self, node: dict, parent_filter: dict | None, limit: int, offset_extra: int) -> list[Hit]:
+        """A node's hits: a leaf reads segments, an inner node re-ranks its prefetches."""
+        filter_ = and_filters(parent_filter, node.get("filter"))
+        prefetches = _prefetch_list(node.get("prefetch"))
+        if not prefetches:
+            return self._leaf(node, filter_, limit)
+        sources = []
+        for prefetch in prefetches:
+            _validate_node(prefetch, is_root=False)
+            prefetch_limit = (prefetch.get("limit") or DEFAULT_LIMIT) + offset_extra
+            sources.append(self._run(prefetch, filter_, prefetch_limit, offset_extra))
+        return self._rescore(node, sources, limit)
+
+    def _leaf(self, node: dict, filter_: dict | None, limit: int) -> list[Hit]:
+        query = node.get("query")
+        kind = _query_kind(query)
+        threshold = node.get("score_threshold")
+        if kind is None:
+            return self._scroll_by_id(filter_, limit)
+        if kind == "order_by":
+            return self._ordered(query["order_by"], filter_, limit)
+        if kind == "sample":
+            return self._sample(filter_, limit)
+        if kind in ("fusion", "rrf", "formula"):
+            raise BadInput(f"Bad request: a `{kind}` query needs prefetches to combine; none were given")
+        vector = self._vector_query(node)
+        if kind == "nearest" and isinstance(query, dict) and query.get("mmr") is not None:
+            return self._mmr(vector, query["mmr"], filter_, limit, threshold, candidates=None)
+        hits = self._search([vector], limit, filter_, node.get("params"))[0]
+        return _thresholded(hits, threshold, vector.ascending)
+
+    def _rescore(self, node: dict, sources: list[list[Hit]], limit: int) -> list[Hit]:
+        query = node.get("query")
+        kind = _query_kind(query)
+        threshold = node.get("score_threshold")
+        ids = list(dict.fromkeys(hit.id for hits in sources for hit in hits))
+        only_sources = {"must": [{"has_id": ids}]} if ids else None
+        if kind in ("fusion", "rrf"):
+            if kind == "rrf":
+                fused = fusion.rrf(sources, (query["rrf"] or {}).get("k") or fusion.DEFAULT_RRF_K)
+            elif query["fusion"] == "rrf":
+                fused = fusion.rrf(sources)
+            else:
+                fused = fusion.dbsf(sources)
+            return _thresholded(fused, threshold, ascending=False)[:limit]
+        if not ids:
+            return []
+        if kind == "formula":
+            return self._formula(query, sources, ids, limit, threshold)
+        if kind == "order_by":
+            return self._ordered(query["order_by"], only_sources, limit)
+        if kind == "sample":
+            return self._sample(only_sources, limit)
+        vector = self._vector_query(node)
+        if kind == "nearest" and isinstance(query, dict) and query.get("mmr") is not None:
+            return self._mmr(vector, query["mmr"], only_sources, limit, threshold, candidates=ids)
+        hits = self._search([vector], limit, only_sources, node.get("params"))[0]
+        return _thresholded(hits, threshold, vector.ascending)
+
+    # -- vector queries -------------------------------------------------------------------
+
+    def _vector_query(self, node: dict) -> _Vector:
+        using = node.get("using") or DEFAULT_VECTOR
+        lookup = Lookup.of(self.collection, using, node.get("lookup_from"), self.resolve_collection)
+        builder = QueryBuilder(self.collection, using, lookup)
+        query = node["query"]
+        kind = _query_kind(query)
+        if kind == "nearest":
+            raw = query["nearest"] if isinstance(query, dict) and "nearest" in query else query
+            target = parse_vector_input(raw)
+            builder.fetch([target])
+            return _Vector(builder.nearest(target), using, builder.space)
+        if kind == "recommend":
+            spec = query["recommend"]
+            positive = [parse_vector_input(v) for v in spec.get("positive") or []]
+            negative = [parse_vector_input(v) for v in spec.get("negative") or []]
+            builder.fetch(positive + negative)
+            scoring_query = builder.recommend(positive, negative, spec.get("strategy") or "average_vector")
+            return _Vector(scoring_query, using, builder.space)
+        if kind == "discover":
+            spec = query["discover"]
+            target = parse_vector_input(spec["target"])
+            pairs = _pairs(spec.get("context"))
+            builder.fetch([target] + [v for pair in pairs for v in pair])
+            return _Vector(builder.discover(target, pairs), using, builder.space)
+        if kind == "context":
+            pairs = _pairs(query["context"])
+            builder.fetch([v for pair in pairs for v in pair])
+            if not pairs:
+                return _Vector(scoring.ScoringQuery(scoring.CONTEXT, ()), using, builder.space)
+            return _Vector(builder.context(pairs), using, builder.space)
+        raise BadInput(f"Bad request: unsupported query {kind!r}")
+
+    def _search(self, vectors: list[_Vector], limit: int, filter_: dict | None, params: dict | None) -> list[list[Hit]]:
+        """Exact search of several queries on one vector with one filter; hits per query."""
+        using, space = vectors[0].using, vectors[0].space
+        if any(not v.scoring.examples for v in vectors):  # e.g. an empty context: every point ties at 0
+            return [self._all_scored(v, limit, filter_) for v in vectors]
+        predicate = self.collection.reads.compile(filter_)
+        per_segment = [
+            segment.search(using, [v.scoring for v in vectors], limit, space, predicate)
+            for segment in self._searchable_segments(using, params)
+        ]
+        results = []
+        for i, vector in enumerate(vectors):
+            merged = _newest_per_id(found[i] for found in per_segment)
+            merged.sort(key=lambda item: (-item[0], id_sort_key(item[1])))
+            merged = merged[:limit]
+            scores = scoring.postprocess(vector.scoring, space.distance, np.array([m[0] for m in merged], np.float32))
+            results.append([Hit(point_id, version, float(score)) for (_, point_id, version), score in zip(merged, scores.tolist())])
+        return results
+
+    def _all_scored(self, vector: _Vector, limit: int, filter_: dict | None) -> list[Hit]:
+        ids = self.collection.reads.matching_ids(filter_, vector_name=vector.using)
+        return [Hit(point_id, 0, 0.0) for point_id in ids[:limit]]
+
+    def _searchable_segments(self, using: str, params: dict | None) -> list:
+        """Segments a search reads: all of them, unless `indexed_only` skips segments too
+        large to scan without an index (every segment until graph indexes exist, once it
+        passes the collection's `indexing_threshold`)."""
+        segments = list(self.collection.segments)
+        if not (params or {}).get("indexed_only"):
+            return segments
+        threshold_kb = (self.collection.config.get("optimizer_config") or {}).get("indexing_threshold")
+        if not threshold_kb:
+            return segments
+        return [s for s in segments if s.vector_bytes(using) <= threshold_kb * 1024]
+
+    # -- MMR ------------------------------------------------------------------------------
+
+    def _mmr(self, vector: _Vector, mmr: dict, filter_, limit: int, threshold, candidates) -> list[Hit]:
+        """Maximal marginal relevance: the `candidates_limit` nearest points, then greedily
+        the one maximising lambda * relevance - (1 - lambda) * its highest similarity to those
+        already chosen (lambda = 1 - diversity). Hits keep their nearest-search scores."""
+        diversity = mmr.get("diversity")
+        lambda_ = 1.0 - (DEFAULT_MMR_DIVERSITY if diversity is None else diversity)
+        pool = mmr.get("candidates_limit") or limit
+        hits = self._search([vector], pool, filter_, None)[0]
+        hits = _thresholded(hits, threshold, vector.ascending)
+        if len(hits) < 2:
+            return hits[:limit]
+        records = self.collection.reads.retrieve([h.id for h in hits], False, [vector.using])
+        stored = {r.id: (r.vectors or {}).get(vector.using) for r in records}
+        hits = [h for h in hits if stored.get(h.id) is not None]
+        relevance = self._similarities(vector, [stored[h.id] for h in hits], vector.scoring)
+        pairwise = self._pairwise(vector, [stored[h.id] for h in hits])
+        chosen = [int(np.argmax(relevance))]
+        remaining = [i for i in range(len(hits)) if i != chosen[0]]
+        while len(chosen) < limit and remaining:
+            closest = pairwise[np.ix_(remaining, chosen)].max(axis=1)
+            marginal = lambda_ * relevance[remaining] - (1.0 - lambda_) * closest
+            pick = remaining[int(np.argmax(marginal))]
+            chosen.append(pick)
+            remaining.remove(pick)
+        return [hits[i] for i in chosen]
+
+    def _similarities(self, vector: _Vector, values: list, query: scoring.ScoringQuery) -> np.ndarray:
+        if vector.space.kind == "dense":
+            matrix = np.vstack([np.asarray(v, np.float32) for v in values])
+            return scoring.score_rows(matrix, np.arange(len(values)), query, vector.space)
+        return scoring.score_rows(values, np.arange(len(values)), query, vector.space)
+
+    def _pairwise(self, vector: _Vector, values: list) -> np.ndarray:
+        """Similarity of every stored vector to every other (metric similarity)."""
+        return np.vstack([
+            self._similarities(vector, values, scoring.ScoringQuery(scoring.NEAREST, (value,))) for value in values
+        ]).T
+
+    # -- scroll-like leaves ---------------------------------------------------------------
+
+    def _scroll_by_id(self, filter_: dict | None, limit: int) -> list[Hit]:
+        records, _ = self.collection.reads.scroll(None, limit, filter_, False, False)
+        return [Hit(r.id, 0, 1.0) for r in records]
+
+    def _ordered(self, order_by, filter_: dict | None, limit: int) -> list[Hit]:
+        order_by = {"key": order_by} if isinstance(order_by, str) else order_by
+        records = self.collection.reads.scroll_ordered(order_by, limit, filter_, False, False)
+        return [Hit(r.id, 0, 1.0, r.order_value) for r in records]
+
+    def _sample(self, filter_: dict | None, limit: int) -> list[Hit]:
+        ids = self.collection.reads.matching_ids(filter_)
+        picked = random.sample(ids, min(limit, len(ids)))
+        return [Hit(point_id, 0, 1.0) for point_id in picked]
+
+    # -- formula --------------------------------------------------------------------------
+
+    def _formula(self, query: dict, sources: list[list[Hit]], ids: list, limit: int, threshold) -> list[Hit]:
+        formula = Formula(query["formula"], query.get("defaults") or {}, self.collection.reads.compile)
+        per_source = [{hit.id: hit.score for hit in hits} for hits in sources]
+        versions = {hit.id: hit.version for hits in sources for hit in hits}
+        records = {r.id: r for r in self.collection.reads.retrieve(ids, True, False)}
+        scored = []
+        for point_id in ids:
+            record = records.get(point_id)
+            if record is None:
+                continue
+            scores = [source.get(point_id) for source in per_source]
+            value = formula.score(point_id, record.payload or {}, scores, has_vector=self._vector_check(point_id))
+            scored.append(Hit(point_id, versions[point_id], value))
+        scored.sort(key=lambda hit: (-hit.score, id_sort_key(hit.id)))
+        return _thresholded(scored, threshold, ascending=False)[:limit]
+
+    def _vector_check(self, point_id) -> Callable[[str], bool]:
+        segments = self.collection.segments
+        return lambda name: any(name in segment.vector_names_of(point_id) for segment in segments)
+
+    # -- groups ---------------------------------------------------------------------------
+
+    def query_groups(self, request: dict, group_by: str, group_size: int, limit: int) -> list[tuple[Any, list[Hit]]]:
+        """The first `limit` groups of hits by the payload value at `group_by`, each with
+        at most `group_size` hits, groups in the order of their best hit. A point with an
+        array value joins every group of its values; only strings and integers group."""
+        _check_group_by(group_by)
+        total = self.collection.reads.count(None)
+        fetch = max(limit * group_size * 2, 16)
+        while True:
+            hits = self.query(dict(request, limit=fetch, offset=0))
+            groups = _grouped(hits, self._group_values(hits, group_by), group_size, limit)
+            complete = len(groups) >= limit and all(len(members) >= group_size for _, members in groups)
+            if complete or len(hits) < fetch or fetch >= total:
+                return groups
+            fetch *= 4
+
+    def _group_values(self, hits: list[Hit], group_by: str) -> dict:
+        path = parse_path(group_by)
+        records = self.collection.reads.retrieve(list(dict.fromkeys(h.id for h in hits)), True, False)
+        values = {}
+        for record in records:
+            found = []
+            for value in field_values(record.payload or {}, path):
+                if isinstance(value, bool) or not isinstance(value, (str, int)):
+                    continue
+                if value not in found:
+                    found.append(value)
+            values[record.id] = found
+        return values
+
+    # -- distance matrix ------------------------------------------------------------------
+
+    def matrix(self, filter_: dict | None, sample: int, limit: int, using: str | None) -> tuple[list, list]:
+        """Qdrant's distance matrix: a random sample of `sample` points having vector
+        `using` (and matching `filter_`), and for each its `limit` nearest others in the
+        sample: (ids, [(row, col, score)])."""
+        using = using or DEFAULT_VECTOR
+        space = vector_space(self.collection, using)
+        ids = self.collection.reads.matching_ids(filter_, vector_name=using)
+        ids = random.sample(ids, min(sample, len(ids)))
+        ids.sort(key=id_sort_key)
+        if len(ids) < 2:
+            return ids, []
+        records = {r.id: r for r in self.collection.reads.retrieve(ids, False, [using])}
+        ids = [i for i in ids if records.get(i) is not None and (records[i].vectors or {}).get(using) is not None]
+        values = [records[i].vectors[using] for i in ids]
+        vector = _Vector(scoring.ScoringQuery(scoring.NEAREST, (values[0],)), using, space)
+        pairwise = self._pairwise(vector, values)
+        np.fill_diagonal(pairwise, -np.inf)
+        entries = []
+        for row in range(len(ids)):
+            order = scoring.top_k(pairwise[row], min(limit, len(ids) - 1))
+            scores = scoring.postprocess(vector.scoring, space.distance, pairwise[row][order])
+            entries.extend((row, int(col), float(score)) for col, score in zip(order.tolist(), scores.tolist()))
+        return ids, entries
+
+    # -- helpers --------------------------------------------------------------------------
+
+    def _referenced_ids(self, request: dict) -> list:
+        """Ids a query uses as examples in this collection (root and nested prefetches)."""
+        found = []
+        lookup = request.get("lookup_from")
+        if not lookup or self.resolve_collection(lookup["collection"]) is self.collection:
+            found.extend(ref.id for ref in _refs_of(request.get("query")))
+        for prefetch in _prefetch_list(request.get("prefetch")):
+            found.extend(self._referenced_ids(prefetch))
+        return list(dict.fromkeys(found))
+
+
+# -- request shape ------------------------------------------------------------------------
+
+
+def _query_kind(query) -> str | None:
+    """Which query variant `query` is (None when absent)."""
+    if query is None:
+        return None
+    if isinstance(query, dict):
+        for key in ("nearest", "recommend", "discover", "context", "order_by", "fusion", "rrf", "formula", "sample"):
+            if key in query:
+                return key
+        return "nearest"  # a sparse vector, or an inference object (rejected when parsed)
+    return "nearest"  # a dense or multi vector, or a point id
+
+
+def _validate_node(node: dict, is_root: bool) -> None:
+    query = node.get("query")
+    kind = _query_kind(query)
+    if _prefetch_list(node.get("prefetch")) and query is None:
+        raise BadInput(
+            "Bad request: A query is needed to merge the prefetches. Can't have prefetches without defining a query."
+        )
+    if node.get("score_threshold") is not None:
+        if kind == "order_by":
+            raise BadInput("Bad request: Can't use score_threshold with an order_by query.")
+        if kind is None:
+            raise BadInput(
+                "Bad request: A query is needed to use the score_threshold. Can't have score_threshold without "
+                "defining a query."
+            )
+    if kind in ("fusion", "rrf") and (node.get("using") or DEFAULT_VECTOR) != DEFAULT_VECTOR:
+        raise BadInput("Bad request: Fusion queries cannot be combined with the 'using' field.")
+
+
+def _prefetch_list(prefetch) -> list[dict]:
+    if prefetch is None:
+        return []
+    return prefetch if isinstance(prefetch, list) else [prefetch]
+
+
+def _pairs(context) -> list[tuple]:
+    if context is None:
+        return []
+    pairs = context if isinstance(context, list) else [context]
+    return [(parse_vector_input(p["positive"]), parse_vector_input(p["negative"])) for p in pairs]
+
+
+def _refs_of(query) -> list[PointRef]:
+    """Point ids used as vectors by a query (parsing only what names points)."""
+    kind = _query_kind(query)
+    inputs = []
+    if kind == "nearest":
+        inputs = [query["nearest"] if isinstance(query, dict) and "nearest" in query else query]
+    elif kind == "recommend":
+        spec = query["recommend"]
+        inputs = list(spec.get("positive") or []) + list(spec.get("negative") or [])
+    elif kind == "discover":
+        spec = query["discover"]
+        inputs = [spec["target"]] + [v for p in _raw_pairs(spec.get("context")) for v in p]
+    elif kind == "context":
+        inputs = [v for p in _raw_pairs(query["context"]) for v in p]
+    return [PointRef(normalize_id(v)) for v in inputs if isinstance(v, (int, str)) and not isinstance(v, bool)]
+
+
+def _raw_pairs(context) -> list[tuple]:
+    if context is None:
+        return []
+    pairs = context if isinstance(context, list) else [context]
+    return [(p["positive"], p["negative"]) for p in pairs]
+
+
+def _thresholded(hits: list[Hit], threshold, ascending: bool) -> list[Hit]:
+    if threshold is None:
+        return hits
+    if ascending:
+        return [h for h in hits if h.score <= threshold]
+    return [h for h in hits if h.score >= threshold]
+
+
+def _newest_per_id(lists) -> list[tuple]:
+    """(score, id, version) entries, one per id: its newest version's (copy-on-write may
+    leave a point in two segments for a moment)."""
+    best: dict = {}
+    for entries in lists:
+        for entry in entries:
+            key = id_sort_key(entry[1])
+            current = best.get(key)
+            if current is None or entry[2] > current[2]:
+                best[key] = entry
+    return list(best.values())
+
+
+def _json_key(value) -> str:
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS).decode() if value is not None else ""
+
+
+def _check_group_by(group_by: str) -> None:
+    parse_path(group_by)  # BadInput naming the key when it is not a valid path
+
+
+def _grouped(hits: list[Hit], values: dict, group_size: int, limit: int) -> list[tuple[Any, list[Hit]]]:
+    groups: dict = {}
+    order: list = []
+    for hit in hits:
+        for value in values.get(hit.id, []):
+            key = (type(value).__name__, value)
+            if key not in groups:
+                if len(order) >= limit:
+                    continue
+                groups[key] = []
+                order.append(key)
+            if len(groups[key]) < group_size:
+                groups[key].append(hit)
+    return [(key[1], groups[key]) for key in order]

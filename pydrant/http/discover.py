@@ -1,0 +1,50 @@
+"""Discovery API: `POST .../points/discover` and `/discover/batch`.
+
+With a target: a `discover` query (context pairs rank, the target breaks ties within a
+rank). Without one: a `context` query (only the pairs score). Example points are excluded.
+"""
+
+from __future__ import annotations
+
+from quart import Blueprint
+
+from pydrant.http import spec_models as models
+from pydrant.http.context import toc
+from pydrant.http.envelope import body, ok
+from pydrant.http.search import COMMON_KEYS, batch_json, points_json
+from pydrant.http.search_common import check_filters, read_query_params, run_off_loop
+from pydrant.http.validation import to_plain
+
+blueprint = Blueprint("discover", __name__)
+
+
+def discover_as_query(request: dict) -> dict:
+    query = {key: request[key] for key in COMMON_KEYS if key in request}
+    context = request.get("context") or []
+    if request.get("target") is not None:
+        query["query"] = {"discover": {"target": request["target"], "context": context}}
+    else:
+        query["query"] = {"context": context}
+    for key in ("using", "lookup_from"):
+        if request.get(key) is not None:
+            query[key] = request[key]
+    return query
+
+
+@blueprint.post("/collections/<name>/points/discover")
+async def discover(name: str):
+    read_query_params()
+    collection = toc().get(name)
+    request = discover_as_query(to_plain(await body(models.DiscoverRequest)))
+    check_filters(collection, request)
+    return ok(await run_off_loop(points_json, collection, request))
+
+
+@blueprint.post("/collections/<name>/points/discover/batch")
+async def discover_batch(name: str):
+    read_query_params()
+    collection = toc().get(name)
+    requests = [discover_as_query(r) for r in to_plain(await body(models.DiscoverRequestBatch))["searches"]]
+    for request in requests:
+        check_filters(collection, request)
+    return ok(await run_off_loop(batch_json, collection, requests))

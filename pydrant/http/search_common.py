@@ -1,0 +1,104 @@
+"""What the search-family endpoints share: running queries off the event loop, strict-mode
+checks of every filter in a query tree, and turning engine hits into `ScoredPoint`s."""
+
+from __future__ import annotations
+
+import numpy as np
+import trio
+
+from pydrant.collection.query import Hit, QueryEngine
+from pydrant.http.context import toc
+from pydrant.http.envelope import query_int
+from pydrant.errors import BadInput
+from pydrant.http.retrieve import record_json, vector_selector, vectors_json
+from pydrant.segments.filters import compile_filter
+from pydrant.segments.ids import normalize_id
+
+
+def read_query_params() -> None:
+    """`timeout` is checked (a search here never outlives a request); `consistency` only
+    matters with replicas, which one node does not have."""
+    query_int("timeout", minimum=1)
+
+
+def engine_of(collection) -> QueryEngine:
+    return QueryEngine(collection, toc().get)
+
+
+def check_filters(collection, request: dict) -> None:
+    """Every filter in a query tree compiles, and passes strict mode's index checks."""
+    for filter_ in _filters_in(request):
+        compile_filter(filter_)
+        collection.check_filter_indexed(filter_, update=False)
+
+
+def _filters_in(node: dict):
+    if node.get("filter"):
+        yield node["filter"]
+    prefetch = node.get("prefetch")
+    for child in prefetch if isinstance(prefetch, list) else [prefetch] if prefetch else []:
+        yield from _filters_in(child)
+
+
+def scored_points(collection, hits: list[Hit], with_payload, with_vector) -> list[dict]:
+    """`ScoredPoint` JSON of hits, with payloads and vectors as selected. Blocking: reads
+    them from the segments (a point deleted since it was scored is left out, as in Qdrant)."""
+    if not with_payload and not with_vector:
+        return [_scored_point(hit, None) for hit in hits]
+    records = {r.id: r for r in collection.reads.retrieve([h.id for h in hits], with_payload or False, with_vector)}
+    return [_scored_point(hit, records[hit.id]) for hit in hits if hit.id in records]
+
+
+def _scored_point(hit: Hit, record) -> dict:
+    return {
+        "id": hit.id,
+        "version": hit.version,
+        "score": np.float32(hit.score),  # printed as Qdrant prints its f32 scores (shortest form)
+        "payload": record.payload if record is not None else None,
+        "vector": vectors_json(record.vectors) if record is not None else None,
+        "shard_key": None,
+        "order_value": hit.order_value,
+    }
+
+
+def selectors(collection, request: dict, payload_default=False):
+    """(with_payload, with_vector) of a request, vector names checked."""
+    with_payload = request.get("with_payload", payload_default)
+    with_vector = vector_selector(collection, request.get("with_vector", request.get("with_vectors", False)))
+    return with_payload, with_vector
+
+
+async def run_off_loop(function, *args):
+    return await trio.to_thread.run_sync(function, *args)
+
+
+def grouped_json(collection, groups, with_payload, with_vector, with_lookup) -> dict:
+    """`GroupsResult` JSON; `with_lookup` adds the record whose id is the group's value."""
+    hits = [hit for _, members in groups for hit in members]
+    points = {p["id"]: p for p in scored_points(collection, hits, with_payload, with_vector)}
+    lookups = _lookups(groups, with_lookup)
+    result = []
+    for value, members in groups:
+        group = {"id": value, "hits": [points[h.id] for h in members if h.id in points]}
+        if with_lookup is not None:
+            group["lookup"] = lookups.get(value)
+        result.append(group)
+    return {"groups": result}
+
+
+def _lookups(groups, with_lookup) -> dict:
+    if with_lookup is None:
+        return {}
+    if isinstance(with_lookup, str):
+        with_lookup = {"collection": with_lookup}
+    other = toc().get(with_lookup["collection"])
+    payload = with_lookup.get("with_payload", True)
+    vectors = vector_selector(other, with_lookup.get("with_vectors") or False)
+    ids = {}
+    for value, _ in groups:
+        try:
+            ids[value] = normalize_id(value)
+        except BadInput:  # a group value that cannot be a point id has no lookup
+            continue
+    records = {r.id: r for r in other.reads.retrieve(list(ids.values()), payload, vectors)}
+    return {value: record_json(records[point_id]) for value, point_id in ids.items() if point_id in records}

@@ -1,0 +1,313 @@
+"""Exact scoring of stored vectors against a query: every distance, vector kind and query kind.
+
+Qdrant's conventions (lib/segment/src/spaces, .../vector_storage/query):
+
+- Every metric has a *similarity*, larger is closer: Cosine and Dot the dot product (Cosine
+  vectors are normalised on insert and queries here, so it is the cosine), Euclid the
+  negative squared distance, Manhattan the negative L1 distance. uint8 vectors are not
+  normalised: their Cosine is dot / (|a| |b|), 0 when a norm is 0.
+- A *nearest* query ranks by similarity and reports it post-processed: the distance itself
+  for Euclid (sqrt |s|) and Manhattan (|s|), so those results read ascending.
+- The other query kinds combine the similarities to their example vectors and report the
+  combination as it is, larger better, whatever the metric:
+    best_score  max positive p, max negative n: sigma(p) if p > n else -sigma(n)
+    sum_scores  sum of positive similarities - sum of negative ones
+    discover    sum over pairs of (+1 if closer to positive else -1) + sigma(target)
+    context     sum over pairs of fast_sigmoid(min(pos - neg - eps, 0))
+  with fast_sigmoid(x) = x / (1 + |x|) and sigma(x) = (fast_sigmoid(x) + 1) / 2.
+- Sparse vectors: the dot product over shared indices; a nearest sparse search returns only
+  points that share at least one index with the query. Multi-vectors: MaxSim, the sum over
+  query rows of the best similarity to any of the point's rows.
+
+Scoring is vectorised: the similarities of a block of rows to every example vector of
+every query come from one matrix product (or one Numba kernel call), then each query
+combines its columns. Blocks bound the memory of float16/uint8 conversion and of the
+(rows x examples) similarity matrix; a running top-k per block keeps the result small.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from pydrant.segments import kernels
+from pydrant.segments.types import SparseVector
+
+NEAREST = "nearest"
+BEST_SCORE = "best_score"
+SUM_SCORES = "sum_scores"
+DISCOVER = "discover"
+CONTEXT = "context"
+KINDS = (NEAREST, BEST_SCORE, SUM_SCORES, DISCOVER, CONTEXT)
+
+# float32 rows are scored straight from the stored matrix in big blocks (BLAS streams
+# them); other datatypes are converted to float32 a block at a time.
+_F32_BLOCK_ROWS = 1 << 18
+_CONVERTED_BLOCK_ROWS = 1 << 14
+# Below this share of candidate rows, gathering them beats scanning everything.
+_GATHER_SHARE = 0.25
+_CONTEXT_MARGIN = np.float32(np.finfo(np.float32).eps)
+
+
+@dataclass(frozen=True)
+class ScoringQuery:
+    """One query as the kernels see it: a kind and its example vectors, already prepared
+    for the vector's metric (see `prepare_dense`).
+
+    `examples` layout per kind: nearest [q]; best_score and sum_scores positives then
+    negatives (`n_positive` of the former); discover [target, pos1, neg1, pos2, neg2, ...];
+    context [pos1, neg1, pos2, neg2, ...].
+    """
+
+    kind: str
+    examples: tuple
+    n_positive: int = 0
+
+    @property
+    def is_nearest(self) -> bool:
+        return self.kind == NEAREST
+
+
+@dataclass
+class VectorSpace:
+    """What scoring needs to know of a stored vector: its metric and kind."""
+
+    distance: str  # Cosine | Dot | Euclid | Manhattan ("Dot" for sparse vectors)
+    datatype: str = "float32"
+    kind: str = "dense"  # dense | multi | sparse
+    idf: np.ndarray | None = field(default=None, repr=False)  # unused for dense
+
+
+# -- preparing query vectors ----------------------------------------------------------------
+
+
+def prepare_dense(array: np.ndarray, distance: str, datatype: str) -> np.ndarray:
+    """A query (or example) vector in the form stored rows are compared with: float32,
+    normalised for Cosine over float datatypes, truncated to 0..255 for uint8 (as Qdrant
+    converts queries to the storage type). Works on 1-d vectors and 2-d multi-vectors."""
+    array = np.asarray(array, dtype=np.float32)
+    if datatype == "uint8":
+        return np.clip(array, 0, 255).astype(np.uint8).astype(np.float32)
+    if distance == "Cosine":
+        norms = np.linalg.norm(array, axis=-1, keepdims=True)
+        array = np.divide(array, norms, out=np.zeros_like(array), where=norms > 0)
+    return array
+
+
+# -- combining similarities into query scores -----------------------------------------------
+
+
+def fast_sigmoid(x: np.ndarray) -> np.ndarray:
+    return x / (1.0 + np.abs(x))
+
+
+def scaled_fast_sigmoid(x: np.ndarray) -> np.ndarray:
+    return 0.5 * (fast_sigmoid(x) + 1.0)
+
+
+def combine(query: ScoringQuery, sims: np.ndarray) -> np.ndarray:
+    """The query's scores from the similarities of n rows to its examples ((n, E) array)."""
+    kind = query.kind
+    if kind == NEAREST:
+        return sims[:, 0]
+    if kind in (BEST_SCORE, SUM_SCORES):
+        positives, negatives = sims[:, : query.n_positive], sims[:, query.n_positive :]
+        if kind == SUM_SCORES:
+            return positives.sum(axis=1) - negatives.sum(axis=1)
+        with np.errstate(invalid="ignore"):  # sigma(-inf) of the branch not taken
+            return _best_score(positives, negatives)
+    if kind == DISCOVER:
+        pairs = sims[:, 1:]
+        rank = np.where(pairs[:, 0::2] > pairs[:, 1::2], 1.0, -1.0).sum(axis=1)
+        return rank + scaled_fast_sigmoid(sims[:, 0])
+    if kind == CONTEXT:
+        difference = sims[:, 0::2] - sims[:, 1::2] - _CONTEXT_MARGIN
+        return fast_sigmoid(np.minimum(difference, 0.0)).sum(axis=1)
+    raise ValueError(f"unknown query kind {kind!r}")
+
+
+def _best_score(positives: np.ndarray, negatives: np.ndarray) -> np.ndarray:
+    n = len(positives)
+    best_positive = positives.max(axis=1) if positives.shape[1] else np.full(n, -np.inf, np.float32)
+    best_negative = negatives.max(axis=1) if negatives.shape[1] else np.full(n, -np.inf, np.float32)
+    return np.where(
+        best_positive > best_negative, scaled_fast_sigmoid(best_positive), -scaled_fast_sigmoid(best_negative)
+    )
+
+
+def postprocess(query: ScoringQuery, distance: str, scores: np.ndarray) -> np.ndarray:
+    """Scores as reported: distances for nearest Euclid/Manhattan, else unchanged."""
+    if not query.is_nearest:
+        return scores
+    if distance == "Euclid":
+        return np.sqrt(np.abs(scores))
+    if distance == "Manhattan":
+        return np.abs(scores)
+    return scores
+
+
+def reported_order_ascending(query: ScoringQuery, distance: str) -> bool:
+    """Whether reported scores improve downwards (nearest by a distance)."""
+    return query.is_nearest and distance in ("Euclid", "Manhattan")
+
+
+# -- dense similarities ---------------------------------------------------------------------
+
+
+def dense_similarities(rows: np.ndarray, examples: np.ndarray, distance: str, datatype: str) -> np.ndarray:
+    """(n, E) float32 similarities of float32 rows to float32 examples."""
+    if distance == "Euclid":
+        return kernels.neg_sq_euclid(np.ascontiguousarray(rows), np.ascontiguousarray(examples))
+    if distance == "Manhattan":
+        return kernels.neg_manhattan(np.ascontiguousarray(rows), np.ascontiguousarray(examples))
+    sims = rows @ examples.T
+    if distance == "Cosine" and datatype == "uint8":
+        row_norms = np.linalg.norm(rows, axis=1)[:, None]
+        example_norms = np.linalg.norm(examples, axis=1)[None, :]
+        denominator = row_norms * example_norms
+        sims = np.divide(sims, denominator, out=np.zeros_like(sims), where=denominator > 0)
+    return sims.astype(np.float32, copy=False)
+
+
+def search_dense(
+    matrix: np.ndarray,
+    mask: np.ndarray,
+    queries: list[ScoringQuery],
+    limit: int,
+    distance: str,
+    datatype: str,
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Top `limit` rows of `matrix` among those with `mask` set, per query: (rows, scores)
+    with scores descending (internal, before `postprocess`)."""
+    examples = np.vstack([np.asarray(e, dtype=np.float32).reshape(1, -1) for q in queries for e in q.examples])
+    count = int(np.count_nonzero(mask))
+    if count == 0:
+        return [(np.empty(0, np.int64), np.empty(0, np.float32)) for _ in queries]
+    n = len(mask)
+    if count < n * _GATHER_SHARE:
+        rows = np.flatnonzero(mask)
+        scored = [_score_block(matrix[rows], None, queries, examples, distance, datatype, limit, rows)]
+    else:
+        step = _F32_BLOCK_ROWS if matrix.dtype == np.float32 else _CONVERTED_BLOCK_ROWS
+        scored = [
+            _score_block(matrix[start : start + step], mask[start : start + step], queries, examples, distance,
+                         datatype, limit, start)
+            for start in range(0, n, step)
+        ]
+    return [_merge_blocks([block[i] for block in scored], limit) for i in range(len(queries))]
+
+
+def _score_block(rows, mask, queries, examples, distance, datatype, limit, where):
+    """Per query (row numbers, scores) of the block's best rows. `where` is the block's
+    first row number, or the array of row numbers of gathered rows."""
+    if rows.dtype != np.float32:
+        rows = rows.astype(np.float32)
+    sims = dense_similarities(rows, examples, distance, datatype)
+    found = []
+    column = 0
+    for query in queries:
+        width = len(query.examples)
+        scores = combine(query, sims[:, column : column + width])
+        column += width
+        if mask is not None:
+            scores = np.where(mask, scores, -np.inf)
+        top = top_k(scores, limit)
+        numbers = where[top] if isinstance(where, np.ndarray) else top + where
+        found.append((numbers, scores[top]))
+    return found
+
+
+def _merge_blocks(blocks: list[tuple[np.ndarray, np.ndarray]], limit: int) -> tuple[np.ndarray, np.ndarray]:
+    rows = np.concatenate([b[0] for b in blocks])
+    scores = np.concatenate([b[1] for b in blocks]).astype(np.float32, copy=False)
+    keep = np.isfinite(scores)
+    rows, scores = rows[keep], scores[keep]
+    top = top_k(scores, limit)
+    return rows[top].astype(np.int64, copy=False), scores[top]
+
+
+def top_k(scores: np.ndarray, k: int) -> np.ndarray:
+    """Positions of the k largest scores, best first (-inf entries may be included)."""
+    if k <= 0 or len(scores) == 0:
+        return np.empty(0, dtype=np.int64)
+    if k < len(scores):
+        part = np.argpartition(-scores, k - 1)[:k]
+    else:
+        part = np.arange(len(scores))
+    return part[np.argsort(-scores[part], kind="stable")]
+
+
+# -- multi-vectors and sparse vectors -------------------------------------------------------
+
+
+def multi_similarity(doc: np.ndarray, query: np.ndarray, distance: str, datatype: str) -> float:
+    """MaxSim: the sum over the query's rows of the best similarity to any row of `doc`."""
+    sims = dense_similarities(np.asarray(doc, dtype=np.float32), query, distance, datatype)  # (doc rows, q rows)
+    return float(sims.max(axis=0).sum())
+
+
+def sparse_similarities(candidates: list[SparseVector], query: SparseVector) -> tuple[np.ndarray, np.ndarray]:
+    """Dot products of sparse vectors with a sparse query, and whether each shares an index.
+
+    All candidates are flattened into one index/value array; a binary search in the
+    query's sorted indices finds the shared ones, and bincount sums them per candidate."""
+    n = len(candidates)
+    if n == 0 or len(query.indices) == 0:
+        return np.zeros(n, np.float32), np.zeros(n, bool)
+    lengths = np.fromiter((len(c.indices) for c in candidates), dtype=np.int64, count=n)
+    if lengths.sum() == 0:
+        return np.zeros(n, np.float32), np.zeros(n, bool)
+    indices = np.concatenate([c.indices for c in candidates])
+    values = np.concatenate([c.values for c in candidates])
+    owner = np.repeat(np.arange(n), lengths)
+    position = np.searchsorted(query.indices, indices)
+    position_clipped = np.minimum(position, len(query.indices) - 1)
+    shared = query.indices[position_clipped] == indices
+    products = np.where(shared, values * query.values[position_clipped], 0.0)
+    scores = np.bincount(owner, weights=products, minlength=n).astype(np.float32)
+    overlaps = np.bincount(owner, weights=shared, minlength=n) > 0
+    return scores, overlaps
+
+
+def list_similarities(values: list, space: VectorSpace, example) -> np.ndarray:
+    """Similarities of stored multi or sparse vectors (one per candidate) to one example.
+    Sparse candidates sharing no index with a nearest query get -inf from `search_lists`."""
+    if space.kind == "sparse":
+        return sparse_similarities(values, example)[0]
+    return np.fromiter(
+        (multi_similarity(doc, example, space.distance, space.datatype) for doc in values),
+        dtype=np.float32,
+        count=len(values),
+    )
+
+
+def search_lists(
+    values: list, rows: np.ndarray, queries: list[ScoringQuery], limit: int, space: VectorSpace
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Top `limit` of the candidates `rows` (their vectors in `values`) per query, as
+    `search_dense` answers."""
+    found = []
+    for query in queries:
+        sims = np.stack([list_similarities(values, space, example) for example in query.examples], axis=1)
+        scores = combine(query, sims) if len(values) else np.empty(0, np.float32)
+        if space.kind == "sparse" and query.is_nearest and len(values):
+            _, overlaps = sparse_similarities(values, query.examples[0])
+            scores = np.where(overlaps, scores, -np.inf)
+        top = top_k(scores, limit)
+        top = top[np.isfinite(scores[top])]
+        found.append((rows[top].astype(np.int64, copy=False), scores[top].astype(np.float32, copy=False)))
+    return found
+
+
+def score_rows(values, rows: np.ndarray, query: ScoringQuery, space: VectorSpace) -> np.ndarray:
+    """Scores (internal) of the given rows; for dense, `values` is the matrix."""
+    if space.kind == "dense":
+        examples = np.vstack([np.asarray(e, dtype=np.float32).reshape(1, -1) for e in query.examples])
+        block = np.asarray(values[rows], dtype=np.float32)
+        return combine(query, dense_similarities(block, examples, space.distance, space.datatype))
+    picked = [values[r] for r in rows.tolist()]
+    if not picked:
+        return np.empty(0, np.float32)
+    sims = np.stack([list_similarities(picked, space, e) for e in query.examples], axis=1)
+    return combine(query, sims)
