@@ -7,6 +7,7 @@ by the query engine, so both APIs return the same points and scores.
 
 from __future__ import annotations
 
+import numpy as np
 from quart import Blueprint
 
 from pydrant.http import spec_models as models
@@ -109,7 +110,7 @@ async def _matrix_request(name: str):
 @blueprint.post("/collections/<name>/points/search/matrix/pairs")
 async def matrix_pairs(name: str):
     ids, entries = await _matrix_request(name)
-    return ok({"pairs": [{"a": ids[row], "b": ids[col], "score": score} for row, col, score in entries]})
+    return ok({"pairs": [{"a": ids[row], "b": ids[col], "score": np.float32(score)} for row, col, score in entries]})
 
 
 @blueprint.post("/collections/<name>/points/search/matrix/offsets")
@@ -119,7 +120,7 @@ async def matrix_offsets(name: str):
         {
             "offsets_row": [row for row, _, _ in entries],
             "offsets_col": [col for _, col, _ in entries],
-            "scores": [score for _, _, score in entries],
+            "scores": [np.float32(score) for _, _, score in entries],
             "ids": ids,
         }
     )

@@ -17,30 +17,30 @@ import numpy as np
 
 @numba.njit(nogil=True, cache=True, fastmath=False)
 def neg_sq_euclid(rows: np.ndarray, queries: np.ndarray) -> np.ndarray:
-    """-(|row - query|^2) for every row and query: (n, q) float32, larger is closer."""
+    """-(|row - query|^2) for every query and row: (q, n) float32, larger is closer."""
     n, dim = rows.shape
     nq = queries.shape[0]
-    out = np.empty((n, nq), dtype=np.float32)
+    out = np.empty((nq, n), dtype=np.float32)
     for i in range(n):
         for j in range(nq):
             total = np.float32(0.0)
             for k in range(dim):
                 diff = rows[i, k] - queries[j, k]
                 total += diff * diff
-            out[i, j] = -total
+            out[j, i] = -total
     return out
 
 
 @numba.njit(nogil=True, cache=True, fastmath=False)
 def neg_manhattan(rows: np.ndarray, queries: np.ndarray) -> np.ndarray:
-    """-(sum |row - query|) for every row and query: (n, q) float32, larger is closer."""
+    """-(sum |row - query|) for every query and row: (q, n) float32, larger is closer."""
     n, dim = rows.shape
     nq = queries.shape[0]
-    out = np.empty((n, nq), dtype=np.float32)
+    out = np.empty((nq, n), dtype=np.float32)
     for i in range(n):
         for j in range(nq):
             total = np.float32(0.0)
             for k in range(dim):
                 total += abs(rows[i, k] - queries[j, k])
-            out[i, j] = -total
+            out[j, i] = -total
     return out

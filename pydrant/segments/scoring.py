@@ -107,30 +107,30 @@ def scaled_fast_sigmoid(x: np.ndarray) -> np.ndarray:
 
 
 def combine(query: ScoringQuery, sims: np.ndarray) -> np.ndarray:
-    """The query's scores from the similarities of n rows to its examples ((n, E) array)."""
+    """The query's scores from the similarities of its E examples to n rows ((E, n))."""
     kind = query.kind
     if kind == NEAREST:
-        return sims[:, 0]
+        return sims[0]
     if kind in (BEST_SCORE, SUM_SCORES):
-        positives, negatives = sims[:, : query.n_positive], sims[:, query.n_positive :]
+        positives, negatives = sims[: query.n_positive], sims[query.n_positive :]
         if kind == SUM_SCORES:
-            return positives.sum(axis=1) - negatives.sum(axis=1)
+            return positives.sum(axis=0) - negatives.sum(axis=0)
         with np.errstate(invalid="ignore"):  # sigma(-inf) of the branch not taken
             return _best_score(positives, negatives)
     if kind == DISCOVER:
-        pairs = sims[:, 1:]
-        rank = np.where(pairs[:, 0::2] > pairs[:, 1::2], 1.0, -1.0).sum(axis=1)
-        return rank + scaled_fast_sigmoid(sims[:, 0])
+        pairs = sims[1:]
+        rank = np.where(pairs[0::2] > pairs[1::2], 1.0, -1.0).sum(axis=0)
+        return (rank + scaled_fast_sigmoid(sims[0])).astype(np.float32)
     if kind == CONTEXT:
-        difference = sims[:, 0::2] - sims[:, 1::2] - _CONTEXT_MARGIN
-        return fast_sigmoid(np.minimum(difference, 0.0)).sum(axis=1)
+        difference = sims[0::2] - sims[1::2] - _CONTEXT_MARGIN
+        return fast_sigmoid(np.minimum(difference, 0.0)).sum(axis=0)
     raise ValueError(f"unknown query kind {kind!r}")
 
 
 def _best_score(positives: np.ndarray, negatives: np.ndarray) -> np.ndarray:
-    n = len(positives)
-    best_positive = positives.max(axis=1) if positives.shape[1] else np.full(n, -np.inf, np.float32)
-    best_negative = negatives.max(axis=1) if negatives.shape[1] else np.full(n, -np.inf, np.float32)
+    n = positives.shape[1]
+    best_positive = positives.max(axis=0) if len(positives) else np.full(n, -np.inf, np.float32)
+    best_negative = negatives.max(axis=0) if len(negatives) else np.full(n, -np.inf, np.float32)
     return np.where(
         best_positive > best_negative, scaled_fast_sigmoid(best_positive), -scaled_fast_sigmoid(best_negative)
     )
@@ -156,18 +156,27 @@ def reported_order_ascending(query: ScoringQuery, distance: str) -> bool:
 
 
 def dense_similarities(rows: np.ndarray, examples: np.ndarray, distance: str, datatype: str) -> np.ndarray:
-    """(n, E) float32 similarities of float32 rows to float32 examples."""
+    """(E, n) float32 similarities of float32 examples to float32 rows. Examples first:
+    each example's similarities are then one contiguous row, which the per-query top-k
+    reads without a strided copy."""
     if distance == "Euclid":
         return kernels.neg_sq_euclid(np.ascontiguousarray(rows), np.ascontiguousarray(examples))
     if distance == "Manhattan":
         return kernels.neg_manhattan(np.ascontiguousarray(rows), np.ascontiguousarray(examples))
-    sims = rows @ examples.T
+    if len(examples) == 1:
+        sims = (rows @ examples[0])[None, :]  # a matrix-vector product, the common case
+    else:
+        sims = examples @ rows.T
     if distance == "Cosine" and datatype == "uint8":
-        row_norms = np.linalg.norm(rows, axis=1)[:, None]
-        example_norms = np.linalg.norm(examples, axis=1)[None, :]
-        denominator = row_norms * example_norms
+        row_norms = np.linalg.norm(rows, axis=1)[None, :]
+        example_norms = np.linalg.norm(examples, axis=1)[:, None]
+        denominator = example_norms * row_norms
         sims = np.divide(sims, denominator, out=np.zeros_like(sims), where=denominator > 0)
     return sims.astype(np.float32, copy=False)
+
+
+def _stack_examples(queries: list[ScoringQuery]) -> np.ndarray:
+    return np.vstack([np.asarray(e, dtype=np.float32).reshape(1, -1) for q in queries for e in q.examples])
 
 
 def search_dense(
@@ -180,7 +189,7 @@ def search_dense(
 ) -> list[tuple[np.ndarray, np.ndarray]]:
     """Top `limit` rows of `matrix` among those with `mask` set, per query: (rows, scores)
     with scores descending (internal, before `postprocess`)."""
-    examples = np.vstack([np.asarray(e, dtype=np.float32).reshape(1, -1) for q in queries for e in q.examples])
+    examples = _stack_examples(queries)
     count = int(np.count_nonzero(mask))
     if count == 0:
         return [(np.empty(0, np.int64), np.empty(0, np.float32)) for _ in queries]
@@ -190,51 +199,59 @@ def search_dense(
         scored = [_score_block(matrix[rows], None, queries, examples, distance, datatype, limit, rows)]
     else:
         step = _F32_BLOCK_ROWS if matrix.dtype == np.float32 else _CONVERTED_BLOCK_ROWS
-        scored = [
-            _score_block(matrix[start : start + step], mask[start : start + step], queries, examples, distance,
-                         datatype, limit, start)
-            for start in range(0, n, step)
-        ]
+        scored = []
+        for start in range(0, n, step):
+            block_mask = mask[start : start + step]
+            if block_mask.all():
+                block_mask = None  # nothing to mask out: skip a pass over the scores
+            scored.append(
+                _score_block(matrix[start : start + step], block_mask, queries, examples, distance, datatype, limit, start)
+            )
+    if len(scored) == 1:
+        return [_finite(*found) for found in scored[0]]
     return [_merge_blocks([block[i] for block in scored], limit) for i in range(len(queries))]
 
 
 def _score_block(rows, mask, queries, examples, distance, datatype, limit, where):
-    """Per query (row numbers, scores) of the block's best rows. `where` is the block's
-    first row number, or the array of row numbers of gathered rows."""
+    """Per query (row numbers, scores) of the block's best rows, best first. `where` is
+    the block's first row number, or the array of row numbers of gathered rows."""
     if rows.dtype != np.float32:
         rows = rows.astype(np.float32)
     sims = dense_similarities(rows, examples, distance, datatype)
     found = []
-    column = 0
+    first = 0
     for query in queries:
         width = len(query.examples)
-        scores = combine(query, sims[:, column : column + width])
-        column += width
+        scores = combine(query, sims[first : first + width])
+        first += width
         if mask is not None:
-            scores = np.where(mask, scores, -np.inf)
+            scores = np.where(mask, scores, np.float32(-np.inf))
         top = top_k(scores, limit)
         numbers = where[top] if isinstance(where, np.ndarray) else top + where
         found.append((numbers, scores[top]))
     return found
 
 
-def _merge_blocks(blocks: list[tuple[np.ndarray, np.ndarray]], limit: int) -> tuple[np.ndarray, np.ndarray]:
-    rows = np.concatenate([b[0] for b in blocks])
-    scores = np.concatenate([b[1] for b in blocks]).astype(np.float32, copy=False)
+def _finite(rows: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     keep = np.isfinite(scores)
-    rows, scores = rows[keep], scores[keep]
+    return rows[keep].astype(np.int64, copy=False), scores[keep].astype(np.float32, copy=False)
+
+
+def _merge_blocks(blocks: list[tuple[np.ndarray, np.ndarray]], limit: int) -> tuple[np.ndarray, np.ndarray]:
+    rows, scores = _finite(np.concatenate([b[0] for b in blocks]), np.concatenate([b[1] for b in blocks]))
     top = top_k(scores, limit)
-    return rows[top].astype(np.int64, copy=False), scores[top]
+    return rows[top], scores[top]
 
 
 def top_k(scores: np.ndarray, k: int) -> np.ndarray:
     """Positions of the k largest scores, best first (-inf entries may be included)."""
-    if k <= 0 or len(scores) == 0:
+    n = len(scores)
+    if k <= 0 or n == 0:
         return np.empty(0, dtype=np.int64)
-    if k < len(scores):
-        part = np.argpartition(-scores, k - 1)[:k]
+    if k < n:
+        part = np.argpartition(scores, n - k)[n - k :]  # no negated copy of the scores
     else:
-        part = np.arange(len(scores))
+        part = np.arange(n)
     return part[np.argsort(-scores[part], kind="stable")]
 
 
@@ -243,8 +260,8 @@ def top_k(scores: np.ndarray, k: int) -> np.ndarray:
 
 def multi_similarity(doc: np.ndarray, query: np.ndarray, distance: str, datatype: str) -> float:
     """MaxSim: the sum over the query's rows of the best similarity to any row of `doc`."""
-    sims = dense_similarities(np.asarray(doc, dtype=np.float32), query, distance, datatype)  # (doc rows, q rows)
-    return float(sims.max(axis=0).sum())
+    sims = dense_similarities(np.asarray(doc, dtype=np.float32), query, distance, datatype)  # (q rows, doc rows)
+    return float(sims.max(axis=1).sum())
 
 
 def sparse_similarities(candidates: list[SparseVector], query: SparseVector) -> tuple[np.ndarray, np.ndarray]:
@@ -289,7 +306,7 @@ def search_lists(
     `search_dense` answers."""
     found = []
     for query in queries:
-        sims = np.stack([list_similarities(values, space, example) for example in query.examples], axis=1)
+        sims = np.stack([list_similarities(values, space, example) for example in query.examples])
         scores = combine(query, sims) if len(values) else np.empty(0, np.float32)
         if space.kind == "sparse" and query.is_nearest and len(values):
             _, overlaps = sparse_similarities(values, query.examples[0])
@@ -303,11 +320,11 @@ def search_lists(
 def score_rows(values, rows: np.ndarray, query: ScoringQuery, space: VectorSpace) -> np.ndarray:
     """Scores (internal) of the given rows; for dense, `values` is the matrix."""
     if space.kind == "dense":
-        examples = np.vstack([np.asarray(e, dtype=np.float32).reshape(1, -1) for e in query.examples])
+        examples = _stack_examples([query])
         block = np.asarray(values[rows], dtype=np.float32)
         return combine(query, dense_similarities(block, examples, space.distance, space.datatype))
     picked = [values[r] for r in rows.tolist()]
     if not picked:
         return np.empty(0, np.float32)
-    sims = np.stack([list_similarities(picked, space, e) for e in query.examples], axis=1)
+    sims = np.stack([list_similarities(picked, space, e) for e in query.examples])
     return combine(query, sims)
