@@ -1038,18 +1038,6 @@ class AppendableSegment:
                 for rows_, scores in found
             ]
 
-    def vector_bytes(self, name: str) -> int:
-        """Bytes of the live vectors `name` (what `indexed_only` weighs a segment by)."""
-        with self._lock:
-            column = self._columns.get(name)
-            if column is None:
-                return 0
-            n = self._next_offset
-            count = column.count(self._live[:n])
-            if isinstance(column, _DenseColumn):
-                return count * column.spec.size * column.dtype.itemsize
-            return column.ram_bytes()
-
     def sparse_statistics(self, name: str, indices: np.ndarray) -> tuple[int, np.ndarray]:
         """For the IDF modifier: how many live points have sparse vector `name`, and how
         many of them have a value at each of `indices`."""
