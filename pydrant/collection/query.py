@@ -248,7 +248,7 @@ class QueryEngine:
         predicate = self.collection.reads.compile(filter_)
         per_segment = [
             segment.search(using, [v.scoring for v in vectors], limit, space, predicate)
-            for segment in self._searchable_segments(using, params)
+            for segment in self.collection.segments
         ]
         results = []
         for i, vector in enumerate(vectors):
@@ -262,18 +262,6 @@ class QueryEngine:
     def _all_scored(self, vector: _Vector, limit: int, filter_: dict | None) -> list[Hit]:
         ids = self.collection.reads.matching_ids(filter_, vector_name=vector.using)
         return [Hit(point_id, 0, 0.0) for point_id in ids[:limit]]
-
-    def _searchable_segments(self, using: str, params: dict | None) -> list:
-        """Segments a search reads: all of them, unless `indexed_only` skips segments too
-        large to scan without an index (every segment until graph indexes exist, once it
-        passes the collection's `indexing_threshold`)."""
-        segments = list(self.collection.segments)
-        if not (params or {}).get("indexed_only"):
-            return segments
-        threshold_kb = (self.collection.config.get("optimizer_config") or {}).get("indexing_threshold")
-        if not threshold_kb:
-            return segments
-        return [s for s in segments if s.vector_bytes(using) <= threshold_kb * 1024]
 
     # -- MMR ------------------------------------------------------------------------------
 

@@ -26,10 +26,40 @@ def engine_of(collection) -> QueryEngine:
 
 
 def check_filters(collection, request: dict) -> None:
-    """Every filter in a query tree compiles, and passes strict mode's index checks."""
+    """Every filter in a query tree compiles, and the tree passes strict mode's checks."""
     for filter_ in _filters_in(request):
         compile_filter(filter_)
         collection.check_filter_indexed(filter_, update=False)
+    strict = collection.config.get("strict_mode_config") or {}
+    if strict.get("enabled"):
+        for node in _nodes_in(request):
+            _check_strict_limits(node, strict)
+
+
+def _nodes_in(node: dict):
+    yield node
+    prefetch = node.get("prefetch")
+    for child in prefetch if isinstance(prefetch, list) else [prefetch] if prefetch else []:
+        yield from _nodes_in(child)
+
+
+def _check_strict_limits(node: dict, strict: dict) -> None:
+    """Strict mode's search limits, with Qdrant's messages: `max_query_limit`,
+    `search_allow_exact`, `search_max_hnsw_ef`, `search_max_oversampling`."""
+    params = node.get("params") or {}
+    _check_at_most(node.get("limit"), strict.get("max_query_limit"), "limit")
+    if params.get("exact") and strict.get("search_allow_exact") is False:
+        raise BadInput("Bad request: Exact search disabled!. Help: Set exact=false.")
+    _check_at_most(params.get("hnsw_ef"), strict.get("search_max_hnsw_ef"), "hnsw_ef")
+    _check_at_most((params.get("quantization") or {}).get("oversampling"), strict.get("search_max_oversampling"), "oversampling")
+
+
+def _check_at_most(value, limit, name: str) -> None:
+    if value is not None and limit is not None and value > limit:
+        raise BadInput(
+            f'Bad request: Limit exceeded {value} > {limit} for "{name}". '
+            f'Help: Reduce the "{name}" parameter to or below {limit}.'
+        )
 
 
 def _filters_in(node: dict):
