@@ -2,14 +2,20 @@
 
 Each list is a prefetch's hits in its own order (best first). Ties in the fused score are
 broken by point id so answers are repeatable (Qdrant leaves them to its hash map order).
+Arithmetic is f32, in Qdrant's order (segment/src/common/{reciprocal_rank_fusion,
+score_fusion}.rs): fused scores are the f32 values Qdrant reports, and compare with an
+f32 `score_threshold` as there.
 """
 
 from __future__ import annotations
 
-import math
 from dataclasses import replace
 
+import numpy as np
+
 from pydrant.segments.ids import id_sort_key
+
+_F32 = np.float32
 
 DEFAULT_RRF_K = 2  # Qdrant's default: dampens the weight of the very first ranks less than 60 would
 
@@ -20,7 +26,7 @@ def rrf(sources: list[list], k: int = DEFAULT_RRF_K) -> list:
     first: dict = {}
     for hits in sources:
         for rank, hit in enumerate(hits):
-            scores[hit.id] = scores.get(hit.id, 0.0) + 1.0 / (rank + k)
+            scores[hit.id] = scores.get(hit.id, _F32(0.0)) + _F32(1.0) / _F32(rank + k)
             first.setdefault(hit.id, hit)
     return _ranked(first, scores)
 
@@ -33,23 +39,27 @@ def dbsf(sources: list[list]) -> list:
     first: dict = {}
     for hits in sources:
         for hit, normalised in zip(hits, _distribution_normalised([h.score for h in hits])):
-            scores[hit.id] = scores.get(hit.id, 0.0) + normalised
+            scores[hit.id] = scores.get(hit.id, _F32(0.0)) + normalised
             first.setdefault(hit.id, hit)
     return _ranked(first, scores)
 
 
-def _distribution_normalised(values: list[float]) -> list[float]:
+def _distribution_normalised(values: list[float]) -> list:
     if len(values) < 2:
-        return [0.5] * len(values)
-    mean = sum(values) / len(values)
-    variance = sum((v - mean) ** 2 for v in values) / (len(values) - 1)
-    spread = 3.0 * math.sqrt(variance)
-    low, high = mean - spread, mean + spread
+        return [_F32(0.5)] * len(values)
+    values = [_F32(v) for v in values]
+    mean, aggregate = _F32(0.0), _F32(0.0)  # Welford's mean and variance, as Qdrant computes them
+    for count, value in enumerate(values, 1):
+        old_delta = value - mean
+        mean += old_delta / _F32(count)
+        aggregate += old_delta * (value - mean)
+    std_dev = np.sqrt(aggregate / (_F32(len(values)) - _F32(1.0)))
+    low, high = mean - _F32(3.0) * std_dev, mean + _F32(3.0) * std_dev
     if low == high:
-        return [0.5] * len(values)
+        return [_F32(0.5)] * len(values)
     return [(v - low) / (high - low) for v in values]
 
 
 def _ranked(first: dict, scores: dict) -> list:
     ranked = sorted(scores.items(), key=lambda item: (-item[1], id_sort_key(item[0])))
-    return [replace(first[point_id], score=score, order_value=None) for point_id, score in ranked]
+    return [replace(first[point_id], score=float(score), order_value=None) for point_id, score in ranked]

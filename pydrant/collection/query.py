@@ -485,6 +485,7 @@ def _raw_pairs(context) -> list[tuple]:
 def _thresholded(hits: list[Hit], threshold, ascending: bool) -> list[Hit]:
     if threshold is None:
         return hits
+    threshold = float(np.float32(threshold))  # an f32 in Qdrant: a score as printed passes its own threshold
     if ascending:
         return [h for h in hits if h.score <= threshold]
     return [h for h in hits if h.score >= threshold]

@@ -139,7 +139,8 @@ class Lookup:
         if not lookup_from:
             return cls(collection, using)
         other = resolve_collection(lookup_from["collection"])
-        return cls(other, lookup_from.get("vector") or using)
+        vector = lookup_from.get("vector")
+        return cls(other, using if vector is None else vector)
 
     def is_same(self, collection) -> bool:
         return self.collection is collection

@@ -1,19 +1,22 @@
 """Discovery API: `POST .../points/discover` and `/discover/batch`.
 
 With a target: a `discover` query (context pairs rank, the target breaks ties within a
-rank). Without one: a `context` query (only the pairs score). Example points are excluded.
+rank). Without one: a `context` query (only the pairs score); neither is a 400, as in
+Qdrant's `discover_batch`. Example points are excluded.
 """
 
 from __future__ import annotations
 
 from quart import Blueprint
 
+from pydrant.errors import BadInput
 from pydrant.http import spec_models as models
 from pydrant.http.context import toc
 from pydrant.http.envelope import body, ok
 from pydrant.http.search import COMMON_KEYS, batch_json, points_json
 from pydrant.http.search_common import check_filters, read_query_params, run_off_loop
 from pydrant.http.validation import to_plain
+from pydrant.segments.types import DEFAULT_VECTOR
 
 blueprint = Blueprint("discover", __name__)
 
@@ -21,13 +24,17 @@ blueprint = Blueprint("discover", __name__)
 def discover_as_query(request: dict) -> dict:
     query = {key: request[key] for key in COMMON_KEYS if key in request}
     context = request.get("context") or []
+    if request.get("target") is None and not context:
+        raise BadInput("Bad request: target and/or context_pairs must be specified")
     if request.get("target") is not None:
         query["query"] = {"discover": {"target": request["target"], "context": context}}
     else:
         query["query"] = {"context": context}
-    for key in ("using", "lookup_from"):
-        if request.get(key) is not None:
-            query[key] = request[key]
+    if request.get("using") is not None:
+        query["using"] = request["using"]
+    lookup_from = request.get("lookup_from")
+    if lookup_from is not None:  # without a `vector`: the default one, not `using` (unlike the query API)
+        query["lookup_from"] = dict(lookup_from, vector=lookup_from.get("vector") or DEFAULT_VECTOR)
     return query
 
 

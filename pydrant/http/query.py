@@ -13,6 +13,7 @@ from pydrant.http.context import toc
 from pydrant.http.envelope import body, ok
 from pydrant.http.search_common import (
     check_filters,
+    check_queries,
     engine_of,
     grouped_json,
     read_query_params,
@@ -37,6 +38,7 @@ async def query_points(name: str):
     read_query_params()
     collection = toc().get(name)
     request = to_plain(await body(models.QueryRequest, optional=True)) or {}
+    check_queries(request)
     check_filters(collection, request)
     return ok(await run_off_loop(query_points_json, collection, request))
 
@@ -47,6 +49,7 @@ async def query_batch(name: str):
     collection = toc().get(name)
     requests = to_plain(await body(models.QueryRequestBatch))["searches"]
     for request in requests:
+        check_queries(request)
         check_filters(collection, request)
 
     def run():
@@ -65,6 +68,7 @@ async def query_groups(name: str):
     read_query_params()
     collection = toc().get(name)
     request = to_plain(await body(models.QueryGroupsRequest))
+    check_queries(request)
     check_filters(collection, request)
     return ok(await run_off_loop(groups_json, collection, request))
 

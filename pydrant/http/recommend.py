@@ -16,6 +16,7 @@ from pydrant.http.query import groups_json
 from pydrant.http.search import COMMON_KEYS, batch_json, points_json
 from pydrant.http.search_common import check_filters, read_query_params, run_off_loop
 from pydrant.http.validation import to_plain
+from pydrant.segments.types import DEFAULT_VECTOR
 
 blueprint = Blueprint("recommend", __name__)
 
@@ -30,9 +31,11 @@ def recommend_as_query(request: dict) -> dict:
         raise BadInput("Bad request: Positive vectors should not be empty with `average` strategy")
     query = {key: request[key] for key in COMMON_KEYS if key in request}
     query["query"] = {"recommend": {"positive": positive, "negative": negative, "strategy": strategy}}
-    for key in ("using", "lookup_from"):
-        if request.get(key) is not None:
-            query[key] = request[key]
+    if request.get("using") is not None:
+        query["using"] = request["using"]
+    lookup_from = request.get("lookup_from")
+    if lookup_from is not None:  # without a `vector`: the default one, not `using` (unlike the query API)
+        query["lookup_from"] = dict(lookup_from, vector=lookup_from.get("vector") or DEFAULT_VECTOR)
     return query
 
 

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import numpy as np
 import trio
+from pydantic import StrictFloat, StrictInt, StrictStr, TypeAdapter, ValidationError
 
 from pydrant.collection.query import Hit, QueryEngine
+from pydrant.http import spec_models as models
 from pydrant.http.context import toc
 from pydrant.http.envelope import query_int
 from pydrant.errors import BadInput
 from pydrant.http.retrieve import record_json, vector_selector, vectors_json
+from pydrant.http.validation import check_bounds
 from pydrant.segments.filters import compile_filter
 from pydrant.segments.ids import normalize_id
 
@@ -34,6 +37,38 @@ def check_filters(collection, request: dict) -> None:
     if strict.get("enabled"):
         for node in _nodes_in(request):
             _check_strict_limits(node, strict)
+
+
+# The spec's QueryInterface (VectorInput | Query). The generated request models leave
+# `query` untyped (its nested unions collapse to Any), so query trees are checked here.
+# Formulas are not: the generated Expression lacks its Condition variant, and
+# collection/formula.py checks expressions as it compiles them, with Qdrant's messages.
+_QUERY_INTERFACE = TypeAdapter(
+    list[StrictFloat] | list[list[StrictFloat]] | models.SparseVector | StrictInt | StrictStr
+    | models.Document | models.Image | models.InferenceObject
+    | models.NearestQuery | models.RecommendQuery | models.DiscoverQuery | models.ContextQuery
+    | models.OrderByQuery | models.FusionQuery | models.RrfQuery | models.SampleQuery
+)
+
+
+def check_queries(request: dict) -> None:
+    """The `query` of every node of a query tree is a QueryInterface, as Qdrant's serde
+    requires (400), within the spec's bounds (422: `mmr.diversity`, `rrf.k`...)."""
+    for node in _nodes_in(request):
+        query = node.get("query")
+        if query is None:
+            continue
+        if isinstance(query, dict) and "formula" in query:
+            if set(query) - {"formula", "defaults"} or not isinstance(query.get("defaults") or {}, dict):
+                raise BadInput("Json deserialize error: query: data did not match any variant of untagged enum Query")
+            continue
+        try:
+            value = _QUERY_INTERFACE.validate_python(query)
+        except ValidationError:
+            raise BadInput(
+                "Json deserialize error: query: data did not match any variant of untagged enum QueryInterface"
+            ) from None
+        check_bounds(value, "query")
 
 
 def _nodes_in(node: dict):

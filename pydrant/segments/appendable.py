@@ -1039,15 +1039,16 @@ class AppendableSegment:
             ]
 
     def sparse_statistics(self, name: str, indices: np.ndarray) -> tuple[int, np.ndarray]:
-        """For the IDF modifier: how many live points have sparse vector `name`, and how
-        many of them have a value at each of `indices`."""
+        """For the IDF modifier: how many live points have a non-empty sparse vector `name`,
+        and how many of them have a value at each of `indices`."""
         with self._lock:
             column = self._columns.get(name)
             if not isinstance(column, _SparseColumn):
                 return 0, np.zeros(len(indices), np.int64)
             n = self._next_offset
             rows = np.flatnonzero(column.present[:n] & self._live[:n]).tolist()
-            stored = [column.values[r].indices for r in rows]
+            # An empty sparse vector is no document to IDF: Qdrant's inverted index skips it.
+            stored = [indices for indices in (column.values[r].indices for r in rows) if len(indices)]
         if not stored:
             return 0, np.zeros(len(indices), np.int64)
         everything = np.sort(np.concatenate(stored))  # a point holds each index at most once

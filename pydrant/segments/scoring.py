@@ -84,14 +84,17 @@ class VectorSpace:
 
 def prepare_dense(array: np.ndarray, distance: str, datatype: str) -> np.ndarray:
     """A query (or example) vector in the form stored rows are compared with: float32,
-    normalised for Cosine over float datatypes, truncated to 0..255 for uint8 (as Qdrant
-    converts queries to the storage type). Works on 1-d vectors and 2-d multi-vectors."""
+    normalised for Cosine over float datatypes, then rounded to the storage type as Qdrant
+    converts queries to it (float16; uint8 truncated to 0..255). Works on 1-d vectors and
+    2-d multi-vectors."""
     array = np.asarray(array, dtype=np.float32)
     if datatype == "uint8":
         return np.clip(array, 0, 255).astype(np.uint8).astype(np.float32)
     if distance == "Cosine":
         norms = np.linalg.norm(array, axis=-1, keepdims=True)
         array = np.divide(array, norms, out=np.zeros_like(array), where=norms > 0)
+    if datatype == "float16":  # Qdrant scores a float16 vector with a float16 query
+        array = array.astype(np.float16).astype(np.float32)
     return array
 
 
