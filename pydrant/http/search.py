@@ -11,22 +11,33 @@ import numpy as np
 from quart import Blueprint
 
 from pydrant.http import spec_models as models
-from pydrant.http.context import toc
-from pydrant.http.envelope import body, ok
-from pydrant.http.query import groups_json
+from pydrant.http.envelope import ok
+from pydrant.segments.types import DEFAULT_VECTOR
 from pydrant.http.search_common import (
-    check_filters,
+    batch_json,
     engine_of,
-    read_query_params,
+    groups_json,
+    groups_of,
+    points_json,
+    read_batch,
+    read_request,
     run_off_loop,
-    scored_points,
-    selectors,
 )
-from pydrant.http.validation import to_plain
 
 blueprint = Blueprint("search", __name__)
 
 COMMON_KEYS = ("filter", "params", "limit", "offset", "with_payload", "with_vector", "score_threshold")
+
+
+def example_query_base(request: dict) -> dict:
+    """The fields a `recommend` or `discover` request shares with a QueryRequest."""
+    query = {key: request[key] for key in COMMON_KEYS if key in request}
+    if request.get("using") is not None:
+        query["using"] = request["using"]
+    lookup_from = request.get("lookup_from")
+    if lookup_from is not None:  # without a `vector`: the default one, not `using` (unlike the query API)
+        query["lookup_from"] = dict(lookup_from, vector=lookup_from.get("vector") or DEFAULT_VECTOR)
+    return query
 
 
 def search_as_query(request: dict) -> dict:
@@ -40,52 +51,21 @@ def search_as_query(request: dict) -> dict:
     return query
 
 
-def points_json(collection, request: dict) -> list[dict]:
-    """Blocking: the `ScoredPoint`s of one (converted) request."""
-    with_payload, with_vector = selectors(collection, request)
-    hits = engine_of(collection).query(request)
-    return scored_points(collection, hits, with_payload, with_vector)
-
-
-def batch_json(collection, requests: list[dict]) -> list[list[dict]]:
-    """Blocking: several converted requests; searches on one vector and filter share a scan."""
-    results = []
-    for request, hits in zip(requests, engine_of(collection).query_batch(requests)):
-        with_payload, with_vector = selectors(collection, request)
-        results.append(scored_points(collection, hits, with_payload, with_vector))
-    return results
-
-
 @blueprint.post("/collections/<name>/points/search")
 async def search(name: str):
-    read_query_params()
-    collection = toc().get(name)
-    request = search_as_query(to_plain(await body(models.SearchRequest)))
-    check_filters(collection, request)
+    collection, request = await read_request(name, models.SearchRequest, search_as_query)
     return ok(await run_off_loop(points_json, collection, request))
 
 
 @blueprint.post("/collections/<name>/points/search/batch")
 async def search_batch(name: str):
-    read_query_params()
-    collection = toc().get(name)
-    requests = [search_as_query(r) for r in to_plain(await body(models.SearchRequestBatch))["searches"]]
-    for request in requests:
-        check_filters(collection, request)
+    collection, requests = await read_batch(name, models.SearchRequestBatch, search_as_query)
     return ok(await run_off_loop(batch_json, collection, requests))
 
 
 @blueprint.post("/collections/<name>/points/search/groups")
 async def search_groups(name: str):
-    read_query_params()
-    collection = toc().get(name)
-    raw = to_plain(await body(models.SearchGroupsRequest))
-    request = search_as_query(raw)
-    request.pop("offset", None)
-    for key in ("group_by", "group_size", "with_lookup"):
-        if key in raw:
-            request[key] = raw[key]
-    check_filters(collection, request)
+    collection, request = await read_request(name, models.SearchGroupsRequest, groups_of(search_as_query))
     return ok(await run_off_loop(groups_json, collection, request))
 
 
@@ -99,12 +79,8 @@ def _matrix(collection, request: dict):
 
 
 async def _matrix_request(name: str):
-    read_query_params()
-    collection = toc().get(name)
-    request = to_plain(await body(models.SearchMatrixRequest, optional=True)) or {}
-    check_filters(collection, request)
-    ids, entries = await run_off_loop(_matrix, collection, request)
-    return ids, entries
+    collection, request = await read_request(name, models.SearchMatrixRequest, optional=True)
+    return await run_off_loop(_matrix, collection, request)
 
 
 @blueprint.post("/collections/<name>/points/search/matrix/pairs")

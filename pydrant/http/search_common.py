@@ -10,10 +10,10 @@ from pydantic import StrictFloat, StrictInt, StrictStr, TypeAdapter, ValidationE
 from pydrant.collection.query import Hit, QueryEngine
 from pydrant.http import spec_models as models
 from pydrant.http.context import toc
-from pydrant.http.envelope import query_int
+from pydrant.http.envelope import body, query_int
 from pydrant.errors import BadInput
 from pydrant.http.retrieve import record_json, vector_selector, vectors_json
-from pydrant.http.validation import check_bounds
+from pydrant.http.validation import check_bounds, to_plain
 from pydrant.segments.filters import compile_filter
 from pydrant.segments.ids import normalize_id
 
@@ -30,7 +30,7 @@ def engine_of(collection) -> QueryEngine:
 
 def check_filters(collection, request: dict) -> None:
     """Every filter in a query tree compiles, and the tree passes strict mode's checks."""
-    for filter_ in _filters_in(request):
+    for filter_ in (node["filter"] for node in _nodes_in(request) if node.get("filter")):
         compile_filter(filter_)
         collection.check_filter_indexed(filter_, update=False)
     strict = collection.config.get("strict_mode_config") or {}
@@ -97,14 +97,6 @@ def _check_at_most(value, limit, name: str) -> None:
         )
 
 
-def _filters_in(node: dict):
-    if node.get("filter"):
-        yield node["filter"]
-    prefetch = node.get("prefetch")
-    for child in prefetch if isinstance(prefetch, list) else [prefetch] if prefetch else []:
-        yield from _filters_in(child)
-
-
 def scored_points(collection, hits: list[Hit], with_payload, with_vector) -> list[dict]:
     """`ScoredPoint` JSON of hits, with payloads and vectors as selected. Blocking: reads
     them from the segments (a point deleted since it was scored is left out, as in Qdrant)."""
@@ -135,6 +127,81 @@ def selectors(collection, request: dict, payload_default=False):
 
 async def run_off_loop(function, *args):
     return await trio.to_thread.run_sync(function, *args)
+
+
+# -- request intake, shared by every endpoint ---------------------------------------------
+
+
+def _unchanged(request: dict) -> dict:
+    return request
+
+
+async def read_request(name: str, model, convert=_unchanged, optional: bool = False):
+    """(collection, request) of a search-family endpoint: query parameters checked, the body
+    validated against `model`, converted to a universal QueryRequest, its query tree and
+    filters checked."""
+    read_query_params()
+    collection = toc().get(name)
+    request = convert(to_plain(await body(model, optional=optional)) or {})
+    check_queries(request)
+    check_filters(collection, request)
+    return collection, request
+
+
+async def read_batch(name: str, model, convert=_unchanged):
+    """(collection, requests) of a batch endpoint (`{"searches": [...]}`), each checked."""
+    read_query_params()
+    collection = toc().get(name)
+    requests = [convert(r) for r in to_plain(await body(model))["searches"]]
+    for request in requests:
+        check_queries(request)
+        check_filters(collection, request)
+    return collection, requests
+
+
+def groups_of(convert):
+    """A converter of a `*GroupsRequest`: the request as `convert` makes it, without an
+    offset, keeping the grouping keys."""
+
+    def converted(raw: dict) -> dict:
+        request = convert(raw)
+        request.pop("offset", None)
+        for key in ("group_by", "group_size", "with_lookup"):
+            if key in raw:
+                request[key] = raw[key]
+        return request
+
+    return converted
+
+
+# -- answers (blocking: run them with run_off_loop) ---------------------------------------
+
+
+def points_json(collection, request: dict) -> list[dict]:
+    """The `ScoredPoint`s of one request."""
+    with_payload, with_vector = selectors(collection, request)
+    hits = engine_of(collection).query(request)
+    return scored_points(collection, hits, with_payload, with_vector)
+
+
+def batch_json(collection, requests: list[dict]) -> list[list[dict]]:
+    """The `ScoredPoint`s of several requests; searches on one vector and filter share a scan."""
+    results = []
+    for request, hits in zip(requests, engine_of(collection).query_batch(requests)):
+        with_payload, with_vector = selectors(collection, request)
+        results.append(scored_points(collection, hits, with_payload, with_vector))
+    return results
+
+
+def groups_json(collection, request: dict) -> dict:
+    """A groups request (converted to a query plus its grouping keys) answered."""
+    with_payload, with_vector = selectors(collection, request)
+    group_by = request.pop("group_by")
+    group_size = request.pop("group_size", None) or 3
+    limit = request.pop("limit", None) or 10
+    with_lookup = request.pop("with_lookup", None)
+    groups = engine_of(collection).query_groups(request, group_by, group_size, limit)
+    return grouped_json(collection, groups, with_payload, with_vector, with_lookup)
 
 
 def grouped_json(collection, groups, with_payload, with_vector, with_lookup) -> dict:
