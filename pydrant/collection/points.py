@@ -13,6 +13,7 @@ import numpy as np
 
 from pydrant.errors import BadInput
 from pydrant.segments.ids import normalize_id
+from pydrant.segments.scoring import cosine_normalised
 from pydrant.segments.types import DEFAULT_VECTOR, DenseVectorSpec, VectorSchema
 
 INFERENCE_KEYS = ("text", "image", "object")
@@ -198,8 +199,7 @@ def to_storage(spec: DenseVectorSpec, array: np.ndarray) -> np.ndarray:
         # truncates fractions and saturates at the ends like Rust's `as u8`.
         return np.clip(array, 0, 255).astype(np.uint8)
     if spec.distance == "Cosine":
-        norms = np.linalg.norm(array, axis=-1, keepdims=True)
-        array = np.divide(array, norms, out=np.zeros_like(array), where=norms > 0)
+        array = cosine_normalised(array.astype(np.float32, copy=False))
     return array.astype(spec.dtype, copy=False)
 
 

@@ -47,7 +47,8 @@ _F32_BLOCK_ROWS = 1 << 18
 _CONVERTED_BLOCK_ROWS = 1 << 14
 # Below this share of candidate rows, gathering them beats scanning everything.
 _GATHER_SHARE = 0.25
-_CONTEXT_MARGIN = np.float32(np.finfo(np.float32).eps)
+_F32_EPSILON = np.float32(np.finfo(np.float32).eps)
+_CONTEXT_MARGIN = _F32_EPSILON
 
 
 @dataclass(frozen=True)
@@ -91,11 +92,20 @@ def prepare_dense(array: np.ndarray, distance: str, datatype: str) -> np.ndarray
     if datatype == "uint8":
         return np.clip(array, 0, 255).astype(np.uint8).astype(np.float32)
     if distance == "Cosine":
-        norms = np.linalg.norm(array, axis=-1, keepdims=True)
-        array = np.divide(array, norms, out=np.zeros_like(array), where=norms > 0)
+        array = cosine_normalised(array)
     if datatype == "float16":  # Qdrant scores a float16 vector with a float16 query
         array = array.astype(np.float16).astype(np.float32)
     return array
+
+
+def cosine_normalised(array: np.ndarray) -> np.ndarray:
+    """Qdrant's cosine preprocessing (spaces/simple.rs) of float32 vectors (last axis):
+    divided by their length, except those whose squared length is below f32 epsilon (zero
+    or tiny) or already within 1e-6 of 1, which stay as they are."""
+    squared = np.einsum("...i,...i->...", array, array)[..., None]
+    keep = (squared < _F32_EPSILON) | (np.abs(squared - 1.0) <= 1e-6)
+    lengths = np.sqrt(np.where(keep, 1.0, squared)).astype(np.float32)
+    return np.where(keep, array, array / lengths).astype(np.float32, copy=False)
 
 
 # -- combining similarities into query scores -----------------------------------------------
