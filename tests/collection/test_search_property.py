@@ -165,13 +165,9 @@ class Model:
 
 
 def float_values(exact: bool):
-    """Vector elements: 0 or at least 2^-6 in magnitude, so that no Cosine vector has a
-    squared length in (0, f32::EPSILON), which Qdrant stores unnormalised (pinned on its
-    own by `test_cosine_leaves_tiny_vectors_unnormalised`)."""
     if exact:
         return st.integers(-12, 12).map(lambda k: k / 4)
-    magnitude = st.floats(2 ** -6, 3, width=32)
-    return st.one_of(st.just(0.0), magnitude, magnitude.map(lambda x: -x))
+    return st.floats(-3, 3, width=32, allow_nan=False, allow_infinity=False)
 
 
 def raw_dense(name: str, exact: bool):
@@ -797,10 +793,11 @@ def test_float16_queries_are_rounded_to_float16():
 
 
 def test_cosine_leaves_tiny_vectors_unnormalised():
-    # Minimal example: Cosine float32; point 1 [1e-4, 0, 0, 0] (squared length 1e-8 < 1.19e-7),
-    # point 2 [0.5, 0.5, 0, 0]; nearest [1, 0, 0, 0].
-    # Qdrant stores point 1 as given: [(2, 0.70710677), (1, 0.0001)].
-    # pydrant stores [1, 0, 0, 0]: [(1, 1.0), (2, 0.70710677)].
+    """Qdrant's cosine_preprocess stores a Cosine vector whose f32 squared length is below
+    f32::EPSILON as given (not scaled to unit length)."""
+    # Point 1 [1e-4, 0, 0, 0] (squared length 1e-8 < 1.19e-7), point 2 [0.5, 0.5, 0, 0];
+    # nearest [1, 0, 0, 0]: [(2, 0.70710677), (1, 0.0001)] (normalising point 1 would
+    # rank it first with 1.0).
     b = _small([{"id": 1, "vector": {"cos32": [1e-4, 0, 0, 0]}}, {"id": 2, "vector": {"cos32": [0.5, 0.5, 0, 0]}}])
     try:
         hits = b.engine.query({"query": {"nearest": [1.0, 0, 0, 0]}, "using": "cos32", "limit": 5})
