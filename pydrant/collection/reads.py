@@ -66,6 +66,8 @@ class ReadEngine:
 
     def compile(self, filter_: dict | None):
         """A filter compiled for this collection (text conditions follow its text indexes)."""
+        if filter_ is None:  # the common unfiltered search: no index table to consult
+            return None
         return compile_filter(filter_, self.collection.payload_index.text_analyzers())
 
     def retrieve(self, ids: list, with_payload: PayloadSelector = True, with_vector: VectorSelector = False) -> list[Record]:

@@ -132,29 +132,34 @@ async def run_off_loop(function, *args):
 # -- request intake, shared by every endpoint ---------------------------------------------
 
 
-def _unchanged(request: dict) -> dict:
-    return request
-
-
-async def read_request(name: str, model, convert=_unchanged, optional: bool = False):
+async def read_request(name: str, model, convert=None, optional: bool = False):
     """(collection, request) of a search-family endpoint: query parameters checked, the body
-    validated against `model`, converted to a universal QueryRequest, its query tree and
-    filters checked."""
+    validated against `model`, converted to a universal QueryRequest, its filters checked.
+    The query tree of a QueryRequest (`convert` None) is checked against the spec here; a
+    converted legacy request was fully typed by its own model, so its query is not checked
+    again (that costs as much as the first validation on the search hot path)."""
     read_query_params()
     collection = toc().get(name)
-    request = convert(to_plain(await body(model, optional=optional)) or {})
-    check_queries(request)
+    request = to_plain(await body(model, optional=optional)) or {}
+    if convert is None:
+        check_queries(request)
+    else:
+        request = convert(request)
     check_filters(collection, request)
     return collection, request
 
 
-async def read_batch(name: str, model, convert=_unchanged):
-    """(collection, requests) of a batch endpoint (`{"searches": [...]}`), each checked."""
+async def read_batch(name: str, model, convert=None):
+    """(collection, requests) of a batch endpoint (`{"searches": [...]}`), each checked as
+    `read_request` checks one."""
     read_query_params()
     collection = toc().get(name)
-    requests = [convert(r) for r in to_plain(await body(model))["searches"]]
-    for request in requests:
-        check_queries(request)
+    requests = to_plain(await body(model))["searches"]
+    for i, request in enumerate(requests):
+        if convert is None:
+            check_queries(request)
+        else:
+            requests[i] = request = convert(request)
         check_filters(collection, request)
     return collection, requests
 

@@ -1021,7 +1021,10 @@ class AppendableSegment:
             if column is None:
                 return [[] for _ in queries]
             n = self._next_offset
-            mask = self._matching_mask(predicate) & column.present[:n]
+            if predicate is None:
+                mask = self._live[:n] & column.present[:n]
+            else:
+                mask = self._matching_mask(predicate) & column.present[:n]
             if isinstance(column, _DenseColumn):
                 values = column.matrix[:n]
             else:

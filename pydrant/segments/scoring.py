@@ -213,9 +213,10 @@ def search_dense(
     else:
         step = _F32_BLOCK_ROWS if matrix.dtype == np.float32 else _CONVERTED_BLOCK_ROWS
         scored = []
+        every_row = count == n
         for start in range(0, n, step):
-            block_mask = mask[start : start + step]
-            if block_mask.all():
+            block_mask = None if every_row else mask[start : start + step]
+            if block_mask is not None and block_mask.all():
                 block_mask = None  # nothing to mask out: skip a pass over the scores
             scored.append(
                 _score_block(matrix[start : start + step], block_mask, queries, examples, distance, datatype, limit, start)
