@@ -37,7 +37,6 @@ import importlib.metadata
 import math
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -48,6 +47,9 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 from pydrant.segments.hnsw import HnswIndex  # noqa: E402
+
+sys.path.insert(0, str(REPO / "tools"))
+from benchlib import machine  # noqa: E402
 
 DEFAULT_DATA = REPO.parent / "shared" / "data"
 M, EF_CONSTRUCT, K, SEED = 16, 100, 10, 42
@@ -177,23 +179,6 @@ def run_set(name, base, queries, distance, space, efs):
     memory = (py.nbytes, hnswlib_graph_bytes(peer, base))
     return {"name": name, "shape": base.shape, "distance": distance, "builds": builds,
             "rows": rows, "batch": batch, "memory": memory, "queries": queries.shape[0]}
-
-
-def machine() -> str:
-    model, cpus = platform.machine(), os.cpu_count()
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-        for line in out.splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "Model name":
-                model = value.strip()
-            elif key.strip() == "CPU(s)":
-                cpus = int(value.strip())
-            elif key.strip() == "Flags":
-                avx512 = "avx512f" in value.split()
-    except (OSError, subprocess.CalledProcessError, ValueError):
-        avx512 = False
-    return f"{model}, {cpus} CPUs ({platform.machine()}{', AVX-512' if avx512 else ''})"
 
 
 def versions() -> str:

@@ -39,7 +39,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -51,7 +50,7 @@ import orjson
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO / "tools"))
-from benchlib import Client  # noqa: E402
+from benchlib import Client, machine  # noqa: E402
 from serverproc import ServerProcess  # noqa: E402  (the test harness's launcher, reused)
 
 DEFAULT_DATA = REPO.parent / "shared" / "data"
@@ -275,21 +274,6 @@ def check_answers(answers: list[list[dict]], truth_ids: np.ndarray, truth_scores
 
 
 # -- machine --------------------------------------------------------------------------------------
-
-
-def machine() -> str:
-    model, cpus = platform.processor() or platform.machine(), os.cpu_count()
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-        for line in out.splitlines():
-            key, _, value = line.partition(":")
-            if key.strip() == "Model name":
-                model = value.strip()
-            elif key.strip() == "CPU(s)":
-                cpus = int(value.strip())
-    except (OSError, subprocess.CalledProcessError, ValueError):
-        pass
-    return f"{model}, {cpus} CPUs ({platform.machine()})"
 
 
 def blas() -> str:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import http.client
+import os
+import platform
+import subprocess
 
 import orjson
 
@@ -28,3 +31,21 @@ class Client:
 
     def close(self) -> None:
         self.conn.close()
+
+
+def machine() -> str:
+    """The CPU model and count as `lscpu` reports them (AVX-512 noted: the kernels use it)."""
+    model, cpus, avx512 = platform.processor() or platform.machine(), os.cpu_count(), False
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        out = ""
+    for line in out.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "Model name":
+            model = value.strip()
+        elif key.strip() == "CPU(s)" and value.strip().isdigit():
+            cpus = int(value.strip())
+        elif key.strip() == "Flags":
+            avx512 = "avx512f" in value.split()
+    return f"{model}, {cpus} CPUs ({platform.machine()}{', AVX-512' if avx512 else ''})"
