@@ -140,7 +140,7 @@ class QueryEngine:
             raw = query["nearest"] if isinstance(query, dict) else query
             vectors.append(_Vector(builder.nearest(parse_vector_input(raw)), using, builder.space))
         limits = [(r.get("limit") or DEFAULT_LIMIT) + (r.get("offset") or 0) for r in requests]
-        found = self._search(vectors, max(limits), requests[0].get("filter"), requests[0].get("params"))
+        found = self._search(vectors, max(limits), requests[0].get("filter"))
         results = []
         for request, hits, limit in zip(requests, found, limits):
             hits = _thresholded(hits[:limit], request.get("score_threshold"), vectors[0].ascending)
@@ -175,7 +175,7 @@ class QueryEngine:
         vector = self._vector_query(node)
         if kind == "nearest" and isinstance(query, dict) and query.get("mmr") is not None:
             return self._mmr(vector, query["mmr"], filter_, limit, threshold, candidates=None)
-        hits = self._search([vector], limit, filter_, node.get("params"))[0]
+        hits = self._search([vector], limit, filter_)[0]
         return _thresholded(hits, threshold, vector.ascending)
 
     def _rescore(self, node: dict, sources: list[list[Hit]], limit: int) -> list[Hit]:
@@ -203,7 +203,7 @@ class QueryEngine:
         vector = self._vector_query(node)
         if kind == "nearest" and isinstance(query, dict) and query.get("mmr") is not None:
             return self._mmr(vector, query["mmr"], only_sources, limit, threshold, candidates=ids)
-        hits = self._search([vector], limit, only_sources, node.get("params"))[0]
+        hits = self._search([vector], limit, only_sources)[0]
         return _thresholded(hits, threshold, vector.ascending)
 
     # -- vector queries -------------------------------------------------------------------
@@ -240,8 +240,9 @@ class QueryEngine:
             return _Vector(builder.context(pairs), using, builder.space)
         raise BadInput(f"Bad request: unsupported query {kind!r}")
 
-    def _search(self, vectors: list[_Vector], limit: int, filter_: dict | None, params: dict | None) -> list[list[Hit]]:
-        """Exact search of several queries on one vector with one filter; hits per query."""
+    def _search(self, vectors: list[_Vector], limit: int, filter_: dict | None) -> list[list[Hit]]:
+        """Exact search of several queries on one vector with one filter; hits per query.
+        (Search `params` choose nothing yet: every search is exact until graph indexes exist.)"""
         using, space = vectors[0].using, vectors[0].space
         if any(not v.scoring.examples for v in vectors):  # e.g. an empty context: every point ties at 0
             return [self._all_scored(v, limit, filter_) for v in vectors]
@@ -272,7 +273,7 @@ class QueryEngine:
         diversity = mmr.get("diversity")
         lambda_ = 1.0 - (DEFAULT_MMR_DIVERSITY if diversity is None else diversity)
         pool = mmr.get("candidates_limit") or limit
-        hits = self._search([vector], pool, filter_, None)[0]
+        hits = self._search([vector], pool, filter_)[0]
         hits = _thresholded(hits, threshold, vector.ascending)
         if len(hits) < 2:
             return hits[:limit]

@@ -142,9 +142,6 @@ class Lookup:
         vector = lookup_from.get("vector")
         return cls(other, using if vector is None else vector)
 
-    def is_same(self, collection) -> bool:
-        return self.collection is collection
-
 
 def fetch_vectors(lookup: Lookup, refs: list[PointRef]) -> dict:
     """id -> stored vector (name `lookup.vector`) of every referenced point; NotFound names

@@ -224,18 +224,7 @@ def _make_room(c_key, c_id, c_size, lower, s):
     if kept < c_size:
         # re-heapify the survivors (sift-up insertion, in place)
         for t in range(kept):
-            key = c_key[t]
-            ident = c_id[t]
-            pos = t
-            while pos > 0:
-                parent = (pos - 1) >> 1
-                if c_key[parent] >= key:
-                    break
-                c_key[pos] = c_key[parent]
-                c_id[pos] = c_id[parent]
-                pos = parent
-            c_key[pos] = key
-            c_id[pos] = ident
+            _heap_push(c_key, c_id, t, c_key[t], c_id[t])
         return kept, True
     worst = c_size - 1  # the minimum of a max-heap is a leaf
     for t in range(c_size >> 1, c_size):
@@ -245,18 +234,7 @@ def _make_room(c_key, c_id, c_size, lower, s):
         return c_size, False
     # remove the worst leaf: move the last item into its place and sift it up
     last = c_size - 1
-    key = c_key[last]
-    ident = c_id[last]
-    pos = worst
-    while pos > 0:
-        parent = (pos - 1) >> 1
-        if c_key[parent] >= key:
-            break
-        c_key[pos] = c_key[parent]
-        c_id[pos] = c_id[parent]
-        pos = parent
-    c_key[pos] = key
-    c_id[pos] = ident
+    _heap_push(c_key, c_id, worst, c_key[last], c_id[last])  # a leaf's slot: sifting up is enough
     return c_size - 1, True
 
 

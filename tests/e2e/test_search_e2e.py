@@ -614,7 +614,7 @@ def test_recommend_filter_threshold_and_selectors(client, name):
 
 
 def test_recommend_lookup_from_other_collection(client, http, name):
-    data = create_single(client, name, "Cosine")
+    create_single(client, name, "Cosine")
     other = name + "_src"
     rng = np.random.default_rng(62)
     src = rng.normal(size=(5, DIM))
