@@ -37,7 +37,8 @@ def apply_operation(segments: list, schema: VectorSchema, op_num: int, operation
 
 
 def _writable(segments: list):
-    # One appendable segment takes all writes; optimizer-built segments come later.
+    # The last segment is always appendable and takes every new point; the optimizer puts
+    # the segments it builds before it (collection/collection.py).
     return segments[-1]
 
 
@@ -71,7 +72,30 @@ def _upsert(segments, schema, op_num, op, compile_) -> int:
     if op.get("update_filter"):
         blocked = _existing_not_matching(segments, [p.id for p in points], op["update_filter"], compile_)
         points = [p for p in points if p.id not in blocked]
-    return _writable(segments).upsert_points(op_num, points)
+    writable = _writable(segments)
+    if len(segments) > 1:
+        points = _moved_to_writable(segments[:-1], op_num, points)
+    return writable.upsert_points(op_num, points)
+
+
+def _moved_to_writable(others: list, op_num: int, points: list) -> list:
+    """Points an upsert writes, after removing their older copies from the other segments
+    (copy-on-write: a point lives in one segment, and new versions go to the appendable
+    one). A point some other segment holds at a version >= op_num is left out: that is a
+    replayed operation a newer write already superseded."""
+    keep = []
+    stale = []
+    for point in points:
+        versions = [v for v in (s.point_version(point.id) for s in others) if v is not None]
+        if versions and max(versions) >= op_num:
+            continue
+        keep.append(point)
+        if versions:
+            stale.append(point.id)
+    if stale:
+        for segment in others:
+            segment.delete_points(op_num, stale)
+    return keep
 
 
 def _existing_not_matching(segments, ids: list, filter_: dict, compile_) -> set:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import math
 import shutil
+import threading
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,11 +26,13 @@ from pathlib import Path
 import trio
 
 from pydrant.collection import apply as applying
-from pydrant.collection.config import vector_schema
+from pydrant.collection.config import search_settings, vector_schema
 from pydrant.collection.payload_index import PayloadIndexTable
 from pydrant.collection.reads import ReadEngine
 from pydrant.errors import BadInput, ServiceError
+from pydrant.optimizer.optimizer import Optimizer
 from pydrant.segments.appendable import AppendableSegment
+from pydrant.segments.indexed import IndexedSegment, open_segment
 from pydrant.storage.files import read_json, write_json_atomic
 from pydrant.wal import Wal
 
@@ -64,10 +67,17 @@ class Collection:
         self.reads = ReadEngine(self)
         self.payload_index = PayloadIndexTable.load(path)
         self.next_op_num = 1 + max([wal.last_op_num or 0, *(s.version for s in segments)])
+        # Held while operations are applied and while the optimizer swaps segments, so an
+        # operation always sees one consistent list of segments.
+        self.apply_lock = threading.Lock()
+        self.applied_op_num = max([0, *(s.version for s in segments)])
+        self.optimizer = Optimizer(self)
         self._send, self._receive = trio.open_memory_channel(math.inf)
         self._cancel: trio.CancelScope | None = None
+        self._stopped = trio.Event()
         self._closed = False
         self.last_error: str | None = None
+        self._apply_search_settings()
 
     # -- creation and loading (blocking: call from a worker thread) ------------------------
 
@@ -87,7 +97,7 @@ class Collection:
         schema = vector_schema(config)
         manifest = read_json(path / MANIFEST_FILE)
         _remove_unlisted_segments(path / SEGMENTS_DIR, set(manifest["segments"]))
-        segments = [AppendableSegment.open(path / SEGMENTS_DIR / sid, schema) for sid in manifest["segments"]]
+        segments = [open_segment(path / SEGMENTS_DIR / sid, schema) for sid in manifest["segments"]]
         wal_config = config.get("wal_config") or {}
         wal = Wal(
             path / WAL_DIR,
@@ -118,26 +128,35 @@ class Collection:
 
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         """The collection's update worker and flusher. Runs until `close()` cancels it."""
-        with trio.CancelScope() as scope:
-            self._cancel = scope
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._update_worker)
-                nursery.start_soon(self._flusher)
-                task_status.started()
+        try:
+            with trio.CancelScope() as scope:
+                self._cancel = scope
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(self._update_worker)
+                    nursery.start_soon(self._flusher)
+                    nursery.start_soon(self.optimizer.run)
+                    task_status.started()
+        finally:
+            self._stopped.set()
 
     async def close(self) -> None:
-        """Stop the worker, flush every segment and close the files. Idempotent."""
+        """Stop the worker and the optimizer (a graph build in progress runs to its end),
+        flush every segment and close the files. Idempotent."""
         if self._closed:
             return
         self._closed = True
+        self.optimizer.stop()
         if self._cancel is not None:
             self._cancel.cancel()
+            with trio.CancelScope(shield=True):
+                await self._stopped.wait()
         await trio.to_thread.run_sync(self._close_files)
 
     def _close_files(self) -> None:
         for segment in self.segments:
             segment.flush()
             segment.close()
+        self.optimizer.close()
         self.wal.close()
 
     # -- updates ---------------------------------------------------------------------------
@@ -200,8 +219,13 @@ class Collection:
             await trio.to_thread.run_sync(self._apply_batch, batch)
             for pending in batch:
                 pending.applied.set()
+            self.optimizer.wake()
 
     def _apply_batch(self, batch: list[PendingUpdate]) -> None:
+        with self.apply_lock:
+            self._apply_each(batch)
+
+    def _apply_each(self, batch: list[PendingUpdate]) -> None:
         for pending in batch:
             try:
                 self._apply(pending.op_num, pending.operation)
@@ -213,7 +237,45 @@ class Collection:
                 pending.error = ServiceError(f"Service internal error: {exc}")
 
     def _apply(self, op_num: int, operation: dict) -> None:
-        applying.apply_logged(self.segments, self.schema, self.payload_index, op_num, operation)
+        try:
+            applying.apply_logged(self.segments, self.schema, self.payload_index, op_num, operation)
+        finally:
+            self.applied_op_num = max(self.applied_op_num, op_num)
+
+    # -- segments (the optimizer calls these with `apply_lock` held) -------------------------
+
+    def new_segment_path(self) -> Path:
+        """A directory for a new segment (not live until a manifest lists it)."""
+        return self.path / SEGMENTS_DIR / uuid.uuid4().hex
+
+    def add_appendable_segment(self) -> AppendableSegment:
+        """A fresh, empty appendable segment after the others: it takes new points from now."""
+        segment = AppendableSegment.create(self.new_segment_path(), self.schema)
+        segment.set_payload_indexes(self.payload_index.fields)
+        segment.advance_version(self.applied_op_num)  # it has seen every operation so far
+        segment.flush()
+        self._write_manifest([*self.segments, segment])
+        self.segments = [*self.segments, segment]
+        return segment
+
+    def replace_segments(self, sources: list, replacement) -> None:
+        """Swap `sources` for `replacement` (at the first source's place) in one atomic
+        manifest write; the last segment stays the appendable one."""
+        position = min(self.segments.index(s) for s in sources)
+        kept = [s for s in self.segments if s not in sources]
+        kept.insert(min(position, len(kept) - 1), replacement)
+        replacement.advance_version(self.applied_op_num)
+        self._write_manifest(kept)
+        self.segments = kept
+
+    def _write_manifest(self, segments: list) -> None:
+        write_json_atomic(self.path / MANIFEST_FILE, {"segments": [s.path.name for s in segments]})
+
+    def _apply_search_settings(self) -> None:
+        settings = search_settings(self.config)
+        for segment in self.segments:
+            if isinstance(segment, IndexedSegment):
+                segment.set_search_settings(settings)
 
     # -- flushing --------------------------------------------------------------------------
 
@@ -225,7 +287,7 @@ class Collection:
 
     def flush(self) -> int:
         """Persist every segment, then drop WAL files that only hold persisted operations."""
-        persisted = min(segment.flush() for segment in self.segments)
+        persisted = min(segment.flush() for segment in list(self.segments))
         self.wal.truncate_before(persisted + 1)
         return persisted
 
@@ -234,6 +296,8 @@ class Collection:
     async def set_config(self, config: dict) -> None:
         await trio.to_thread.run_sync(write_json_atomic, self.path / CONFIG_FILE, config)
         self.config = config
+        self._apply_search_settings()
+        self.optimizer.wake()  # a changed index config may call for rebuilds
 
     # -- strict mode -----------------------------------------------------------------------
 
@@ -259,13 +323,22 @@ class Collection:
         return sum(segment.point_count for segment in self.segments)
 
     def info(self) -> dict:
-        """Collection info (blocking: asks every segment's indexes for their point counts)."""
-        status = "red" if self.last_error else "green"
-        optimizer_status = {"error": self.last_error} if self.last_error else "ok"
+        """Collection info (blocking: asks every segment's indexes for their point counts).
+
+        status: red after a failed write or optimization (the error in optimizer_status),
+        yellow while an optimization runs or is due, green otherwise."""
+        error = self.last_error or self.optimizer.error
+        if error:
+            status = "red"
+        else:
+            status = "yellow" if self.optimizer.pending() else "green"
+        optimizer_status = {"error": error} if error else "ok"
         return {
             "status": status,
             "optimizer_status": optimizer_status,
-            "indexed_vectors_count": 0,
+            "indexed_vectors_count": sum(
+                s.indexed_vectors() for s in self.segments if isinstance(s, IndexedSegment)
+            ),
             "points_count": self.points_count(),
             "segments_count": len(self.segments),
             "config": self.config,

@@ -222,3 +222,49 @@ def _update_sparse_vectors(params: dict, diffs: dict) -> None:
             elif value is not None:
                 current[key] = value
         sparse[name] = current
+
+
+# -- what the optimizer builds and searches read (pydrant/optimizer, segments/indexed.py) --
+
+# hnsw_config keys that change what a graph is; the others only steer searches or builds.
+_GRAPH_KEYS = ("m", "ef_construct", "payload_m", "on_disk")
+
+
+def index_settings(config: dict) -> dict:
+    """What an indexed segment of this collection should be built with, per vector:
+    {"dense": {name: {"hnsw": {m, ef_construct, payload_m?, on_disk}, "quantization": config
+    or None, "on_disk": bool}}, "sparse": {name: {"index": {...}}}}. A segment built with
+    other settings is rebuilt by the optimizer (Qdrant's config-mismatch optimizer)."""
+    collection_hnsw = config.get("hnsw_config") or {}
+    collection_quantization = config.get("quantization_config")
+    params = config["params"]
+    dense = {}
+    for name, vector in iter_dense_params(params.get("vectors") or {}):
+        hnsw = {**collection_hnsw, **{k: v for k, v in (vector.get("hnsw_config") or {}).items() if v is not None}}
+        quantization = vector.get("quantization_config") or collection_quantization
+        dense[name] = {
+            "hnsw": {key: hnsw[key] for key in _GRAPH_KEYS if hnsw.get(key) is not None},
+            "quantization": quantization,
+            "on_disk": bool(vector.get("on_disk")),
+        }
+    sparse = {
+        name: {"index": {k: v for k, v in ((p or {}).get("index") or {}).items() if k != "full_scan_threshold"}}
+        for name, p in (params.get("sparse_vectors") or {}).items()
+    }
+    return {"dense": dense, "sparse": sparse}
+
+
+def search_settings(config: dict) -> dict:
+    """name -> {"full_scan_threshold": kB}: search planning settings (no rebuild needed)."""
+    collection_hnsw = config.get("hnsw_config") or {}
+    settings = {}
+    for name, vector in iter_dense_params(config["params"].get("vectors") or {}):
+        threshold = (vector.get("hnsw_config") or {}).get("full_scan_threshold")
+        settings[name] = {"full_scan_threshold": threshold if threshold is not None else collection_hnsw.get("full_scan_threshold", 10000)}
+    return settings
+
+
+def indexing_threads(config: dict) -> int | None:
+    """Threads for one graph build: hnsw `max_indexing_threads` (0 = every core = None)."""
+    threads = (config.get("hnsw_config") or {}).get("max_indexing_threads") or 0
+    return None if threads <= 0 else threads

@@ -140,7 +140,7 @@ class QueryEngine:
             raw = query["nearest"] if isinstance(query, dict) else query
             vectors.append(_Vector(builder.nearest(parse_vector_input(raw)), using, builder.space))
         limits = [(r.get("limit") or DEFAULT_LIMIT) + (r.get("offset") or 0) for r in requests]
-        found = self._search(vectors, max(limits), requests[0].get("filter"))
+        found = self._search(vectors, max(limits), requests[0].get("filter"), requests[0].get("params"))
         results = []
         for request, hits, limit in zip(requests, found, limits):
             hits = _thresholded(hits[:limit], request.get("score_threshold"), vectors[0].ascending)
@@ -174,8 +174,8 @@ class QueryEngine:
             raise BadInput(f"Bad request: a `{kind}` query needs prefetches to combine; none were given")
         vector = self._vector_query(node)
         if kind == "nearest" and isinstance(query, dict) and query.get("mmr") is not None:
-            return self._mmr(vector, query["mmr"], filter_, limit, threshold, candidates=None)
-        hits = self._search([vector], limit, filter_)[0]
+            return self._mmr(vector, query["mmr"], filter_, limit, threshold, node.get("params"))
+        hits = self._search([vector], limit, filter_, node.get("params"))[0]
         return _thresholded(hits, threshold, vector.ascending)
 
     def _rescore(self, node: dict, sources: list[list[Hit]], limit: int) -> list[Hit]:
@@ -202,8 +202,8 @@ class QueryEngine:
             return self._sample(only_sources, limit)
         vector = self._vector_query(node)
         if kind == "nearest" and isinstance(query, dict) and query.get("mmr") is not None:
-            return self._mmr(vector, query["mmr"], only_sources, limit, threshold, candidates=ids)
-        hits = self._search([vector], limit, only_sources)[0]
+            return self._mmr(vector, query["mmr"], only_sources, limit, threshold, node.get("params"))
+        hits = self._search([vector], limit, only_sources, node.get("params"))[0]
         return _thresholded(hits, threshold, vector.ascending)
 
     # -- vector queries -------------------------------------------------------------------
@@ -240,16 +240,16 @@ class QueryEngine:
             return _Vector(builder.context(pairs), using, builder.space)
         raise BadInput(f"Bad request: unsupported query {kind!r}")
 
-    def _search(self, vectors: list[_Vector], limit: int, filter_: dict | None) -> list[list[Hit]]:
-        """Exact search of several queries on one vector with one filter; hits per query.
-        (Search `params` choose nothing yet: every search is exact until graph indexes exist.)"""
+    def _search(self, vectors: list[_Vector], limit: int, filter_: dict | None, params: dict | None = None) -> list[list[Hit]]:
+        """Search of several queries on one vector with one filter; hits per query. Each
+        segment plans its own search (exact or through its indexes) from `params`."""
         using, space = vectors[0].using, vectors[0].space
         if any(not v.scoring.examples for v in vectors):  # e.g. an empty context: every point ties at 0
             return [self._all_scored(v, limit, filter_) for v in vectors]
         predicate = self.collection.reads.compile(filter_)
         per_segment = [
-            segment.search(using, [v.scoring for v in vectors], limit, space, predicate)
-            for segment in self.collection.segments
+            segment.search(using, [v.scoring for v in vectors], limit, space, predicate, params)
+            for segment in list(self.collection.segments)
         ]
         results = []
         for i, vector in enumerate(vectors):
@@ -266,14 +266,14 @@ class QueryEngine:
 
     # -- MMR ------------------------------------------------------------------------------
 
-    def _mmr(self, vector: _Vector, mmr: dict, filter_, limit: int, threshold, candidates) -> list[Hit]:
+    def _mmr(self, vector: _Vector, mmr: dict, filter_, limit: int, threshold, params: dict | None) -> list[Hit]:
         """Maximal marginal relevance: the `candidates_limit` nearest points, then greedily
         the one maximising lambda * relevance - (1 - lambda) * its highest similarity to those
         already chosen (lambda = 1 - diversity). Hits keep their nearest-search scores."""
         diversity = mmr.get("diversity")
         lambda_ = 1.0 - (DEFAULT_MMR_DIVERSITY if diversity is None else diversity)
         pool = mmr.get("candidates_limit") or limit
-        hits = self._search([vector], pool, filter_)[0]
+        hits = self._search([vector], pool, filter_, params)[0]
         hits = _thresholded(hits, threshold, vector.ascending)
         if len(hits) < 2:
             return hits[:limit]

@@ -119,6 +119,15 @@ class _Column(ABC):
         n = len(live)
         return int(np.count_nonzero(self.present[:n] & live))
 
+    def stored_bytes(self, live: np.ndarray) -> int:
+        """Bytes of the vectors of the live slots (`live` covers the used slots)."""
+        rows = np.flatnonzero(self.present[: len(live)] & live)
+        return sum(self.value_bytes(self.values[r]) for r in rows.tolist())
+
+    @staticmethod
+    def value_bytes(value) -> int:
+        return value.indices.nbytes + value.values.nbytes if isinstance(value, SparseVector) else value.nbytes
+
     @abstractmethod
     def coerce(self, name: str, value) -> VectorValue:
         """The value as this column stores it (dtype, shape); BadInput if it cannot be."""
@@ -185,6 +194,9 @@ class _DenseColumn(_Column):
 
     def ram_bytes(self) -> int:
         return self.matrix.nbytes + self.present.nbytes
+
+    def stored_bytes(self, live: np.ndarray) -> int:
+        return self.count(live) * self.spec.size * self.dtype.itemsize
 
 
 class _ListColumn(_Column):
@@ -464,6 +476,10 @@ class AppendableSegment:
         self._flush_lock = threading.Lock()  # one flush at a time; held without `_lock`
         self._reset_memory(_INITIAL_CAPACITY)
         self._store: _RocksStore | None = _RocksStore(path, self._cf_names())
+        # While the optimizer rebuilds this segment elsewhere: ids of points changed since
+        # it started copying them (see `start_tracking`).
+        self._tracked: set | None = None
+        self.writes = 0  # write calls committed; lets readers cache what writes invalidate
 
     def _cf_names(self) -> list[str]:
         return [CF_IDS, CF_PAYLOAD, CF_META, *(vector_cf_name(n) for n in self._schema.names())]
@@ -592,6 +608,8 @@ class AppendableSegment:
                 old = self._offset_by_key.get(key)
                 if old is not None and self._versions[old] >= op_num:
                     continue
+                if old is not None and self._tracked is not None:
+                    self._tracked.add(point_id)
                 self._place_point(pending, op_num, key, point_id, vectors, payload_blob, old, payload)
             return self._commit(pending, op_num)
 
@@ -672,6 +690,7 @@ class AppendableSegment:
         pending.apply_in_memory()
         self._next_offset = pending.next_offset
         self._version = version
+        self.writes += 1
         return pending.changed
 
     def _writable_slot(self, key: int, op_num: int) -> int | None:
@@ -679,7 +698,79 @@ class AppendableSegment:
         offset = self._offset_by_key.get(key)
         if offset is None or self._versions[offset] >= op_num:
             return None
+        if self._tracked is not None:
+            self._tracked.add(self._ids[offset])
         return offset
+
+    # -- what the optimizer does to segments (pydrant/optimizer) --
+
+    def copy_points(self, records: Sequence[Record]) -> int:
+        """Insert whole points (vectors and payload given) keeping their own versions: the
+        optimizer's copy of other segments' points. A held copy is replaced only by a newer
+        version. The segment's version becomes at least the highest version copied."""
+        prepared = [
+            (self._prepare_point(PointInput(r.id, r.vectors or {}, r.payload)), r.version)
+            for r in _last_per_id(records, lambda r: r.id)
+        ]
+        with self._lock:
+            pending = self._begin()
+            top = 0
+            for (key, point_id, vectors, payload_blob, payload), version in prepared:
+                old = self._offset_by_key.get(key)
+                if old is not None and self._versions[old] >= version:
+                    continue
+                self._place_point(pending, version, key, point_id, vectors, payload_blob, old, payload)
+                top = max(top, version)
+            return self._commit(pending, top)
+
+    def discard_points(self, ids: Iterable[PointId]) -> int:
+        """Forget points whatever their version (the optimizer removing from its copy a point
+        the source segment no longer holds); the segment's version does not move."""
+        keys = _unique_keys(ids)
+        with self._lock:
+            pending = self._begin()
+            for key in keys:
+                offset = self._offset_by_key.get(key)
+                if offset is None:
+                    continue
+                self._store.delete(pending.batch, CF_IDS, encode_id(self._ids[offset]))
+                self._erase_slot_on_disk(pending.batch, offset)
+                pending.then(self._forget_point, key, offset)
+            return self._commit(pending, 0)
+
+    def advance_version(self, version: int) -> None:
+        """Record that the segment has seen every operation up to `version` (a new segment
+        that starts empty in a collection that already has a history)."""
+        with self._lock:
+            self._commit(self._begin(), version)
+
+    def start_tracking(self) -> None:
+        """Remember the id of every point changed from now on (the optimizer, copying this
+        segment, re-copies those before it swaps the copy in)."""
+        with self._lock:
+            self._tracked = set()
+
+    def take_tracked(self, stop: bool = False) -> list[PointId]:
+        """Ids changed since `start_tracking` or the last take; `stop` ends tracking."""
+        with self._lock:
+            tracked = list(self._tracked or ())
+            self._tracked = None if stop else set()
+            return tracked
+
+    @property
+    def is_appendable(self) -> bool:
+        return True
+
+    def slot_counts(self) -> tuple[int, int]:
+        """(slots used, slots dead): how much a vacuum would reclaim."""
+        with self._lock:
+            return self._next_offset, self._next_offset - len(self._offset_by_key)
+
+    def vector_bytes(self) -> dict[str, int]:
+        """Bytes of the live points' vectors per name (what Qdrant's size thresholds count)."""
+        with self._lock:
+            live = self._live[: self._next_offset]
+            return {name: column.stored_bytes(live) for name, column in self._columns.items()}
 
     def _place_point(self, pending, op_num, key, point_id, vectors, payload_blob, old, payload) -> None:
         """Write a whole point into a fresh slot, retiring its old slot if it had one."""
@@ -1009,8 +1100,9 @@ class AppendableSegment:
         limit: int,
         space: VectorSpace,
         predicate: Predicate | None = None,
+        params: dict | None = None,
     ) -> list[list[tuple[float, PointId, int]]]:
-        """Exact search: per query, the `limit` best (internal score, id, version) among
+        """Exact search (`params`, Qdrant's SearchParams, choose nothing here): per query, the `limit` best (internal score, id, version) among
         live points that have vector `name` and match `predicate`, best first.
 
         The candidate mask and the vector arrays are taken under the lock; scoring runs

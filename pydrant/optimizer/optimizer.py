@@ -1,0 +1,220 @@
+"""The optimizer of one collection: a trio task that runs the planner's optimizations.
+
+One optimization (docs/optimizer.md):
+
+1. *Proxy.* Under the collection's apply lock (no write is being applied): if the sources
+   include the appendable segment that takes new points, a fresh one is added after it and
+   the manifest records it; each source starts tracking the points changed from now on.
+   Reads and writes go on against the sources for the whole rebuild.
+2. *Copy* (worker thread): every live point of the sources, newest version per id, into a
+   new directory that the manifest does not list (so a crash leaves nothing behind: it is
+   removed on start).
+3. *Index* (worker thread, GIL-free kernels on `max_indexing_threads`): graphs, codes and
+   sparse indexes; `segment.json` is written last.
+4. *Swap*, under the apply lock: the points changed meanwhile are copied again (or removed
+   when their source no longer holds them), the copy is flushed, and one atomic manifest
+   write replaces the sources by it. The sources stay open for a grace period for the
+   reads that still hold them, then their directories are deleted.
+
+A crash before the manifest write leaves the old segments; after it, the new one. Either
+way the WAL replay that follows restores every acknowledged write (idempotent by version).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+
+import trio
+
+from pydrant.collection.config import index_settings, indexing_threads, search_settings
+from pydrant.optimizer.planner import Plan, facts_of, next_plan
+from pydrant.segments.appendable import AppendableSegment
+from pydrant.segments.indexed import IndexedSegment
+from pydrant.segments.ids import id_sort_key
+
+log = logging.getLogger("pydrant.optimizer")
+
+COPY_CHUNK = 2048  # points read and written per copy step
+IDLE_CHECK_SECONDS = 5.0  # re-plan at least this often even without updates
+ERROR_BACKOFF_SECONDS = 30.0
+RETIRE_GRACE_SECONDS = 30.0  # sources stay open this long after a swap for running reads
+
+
+class OptimizationCancelled(Exception):
+    pass
+
+
+class Optimizer:
+    """Runs `next_plan` until the collection is optimized; woken by every applied update."""
+
+    def __init__(self, collection):
+        self.collection = collection
+        self.running: Plan | None = None
+        self.error: str | None = None
+        self.completed = 0
+        self._wake = trio.Event()
+        self._stop = threading.Event()
+        self._retired: list[tuple[float, object]] = []
+
+    # -- the task -------------------------------------------------------------------------
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        while True:
+            self._drop_retired(time.monotonic())
+            plan = await trio.to_thread.run_sync(self.plan)
+            if plan is None:
+                with trio.move_on_after(IDLE_CHECK_SECONDS):
+                    await self._wake.wait()
+                self._wake = trio.Event()
+                continue
+            self.running = plan
+            try:
+                await self._execute(plan)
+                self.error = None
+                self.completed += 1
+            except OptimizationCancelled:
+                return
+            except Exception as exc:
+                log.exception("collection %s: %s failed", self.collection.name, plan.describe())
+                self.error = f"{plan.kind} optimization failed: {exc}"
+                await trio.sleep(ERROR_BACKOFF_SECONDS)
+            finally:
+                self.running = None
+
+    def stop(self) -> None:
+        """Ask a running copy to stop at its next step (graph builds run to their end)."""
+        self._stop.set()
+
+    def close(self) -> None:
+        """Drop every retired segment now (the collection is closing)."""
+        self._drop_retired(float("inf"))
+
+    # -- planning (blocking: asks the segments for their sizes) ----------------------------
+
+    def plan(self) -> Plan | None:
+        collection = self.collection
+        segments = list(collection.segments)
+        facts = [facts_of(segment) for segment in segments]
+        return next_plan(facts, collection.config.get("optimizer_config") or {}, index_settings(collection.config))
+
+    def pending(self) -> bool:
+        """Whether an optimization runs or is due (blocking)."""
+        return self.running is not None or self.plan() is not None
+
+    # -- one optimization -----------------------------------------------------------------
+
+    async def _execute(self, plan: Plan) -> None:
+        collection = self.collection
+        started = time.monotonic()
+        log.info("collection %s: starting %s", collection.name, plan.describe())
+        await trio.to_thread.run_sync(self._begin, plan)
+        target = None
+        try:
+            target = await trio.to_thread.run_sync(self._build, plan)
+            await trio.to_thread.run_sync(self._swap, plan, target)
+        except BaseException:
+            with trio.CancelScope(shield=True):
+                await trio.to_thread.run_sync(self._abandon, plan, target)
+            raise
+        for source in plan.sources:
+            self._retired.append((time.monotonic() + RETIRE_GRACE_SECONDS, source))
+        log.info(
+            "collection %s: %s done in %.1f s (%d points)",
+            collection.name, plan.describe(), time.monotonic() - started, target.point_count,
+        )
+
+    def _begin(self, plan: Plan) -> None:
+        collection = self.collection
+        with collection.apply_lock:
+            if collection.segments[-1] in plan.sources:
+                collection.add_appendable_segment()
+            for source in plan.sources:
+                source.start_tracking()
+
+    def _build(self, plan: Plan) -> AppendableSegment:
+        collection = self.collection
+        path = collection.new_segment_path()
+        kind = IndexedSegment if plan.indexed else AppendableSegment
+        target = kind.create(path, collection.schema)
+        try:
+            target.set_payload_indexes(collection.payload_index.fields)
+            self._copy_all(plan.sources, target)
+            target.advance_version(max(source.version for source in plan.sources))
+            if plan.indexed:
+                self._check_stop()
+                target.build_indexes(index_settings(collection.config), indexing_threads(collection.config))
+                target.set_search_settings(search_settings(collection.config))
+            target.flush()  # most of the copy; the swap flushes only what it re-copies
+            return target
+        except BaseException:
+            target.drop()
+            raise
+
+    def _copy_all(self, sources: list, target: AppendableSegment) -> None:
+        for source in sources:
+            ids = list(source.iter_ids())
+            for start in range(0, len(ids), COPY_CHUNK):
+                self._check_stop()
+                chunk = ids[start : start + COPY_CHUNK]
+                target.copy_points(_newest(sources, chunk))
+
+    def _swap(self, plan: Plan, target: AppendableSegment) -> None:
+        collection = self.collection
+        with collection.apply_lock:
+            changed = {}
+            for source in plan.sources:
+                for point_id in source.take_tracked(stop=True):
+                    changed[id_sort_key(point_id)] = point_id
+            if changed:
+                ids = list(changed.values())
+                records = _newest(plan.sources, ids)
+                held = {id_sort_key(r.id) for r in records}
+                target.discard_points([i for i in ids if id_sort_key(i) not in held])
+                target.copy_points(records)
+            target.set_payload_indexes(collection.payload_index.fields)
+            target.advance_version(max(source.version for source in plan.sources))
+            target.flush()
+            collection.replace_segments(plan.sources, target)
+        log.debug("collection %s: swap re-copied %d changed points", collection.name, len(changed))
+
+    def _abandon(self, plan: Plan, target) -> None:
+        for source in plan.sources:
+            source.take_tracked(stop=True)
+        if target is not None and target not in self.collection.segments:
+            target.drop()
+
+    def _check_stop(self) -> None:
+        if self._stop.is_set():
+            raise OptimizationCancelled()
+
+    def _drop_retired(self, now: float) -> None:
+        keep = []
+        for deadline, segment in self._retired:
+            if deadline <= now:
+                segment.drop()
+            else:
+                keep.append((deadline, segment))
+        self._retired = keep
+
+
+def _newest(sources: list, ids: list) -> list:
+    """Whole records (payload and vectors) of `ids`, the newest version of each among the
+    sources (a point the sources no longer hold is left out)."""
+    best: dict = {}
+    for source in sources:
+        for record in source.retrieve(ids, True, True):
+            key = id_sort_key(record.id)
+            current = best.get(key)
+            if current is None or record.version > current.version:
+                best[key] = record
+    return list(best.values())
+
+
+def new_segment_id() -> str:
+    return uuid.uuid4().hex

@@ -1,0 +1,444 @@
+"""The indexed segment: an appendable segment's storage plus search indexes over its points.
+
+The optimizer (pydrant/optimizer) builds one by copying the live points of other segments
+into a fresh directory, then calling `build_indexes`, which adds per vector:
+
+  dense single vectors   an HNSW graph (segments/hnsw.py) over the vectors as float32, and
+                         quantized codes when the vector's quantization_config asks
+                         (segments/quantization.py)
+  sparse vectors         an inverted index (segments/sparse_index.py)
+
+Multi-vectors are searched exactly (MaxSim scan), as are every query kind but `nearest`.
+
+On disk, beside the RocksDB files:
+
+  index/<hex(name)>/rows.npy          int32: graph node -> segment slot
+  index/<hex(name)>/vectors.npy       float32 (nodes, dim): the vectors the graph was built on
+  index/<hex(name)>/hnsw/<array>.npy  the graph arrays (HnswIndex.arrays())
+  index/<hex(name)>/quantized/        the codes (QuantizedVectors.save)
+  index/<hex(name)>/sparse/           the inverted index (SparseInvertedIndex.save)
+  segment.json                        written last: the build settings and `built_slots`;
+                                      its presence is what makes the directory an indexed
+                                      segment (without it, a half-built one is ignored)
+
+The graph's vectors are saved with it because deleting a point erases its vector from
+RocksDB while the graph still routes through the node. With `on_disk` they (and the graph
+arrays) are memory-mapped rather than read into RAM.
+
+Writes still work: deletions, payload and vector deletions happen in place (a graph node
+whose point is gone is traversed but never returned), and a point whose vectors change moves
+to a slot past `built_slots`, which searches scan exactly (the "tail"). New points go to the
+collection's appendable segment, never here (`is_appendable` is False).
+
+Search planning (per segment and vector, as Qdrant's): exact when `params.exact`, when the
+segment has no index for the vector, for non-nearest queries, or when the candidates (the
+points matching the filter) take less than `full_scan_threshold` kB of vectors; otherwise a
+graph search with the filter's mask as `allowed` (traversed, never returned), `hnsw_ef` from
+the request or `ef_construct`, on the quantized codes when there are any (then rescored
+with the original vectors, `limit * oversampling` candidates), plus the exact tail.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from pydrant.segments import scoring
+from pydrant.segments.appendable import AppendableSegment
+from pydrant.segments.base import Predicate
+from pydrant.segments.hnsw import HnswIndex
+from pydrant.segments.scoring import ScoringQuery, VectorSpace
+from pydrant.segments.types import PointId, VectorSchema
+from pydrant.storage.files import read_json, write_json_atomic
+
+log = logging.getLogger("pydrant.segments")
+
+SEGMENT_FILE = "segment.json"
+INDEX_DIR = "index"
+GRAPH_SEED = 0
+
+
+def open_segment(path: str | os.PathLike, schema: VectorSchema) -> AppendableSegment:
+    """Open a segment directory of either kind (an indexed one has a `segment.json`)."""
+    path = Path(path)
+    if (path / SEGMENT_FILE).exists():
+        return IndexedSegment.open(path, schema)
+    return AppendableSegment.open(path, schema)
+
+
+def is_indexed(segment) -> bool:
+    return isinstance(segment, IndexedSegment) and segment.built_slots is not None
+
+
+class _DenseIndex:
+    """One dense vector's graph (and codes) in an indexed segment."""
+
+    def __init__(self, rows: np.ndarray, graph: HnswIndex | None, vectors: np.ndarray, quantized=None):
+        self.rows = rows  # node -> slot
+        self.identity = bool(len(rows) == 0 or (rows[0] == 0 and rows[-1] == len(rows) - 1))
+        self.graph = graph
+        self.vectors = vectors
+        self.quantized = quantized
+
+    @property
+    def nbytes(self) -> int:
+        graph = self.graph.nbytes if self.graph is not None else 0
+        codes = self.quantized.nbytes if self.quantized is not None else 0
+        return graph + codes + self.rows.nbytes
+
+
+class IndexedSegment(AppendableSegment):
+    """A non-appendable segment with HNSW graphs, quantized codes and sparse indexes."""
+
+    def __init__(self, path: Path, schema: VectorSchema):
+        super().__init__(path, schema)
+        self.built_slots: int | None = None  # slots covered by the indexes; None before build
+        self.settings: dict = {}
+        self._dense: dict[str, _DenseIndex] = {}
+        self._sparse: dict[str, object] = {}
+        self._search_settings: dict = {}
+        self._allowed_cache: dict = {}  # name -> (writes, allowed mask of unfiltered searches)
+
+    @classmethod
+    def open(cls, path: str | os.PathLike, schema: VectorSchema) -> "IndexedSegment":
+        segment = super().open(path, schema)
+        segment._load_indexes()
+        return segment
+
+    @property
+    def is_appendable(self) -> bool:
+        return self.built_slots is None
+
+    # -- building (blocking: the optimizer calls it from a worker thread) --------------------
+
+    def build_indexes(self, settings: dict, threads: int | None = None) -> None:
+        """Build every index `settings` asks for over the slots used now, save them, and
+        write `segment.json` last. settings: {"dense": {name: {"hnsw": {...} | None,
+        "quantization": {...} | None, "on_disk": bool}}, "sparse": {name: {"index": {...}}}}
+        (collection/config.py `index_settings`)."""
+        with self._lock:
+            built_slots = self._next_offset
+        started = time.monotonic()
+        dense, sparse = {}, {}
+        for name, spec in self.schema.dense.items():
+            wanted = settings.get("dense", {}).get(name) or {}
+            if spec.multivector:
+                continue
+            dense[name] = self._build_dense(name, built_slots, wanted, threads)
+        for name in self.schema.sparse:
+            wanted = settings.get("sparse", {}).get(name) or {}
+            built = self._build_sparse(name, built_slots, wanted)
+            if built is not None:
+                sparse[name] = built
+        _fsync_tree(self.path / INDEX_DIR)
+        write_json_atomic(self.path / SEGMENT_FILE, {"built_slots": built_slots, "settings": settings})
+        with self._lock:
+            self._dense, self._sparse = dense, sparse
+            self.settings = settings
+            self.built_slots = built_slots
+            self._allowed_cache = {}
+        log.info(
+            "segment %s: indexed %d slots in %.1f s (%s)",
+            self.path.name, built_slots, time.monotonic() - started, ", ".join(repr(n) for n in [*dense, *sparse]) or "no vectors",
+        )
+
+    def _build_dense(self, name: str, built_slots: int, wanted: dict, threads: int | None) -> _DenseIndex:
+        spec = self.schema.dense[name]
+        with self._lock:
+            column = self._columns[name]
+            rows = np.flatnonzero(column.present[:built_slots] & self._live[:built_slots]).astype(np.int32)
+            matrix = column.matrix[:built_slots]
+        vectors = _graph_vectors(matrix, rows, spec.distance, spec.datatype)
+        directory = self._index_dir(name)
+        directory.mkdir(parents=True, exist_ok=True)
+        np.save(directory / "rows.npy", rows)
+        np.save(directory / "vectors.npy", vectors)
+        hnsw = wanted.get("hnsw") or {}
+        graph = None
+        if hnsw.get("m", 16) >= 2 and len(rows):
+            graph = HnswIndex.build(
+                vectors, spec.distance, int(hnsw.get("m", 16)), int(hnsw.get("ef_construct", 100)),
+                GRAPH_SEED, threads,
+            )
+            (directory / "hnsw").mkdir(exist_ok=True)
+            for array_name, array in graph.arrays().items():
+                np.save(directory / "hnsw" / f"{array_name}.npy", array)
+        quantized = None
+        if wanted.get("quantization") and len(rows):
+            from pydrant.segments.quantization import QuantizedVectors
+
+            quantized = QuantizedVectors.build(wanted["quantization"], vectors, spec.distance)
+            quantized.save(directory / "quantized")
+        return _DenseIndex(rows, graph, vectors, quantized)
+
+    def _build_sparse(self, name: str, built_slots: int, wanted: dict):
+        try:
+            from pydrant.segments.sparse_index import SparseInvertedIndex
+        except ImportError:  # pragma: no cover - the module ships with the package
+            return None
+        with self._lock:
+            column = self._columns[name]
+            rows = np.flatnonzero(column.present[:built_slots] & self._live[:built_slots])
+            values = [column.values[r] for r in rows.tolist()]
+        index_config = wanted.get("index") or {}
+        index = SparseInvertedIndex.build(rows.astype(np.int64), values, index_config.get("datatype") or "float32")
+        index.save(self._index_dir(name) / "sparse")
+        return index
+
+    def _index_dir(self, name: str) -> Path:
+        return self.path / INDEX_DIR / (name.encode("utf-8").hex() or "_")
+
+    # -- loading ----------------------------------------------------------------------------
+
+    def _load_indexes(self) -> None:
+        meta = read_json(self.path / SEGMENT_FILE)
+        self.built_slots = int(meta["built_slots"])
+        self.settings = meta.get("settings") or {}
+        for name, spec in self.schema.dense.items():
+            directory = self._index_dir(name)
+            if spec.multivector or not (directory / "rows.npy").exists():
+                continue
+            wanted = self.settings.get("dense", {}).get(name) or {}
+            on_disk = bool((wanted.get("hnsw") or {}).get("on_disk"))
+            mmap = "r" if on_disk else None
+            rows = np.load(directory / "rows.npy")
+            vectors = np.load(directory / "vectors.npy", mmap_mode="r" if wanted.get("on_disk") else None)
+            graph = None
+            if (directory / "hnsw" / "meta.npy").exists():
+                arrays = {a: np.load(directory / "hnsw" / f"{a}.npy", mmap_mode=mmap) for a in HnswIndex.ARRAY_NAMES}
+                graph = HnswIndex.from_arrays(arrays, vectors, check=True)
+            quantized = None
+            if (directory / "quantized").exists():
+                from pydrant.segments.quantization import QuantizedVectors
+
+                quantized = QuantizedVectors.load(directory / "quantized", mmap=on_disk and not _always_ram(wanted))
+            self._dense[name] = _DenseIndex(rows, graph, vectors, quantized)
+        for name in self.schema.sparse:
+            directory = self._index_dir(name) / "sparse"
+            if directory.exists():
+                from pydrant.segments.sparse_index import SparseInvertedIndex
+
+                on_disk = bool(((self.settings.get("sparse", {}).get(name) or {}).get("index") or {}).get("on_disk"))
+                self._sparse[name] = SparseInvertedIndex.load(directory, mmap=on_disk)
+
+    # -- settings that only searches read (no rebuild when they change) ----------------------
+
+    def set_search_settings(self, settings: dict) -> None:
+        """name -> {"full_scan_threshold": kB} from the collection's current config."""
+        self._search_settings = settings
+
+    # -- search -----------------------------------------------------------------------------
+
+    def search(
+        self,
+        name: str,
+        queries: list[ScoringQuery],
+        limit: int,
+        space: VectorSpace,
+        predicate: Predicate | None = None,
+        params: dict | None = None,
+    ) -> list[list[tuple[float, PointId, int]]]:
+        params = params or {}
+        if self.built_slots is None or params.get("exact") or not all(q.is_nearest for q in queries):
+            return super().search(name, queries, limit, space, predicate, params)
+        if space.kind == "sparse" and name in self._sparse:
+            return self._search_sparse(name, queries, limit, predicate)
+        index = self._dense.get(name)
+        if space.kind != "dense" or index is None or (index.graph is None and index.quantized is None):
+            return super().search(name, queries, limit, space, predicate, params)
+        built = self.built_slots
+        with self._lock:
+            self._open_store()
+            column = self._columns[name]
+            n = self._next_offset
+            if predicate is None:
+                allowed = self._unfiltered_allowed(name, index, column, built)
+                tail = self._live[built:n] & column.present[built:n]
+            else:
+                mask = self._matching_mask(predicate) & column.present[:n]
+                tail = mask[built:]
+        if predicate is not None:
+            candidates = int(np.count_nonzero(mask[:built]))
+            threshold_kb = (self._search_settings.get(name) or {}).get("full_scan_threshold", 10_000)
+            if candidates * self.schema.dense[name].size * 4 / 1024 < threshold_kb:
+                return super().search(name, queries, limit, space, predicate, params)
+            allowed = mask[:built] if index.identity else mask[index.rows]
+            allowed = None if allowed.all() else np.ascontiguousarray(allowed)
+        found = [self._graph_search(index, q, limit, space, allowed, params) for q in queries]
+        if tail.any():  # points that moved past the indexed slots: scanned exactly
+            exact = scoring.search_dense(column.matrix[built:n], tail, queries, limit, space.distance, space.datatype)
+            found = [_merge(a, (rows + built, scores), limit) for a, (rows, scores) in zip(found, exact)]
+        with self._lock:
+            ids, versions = self._ids, self._versions
+            return [
+                [(score, ids[row], int(versions[row])) for row, score in zip(rows.tolist(), scores.tolist())]
+                for rows, scores in found
+            ]
+
+    def _unfiltered_allowed(self, name: str, index: _DenseIndex, column, built: int):
+        """The graph's `allowed` mask (node order) of an unfiltered search: the nodes whose
+        point is live and has the vector; None when all are. Cached until the next write.
+        (Call with the segment lock held.)"""
+        cached = self._allowed_cache.get(name)
+        if cached is not None and cached[0] == self.writes:
+            return cached[1]
+        present = self._live[:built] & column.present[:built]
+        allowed = present if index.identity else present[index.rows]
+        allowed = None if allowed.all() else np.ascontiguousarray(allowed)
+        self._allowed_cache[name] = (self.writes, allowed)
+        return allowed
+
+    def _graph_search(self, index: _DenseIndex, query: ScoringQuery, limit: int, space: VectorSpace, allowed, params):
+        """(slots, similarities) of one nearest query through the graph (or the codes)."""
+        vector = _graph_query(np.asarray(query.examples[0], np.float32), space)
+        default_ef = index.graph.ef_construct if index.graph is not None else 100
+        ef = max(int(params.get("hnsw_ef") or default_ef), limit)
+        quantization = params.get("quantization") or {}
+        if index.quantized is not None and not quantization.get("ignore"):
+            nodes, sims = self._quantized_search(index, vector, limit, ef, allowed, quantization, space)
+        elif index.graph is not None:
+            nodes, sims = index.graph.search(vector, limit, ef, allowed)
+        else:
+            nodes, sims = np.empty(0, np.int32), np.empty(0, np.float32)
+        return index.rows[nodes].astype(np.int64), np.asarray(sims, np.float32)
+
+    @staticmethod
+    def _quantized_search(index: _DenseIndex, vector, limit: int, ef: int, allowed, quantization: dict, space):
+        """Search on the codes; with `rescore` (default), `limit * oversampling` candidates
+        are scored again with the original vectors and the best `limit` kept."""
+        rescore = quantization.get("rescore")
+        rescore = True if rescore is None else bool(rescore)
+        oversampling = float(quantization.get("oversampling") or 1.0)
+        wanted = max(limit, int(math.ceil(limit * oversampling))) if rescore else limit
+        if index.graph is not None:
+            nodes, sims = index.quantized.graph_search(index.graph, vector, wanted, max(ef, wanted), allowed)
+        else:
+            nodes, sims = index.quantized.scan(vector, wanted, allowed)
+        if not rescore or not len(nodes):
+            return nodes, sims
+        nodes = np.sort(nodes)  # in storage order: memory-mapped originals read forwards
+        sims = _similarities(index.vectors[nodes], vector, space.distance)
+        top = scoring.top_k(sims, limit)
+        return nodes[top], sims[top]
+
+    def _search_sparse(self, name: str, queries: list[ScoringQuery], limit: int, predicate):
+        inverted = self._sparse[name]
+        with self._lock:
+            self._open_store()
+            column = self._columns[name]
+            n = self._next_offset
+            if predicate is None:
+                mask = self._live[:n] & column.present[:n]
+            else:
+                mask = self._matching_mask(predicate) & column.present[:n]
+            built = self.built_slots
+            tail_rows = np.flatnonzero(mask[built:]) + built
+            tail_values = [column.values[r] for r in tail_rows.tolist()]
+        found = []
+        space = VectorSpace("Dot", "float32", "sparse")
+        for query in queries:
+            example = query.examples[0]
+            rows, scores = inverted.search(example.indices, example.values, limit, n, mask)
+            if len(tail_rows):
+                tail = scoring.search_lists(tail_values, tail_rows, [query], limit, space)[0]
+                rows, scores = _merge((rows, scores), tail, limit)
+            found.append((np.asarray(rows, np.int64), np.asarray(scores, np.float32)))
+        with self._lock:
+            ids, versions = self._ids, self._versions
+            return [
+                [(score, ids[row], int(versions[row])) for row, score in zip(rows.tolist(), scores.tolist())]
+                for rows, scores in found
+            ]
+
+    # -- info -------------------------------------------------------------------------------
+
+    def indexed_vectors(self) -> int:
+        """Live vectors reachable through an index (Qdrant's indexed_vectors_count)."""
+        if self.built_slots is None:
+            return 0
+        with self._lock:
+            live = self._live[: self.built_slots]
+            total = 0
+            for name, index in self._dense.items():
+                if index.graph is not None:
+                    present = self._columns[name].present[: self.built_slots] & live
+                    total += int(np.count_nonzero(present[index.rows]))
+            for name in self._sparse:
+                total += int(np.count_nonzero(self._columns[name].present[: self.built_slots] & live))
+            return total
+
+    def info(self) -> dict:
+        info = super().info()
+        if self.built_slots is None:
+            return info
+        info.update(
+            segment_type="indexed",
+            is_appendable=False,
+            index_ram_bytes=sum(i.nbytes for i in self._dense.values())
+            + sum(getattr(i, "nbytes", 0) for i in self._sparse.values()),
+            indexed_vectors=self.indexed_vectors(),
+        )
+        return info
+
+
+def _always_ram(wanted: dict) -> bool:
+    """`always_ram` of a QuantizationConfig ({"scalar": {...}} or the like)."""
+    config = wanted.get("quantization") or {}
+    return any(bool((value or {}).get("always_ram")) for value in config.values())
+
+
+def _graph_vectors(matrix: np.ndarray, rows: np.ndarray, distance: str, datatype: str) -> np.ndarray:
+    """The float32 (nodes, dim) vectors a graph is built over."""
+    vectors = np.ascontiguousarray(matrix[rows], dtype=np.float32)
+    if distance == "Cosine" and datatype == "uint8":
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        vectors = np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0)
+    return vectors
+
+
+def _graph_query(vector: np.ndarray, space: VectorSpace) -> np.ndarray:
+    if space.distance == "Cosine" and space.datatype == "uint8":
+        norm = float(np.linalg.norm(vector))
+        return (vector / norm).astype(np.float32) if norm > 0 else np.zeros_like(vector)
+    return np.ascontiguousarray(vector, np.float32)
+
+
+def _similarities(vectors: np.ndarray, query: np.ndarray, distance: str) -> np.ndarray:
+    vectors = np.asarray(vectors, np.float32)
+    if distance == "Euclid":
+        diff = vectors - query
+        return -np.einsum("ij,ij->i", diff, diff).astype(np.float32)
+    if distance == "Manhattan":
+        return -np.abs(vectors - query).sum(axis=1).astype(np.float32)
+    return (vectors @ query).astype(np.float32)
+
+
+def _merge(a: tuple, b: tuple, limit: int) -> tuple[np.ndarray, np.ndarray]:
+    rows = np.concatenate([np.asarray(a[0], np.int64), np.asarray(b[0], np.int64)])
+    scores = np.concatenate([np.asarray(a[1], np.float32), np.asarray(b[1], np.float32)])
+    top = scoring.top_k(scores, limit)
+    return rows[top], scores[top]
+
+
+def _fsync_tree(root: Path) -> None:
+    """fsync every file under `root` and the directories, so the manifest swap that follows
+    never points at an index whose files a power cut could lose."""
+    if not root.exists():
+        return
+    for directory, _dirs, files in os.walk(root):
+        for file_name in files:
+            fd = os.open(os.path.join(directory, file_name), os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
