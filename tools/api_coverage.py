@@ -29,11 +29,11 @@ STATES = (DONE, PARTIAL, NOT_YET)
 COVERAGE: dict[str, tuple[str, str]] = {
     # Collections (issue 2)
     "get_collections": (DONE, ""),
-    "get_collection": (PARTIAL, "indexed_vectors_count 0 until HNSW"),
+    "get_collection": (DONE, "status green/yellow/red from the optimizer, indexed_vectors_count, segments_count"),
     "create_field_index": (DONE, "all 8 types and their params; logged, built on existing data, rebuilt on open; is_tenant/is_principal/on_disk stored, no layout effect yet"),
     "delete_field_index": (DONE, ""),
-    "create_collection": (PARTIAL, "all fields validated and persisted; `init_from` and quantization/HNSW take effect later"),
-    "update_collection": (DONE, "config changes persisted; optimizers that act on them come with HNSW"),
+    "create_collection": (PARTIAL, "all fields validated and persisted; HNSW, quantization, sparse index and optimizer settings take effect; `init_from` not yet"),
+    "update_collection": (DONE, "config changes persisted; hnsw/quantization/on_disk changes rebuild indexed segments"),
     "delete_collection": (DONE, ""),
     "collection_exists": (DONE, ""),
     "update_aliases": (DONE, "create/delete/rename applied atomically"),
@@ -54,8 +54,8 @@ COVERAGE: dict[str, tuple[str, str]] = {
     "scroll_points": (DONE, "by id with offset, or `order_by` over range indexes with start_from"),
     "count_points": (DONE, "approximate counts are exact"),
     "facet": (DONE, "keyword/integer/bool/uuid indexes, filter, limit; counts always exact"),
-    # Search family (issue 5): exact search; hnsw_ef/quantization params accepted, no effect until HNSW (issue 6)
-    "search_points": (DONE, "all vector forms, filter, params, offset, score_threshold, with_payload/with_vector; exact scan"),
+    # Search family (issue 5; graph search and quantization: issue 6)
+    "search_points": (DONE, "all vector forms, filter, params (hnsw_ef, exact, quantization, indexed_only), offset, score_threshold, with_payload/with_vector"),
     "search_batch_points": (DONE, "searches on one vector and filter share one matrix product"),
     "search_point_groups": (DONE, "group_by keyword/integer (arrays join each group), group_size, with_lookup"),
     "search_matrix_pairs": (DONE, "random sample among matching points having the vector"),

@@ -247,9 +247,12 @@ class QueryEngine:
         if any(not v.scoring.examples for v in vectors):  # e.g. an empty context: every point ties at 0
             return [self._all_scored(v, limit, filter_) for v in vectors]
         predicate = self.collection.reads.compile(filter_)
+        segments = list(self.collection.segments)
+        if (params or {}).get("indexed_only"):
+            segments = [s for s in segments if not _large_unindexed(s, using, self.collection.config)]
         per_segment = [
             segment.search(using, [v.scoring for v in vectors], limit, space, predicate, params)
-            for segment in list(self.collection.segments)
+            for segment in segments
         ]
         results = []
         for i, vector in enumerate(vectors):
@@ -490,6 +493,16 @@ def _thresholded(hits: list[Hit], threshold, ascending: bool) -> list[Hit]:
     if ascending:
         return [h for h in hits if h.score <= threshold]
     return [h for h in hits if h.score >= threshold]
+
+
+def _large_unindexed(segment, using: str, config: dict) -> bool:
+    """`indexed_only` skips a segment whose vectors are not indexed yet although they have
+    outgrown `indexing_threshold` (Qdrant: searches only indexed or small segments)."""
+    if not segment.is_appendable:
+        return False
+    threshold_kb = (config.get("optimizer_config") or {}).get("indexing_threshold")
+    threshold_kb = 10_000 if threshold_kb is None else threshold_kb
+    return threshold_kb > 0 and segment.vector_bytes().get(using, 0) / 1024 >= threshold_kb
 
 
 def _newest_per_id(lists) -> list[tuple]:

@@ -767,10 +767,16 @@ class AppendableSegment:
             return self._next_offset, self._next_offset - len(self._offset_by_key)
 
     def vector_bytes(self) -> dict[str, int]:
-        """Bytes of the live points' vectors per name (what Qdrant's size thresholds count)."""
+        """Bytes of the live points' vectors per name (what Qdrant's size thresholds count).
+        Cached until the next write: the optimizer and collection info ask often."""
         with self._lock:
+            cached = getattr(self, "_vector_bytes", None)
+            if cached is not None and cached[0] == self.writes:
+                return cached[1]
             live = self._live[: self._next_offset]
-            return {name: column.stored_bytes(live) for name, column in self._columns.items()}
+            sizes = {name: column.stored_bytes(live) for name, column in self._columns.items()}
+            self._vector_bytes = (self.writes, sizes)
+            return sizes
 
     def _place_point(self, pending, op_num, key, point_id, vectors, payload_blob, old, payload) -> None:
         """Write a whole point into a fresh slot, retiring its old slot if it had one."""
