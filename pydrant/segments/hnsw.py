@@ -61,7 +61,7 @@ import numba
 import numpy as np
 from llvmlite import ir
 from numba.core import cgutils, types
-from numba.extending import intrinsic
+from numba.extending import intrinsic, overload
 
 DISTANCES = ("Cosine", "Dot", "Euclid", "Manhattan")  # their index is stored in `meta`
 _DOT, _EUCLID, _MANHATTAN = 0, 1, 2  # the kernels' metric codes
@@ -103,6 +103,124 @@ def _sim(a, i, b, j, metric):
     for t in range(dim):
         acc += abs(a[i, t] - b[j, t])
     return -acc
+
+
+@intrinsic
+def _popcount(typingctx, x):
+    """The number of set bits of a uint64 (llvm.ctpop: one popcnt instruction)."""
+    if x != types.uint64:
+        return None
+    sig = types.int64(x)
+
+    def codegen(context, builder, signature, args):
+        i64 = ir.IntType(64)
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(i64, [i64]),
+                                            "llvm.ctpop.i64")
+        return builder.call(fn, [args[0]])
+
+    return sig, codegen
+
+
+def _score(q, qi, vectors, j, metric):
+    """Similarity of query row qi of `q` to stored row j of `vectors`, larger is closer; the
+    search kernels call this. Which formula is chosen at compile time from the array types
+    (the overload below), so one set of kernels serves the float vectors and every kind of
+    quantized codes (pydrant/segments/quantization.py):
+
+        vectors float (n, dim),  q float (nq, dim)        `_sim`: the exact similarity
+        vectors uint8 (n, dim),  q float32 (nq, dim)      scalar codes: `_sim` of q and the
+                                                          codes as float32 (q transformed)
+        vectors uint8 (n, m),    q float32 (nq, m, 256)   product codes: sum_t q[qi, t, c_t]
+        vectors uint64 (n, w),   q uint64 (nq, w)         binary codes, binary query:
+                                                          -popcount(q xor c)
+        vectors uint64 (n, w),   q uint64 (nq, B, w)      binary codes, bit-sliced B-bit
+                                                          two's complement weights:
+                                                          sum_b +-2^b popcount(q_b and c)
+
+    For codes the result is a "raw" score, monotone in the approximate similarity; the
+    quantization module maps it back to the metric's units."""
+    raise NotImplementedError("only callable from Numba kernels")
+
+
+@overload(_score, inline="always")
+def _score_overload(q, qi, vectors, j, metric):
+    if not (isinstance(vectors, types.Array) and vectors.ndim == 2 and isinstance(q, types.Array)):
+        return None
+    dt = vectors.dtype
+    if isinstance(dt, types.Float):
+        def score_float(q, qi, vectors, j, metric):
+            dim = q.shape[1]
+            acc = np.float32(0.0)
+            if metric == _DOT:
+                for t in range(dim):
+                    acc += q[qi, t] * vectors[j, t]
+                return acc
+            if metric == _EUCLID:
+                for t in range(dim):
+                    d = q[qi, t] - vectors[j, t]
+                    acc += d * d
+                return -acc
+            for t in range(dim):
+                acc += abs(q[qi, t] - vectors[j, t])
+            return -acc
+        return score_float
+    if dt == types.uint8 and q.ndim == 2:
+        def score_scalar(q, qi, vectors, j, metric):
+            dim = q.shape[1]
+            acc = np.float32(0.0)
+            if metric == _DOT:
+                for t in range(dim):
+                    acc += q[qi, t] * np.float32(vectors[j, t])
+                return acc
+            if metric == _EUCLID:
+                for t in range(dim):
+                    d = q[qi, t] - np.float32(vectors[j, t])
+                    acc += d * d
+                return -acc
+            for t in range(dim):
+                acc += abs(q[qi, t] - np.float32(vectors[j, t]))
+            return -acc
+        return score_scalar
+    if dt == types.uint8 and q.ndim == 3:
+        def score_product(q, qi, vectors, j, metric):
+            acc = np.float32(0.0)
+            for t in range(vectors.shape[1]):
+                acc += q[qi, t, vectors[j, t]]
+            return acc
+        return score_product
+    if dt == types.uint64 and q.dtype == types.uint64 and q.ndim == 2:
+        def score_hamming(q, qi, vectors, j, metric):
+            acc = 0
+            for t in range(vectors.shape[1]):
+                acc += _popcount(q[qi, t] ^ vectors[j, t])
+            return np.float32(-acc)
+        return score_hamming
+    if dt == types.uint64 and q.dtype == types.uint64 and q.ndim == 3:
+        def score_sliced(q, qi, vectors, j, metric):
+            top = q.shape[1] - 1
+            acc = 0
+            for t in range(vectors.shape[1]):
+                x = vectors[j, t]
+                part = 0
+                for b in range(top):
+                    part += _popcount(x & q[qi, b, t]) << b
+                acc += part - (_popcount(x & q[qi, top, t]) << top)
+            return np.float32(acc)
+        return score_sliced
+    return None
+
+
+def _line_elements(vectors):
+    """Elements of `vectors` per 64-byte cache line (16 float32), a compile-time constant."""
+    raise NotImplementedError("only callable from Numba kernels")
+
+
+@overload(_line_elements, inline="always")
+def _line_elements_overload(vectors):
+    if not isinstance(vectors, types.Array):
+        return None
+    count = max(1, 64 // (vectors.dtype.bitwidth // 8))
+    return lambda vectors: count
 
 
 @intrinsic
@@ -192,7 +310,7 @@ def _next_tag(visited, row):
 def _greedy(upper_links, upper_counts, upper_slot, vectors, qmat, qi, metric, entry, top, stop):
     """Greedy descent from `entry` on levels top..stop+1; returns (node, similarity)."""
     cur = entry
-    cur_sim = _sim(qmat, qi, vectors, cur, metric)
+    cur_sim = _score(qmat, qi, vectors, cur, metric)
     for level in range(top, stop, -1):
         changed = True
         while changed:
@@ -201,7 +319,7 @@ def _greedy(upper_links, upper_counts, upper_slot, vectors, qmat, qi, metric, en
             count = upper_counts[slot, level - 1]
             for t in range(count):
                 nb = upper_links[slot, level - 1, t]
-                s = _sim(qmat, qi, vectors, nb, metric)
+                s = _score(qmat, qi, vectors, nb, metric)
                 if s > cur_sim:
                     cur_sim = s
                     cur = nb
@@ -257,12 +375,13 @@ def _search_layer(links0, counts0, upper_links, upper_counts, upper_slot, vector
     r_id = np.empty(ef + 1, np.int32)
     pending = np.empty(links0.shape[1], np.int32)
     dim = vectors.shape[1]
+    line = _line_elements(vectors)
     c_size = 0
     r_size = 0
     has_allowed = allowed.shape[1] > 0
     has_deleted = deleted.shape[0] > 0
 
-    s = _sim(qmat, qi, vectors, entry, metric)
+    s = _score(qmat, qi, vectors, entry, metric)
     visited[vrow, entry] = tag
     lower = np.float32(-np.inf)
     if (not has_allowed or allowed[arow, entry]) and (not has_deleted or not deleted[entry]):
@@ -299,19 +418,19 @@ def _search_layer(links0, counts0, upper_links, upper_counts, upper_slot, vector
                 n_new += 1
                 _prefetch(vectors, nb, 0)
         # ... and all the cache lines of the first one, then of each next one while
-        # scoring the current one (16 float32 per 64-byte line)
+        # scoring the current one (`line` elements per 64-byte line: 16 float32)
         if n_new > 0:
-            for col in range(16, dim, 16):
+            for col in range(line, dim, line):
                 _prefetch(vectors, pending[0], col)
             _prefetch(vectors, pending[0], dim - 1)
         for t in range(n_new):
             nb = pending[t]
             if t + 1 < n_new:
                 nxt = pending[t + 1]
-                for col in range(16, dim, 16):
+                for col in range(line, dim, line):
                     _prefetch(vectors, nxt, col)
                 _prefetch(vectors, nxt, dim - 1)
-            s = _sim(qmat, qi, vectors, nb, metric)
+            s = _score(qmat, qi, vectors, nb, metric)
             if r_size < ef or s > lower:
                 keep = True
                 if c_size == cap:
@@ -352,7 +471,7 @@ def _exact(vectors, qmat, qi, metric, k, allowed, arow, deleted, out_ids, out_si
     for node in range(n):
         if (has_allowed and not allowed[arow, node]) or (has_deleted and deleted[node]):
             continue
-        s = _sim(qmat, qi, vectors, node, metric)
+        s = _score(qmat, qi, vectors, node, metric)
         if size < k or s > -keys[0]:
             _heap_push(keys, ids, size, -s, node)
             size += 1
@@ -396,6 +515,34 @@ def search_kernel(links0, counts0, upper_links, upper_counts, upper_slot, vector
     count = _search_into(links0, counts0, upper_links, upper_counts, upper_slot, vectors, entry,
                          max_level, metric, qmat, 0, kk, ef, allowed, 0, deleted, visited, 0,
                          out_ids, out_sims, 0)
+    return out_ids[0, :count].copy(), out_sims[0, :count].copy()
+
+
+@_jit
+def search_rows_kernel(links0, counts0, upper_links, upper_counts, upper_slot, vectors, entry,
+                       max_level, metric, qmat, k, ef, allowed, deleted, visited):
+    """As search_kernel for a query already in the scorer's form (`_score`): row 0 of
+    `qmat` (quantized codes as `vectors`, a transformed query, a lookup table, bit planes).
+    Returns (ids, raw scores)."""
+    kk = max(0, min(k, vectors.shape[0]))
+    out_ids = np.empty((1, kk), np.int32)
+    out_sims = np.empty((1, kk), np.float32)
+    count = _search_into(links0, counts0, upper_links, upper_counts, upper_slot, vectors, entry,
+                         max_level, metric, qmat, 0, kk, ef, allowed, 0, deleted, visited, 0,
+                         out_ids, out_sims, 0)
+    return out_ids[0, :count].copy(), out_sims[0, :count].copy()
+
+
+@_jit
+def scan_kernel(vectors, metric, qmat, k, allowed, deleted):
+    """Exact top k of row 0 of `qmat` over every row of `vectors` (any `_score` form):
+    (ids, scores) best first. allowed: bool (1, n) or (0, 0); deleted: (n,) or (0,)."""
+    kk = max(0, min(k, vectors.shape[0]))
+    out_ids = np.empty((1, kk), np.int32)
+    out_sims = np.empty((1, kk), np.float32)
+    count = 0
+    if kk > 0:
+        count = _exact(vectors, qmat, 0, metric, kk, allowed, 0, deleted, out_ids, out_sims, 0)
     return out_ids[0, :count].copy(), out_sims[0, :count].copy()
 
 
@@ -808,6 +955,25 @@ class HnswIndex:
                                  self.metric, query, int(k), int(ef or self.ef_construct),
                                  allowed, deleted,
                                  visited)
+        finally:
+            self._visited.append(visited)
+
+    def search_codes(self, codes: np.ndarray, qmat: np.ndarray, k: int, ef: int | None = None,
+                     allowed: np.ndarray | None = None,
+                     deleted: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """`search` over the graph scoring the nodes on `codes` (n rows, one per point, any
+        form `_score` knows: quantized vectors) against `qmat` (the query in the matching
+        form, one row) instead of on `self.vectors`. Returns (ids int32, raw scores
+        float32) best first; masks as in `search`."""
+        if codes.ndim != 2 or codes.shape[0] != self.n or not codes.flags.c_contiguous:
+            raise ValueError(f"codes must be C-contiguous with {self.n} rows")
+        allowed = _NO_ALLOWED if allowed is None else _mask(allowed, self.n).reshape(1, -1)
+        deleted = _NO_DELETED if deleted is None else _mask(deleted, self.n)
+        visited = self._take_visited()
+        try:
+            return search_rows_kernel(*self._graph, codes, self.entry, self.max_level,
+                                      self.metric, qmat, int(k), int(ef or self.ef_construct),
+                                      allowed, deleted, visited)
         finally:
             self._visited.append(visited)
 
