@@ -78,8 +78,10 @@ def is_indexed(segment) -> bool:
 class _DenseIndex:
     """One dense vector's graph (and codes) in an indexed segment."""
 
-    def __init__(self, rows: np.ndarray, graph: HnswIndex | None, vectors: np.ndarray, quantized=None):
-        self.rows = rows  # node -> slot
+    def __init__(self, rows: np.ndarray, graph: HnswIndex | None, vectors: np.ndarray, quantized=None, multi=False):
+        self.rows = rows  # node -> slot (of the point owning the sub-vector, for multi-vectors)
+        self.multi = multi
+        # nodes 0..k-1 are slots 0..k-1: masks over slots serve as masks over nodes
         self.identity = bool(len(rows) == 0 or (rows[0] == 0 and rows[-1] == len(rows) - 1))
         self.graph = graph
         self.vectors = vectors
@@ -125,10 +127,8 @@ class IndexedSegment(AppendableSegment):
             built_slots = self._next_offset
         started = time.monotonic()
         dense, sparse = {}, {}
-        for name, spec in self.schema.dense.items():
+        for name in self.schema.dense:
             wanted = settings.get("dense", {}).get(name) or {}
-            if spec.multivector:
-                continue
             dense[name] = self._build_dense(name, built_slots, wanted, threads)
         for name in self.schema.sparse:
             wanted = settings.get("sparse", {}).get(name) or {}
@@ -151,9 +151,22 @@ class IndexedSegment(AppendableSegment):
         spec = self.schema.dense[name]
         with self._lock:
             column = self._columns[name]
-            rows = np.flatnonzero(column.present[:built_slots] & self._live[:built_slots]).astype(np.int32)
-            matrix = column.matrix[:built_slots]
-        vectors = _graph_vectors(matrix, rows, spec.distance, spec.datatype)
+            slots = np.flatnonzero(column.present[:built_slots] & self._live[:built_slots]).astype(np.int32)
+            if spec.multivector:
+                values = [column.values[slot] for slot in slots.tolist()]
+            else:
+                matrix = column.matrix[:built_slots]
+        if spec.multivector:
+            # One node per sub-vector; `rows` maps each to the slot of the point owning it.
+            rows = np.repeat(slots, [len(v) for v in values]).astype(np.int32)
+            flat = np.vstack(values) if values else np.zeros((0, spec.size), spec.dtype)
+            vectors = _graph_vectors(flat, np.arange(len(flat)), spec.distance, spec.datatype)
+        elif _shares_storage(spec, wanted, slots):
+            rows = slots
+            vectors = matrix[: len(rows)]  # a view of the segment's own float32 vectors: no copy
+        else:
+            rows = slots
+            vectors = _graph_vectors(matrix, rows, spec.distance, spec.datatype)
         directory = self._index_dir(name)
         directory.mkdir(parents=True, exist_ok=True)
         np.save(directory / "rows.npy", rows)
@@ -174,7 +187,7 @@ class IndexedSegment(AppendableSegment):
 
             quantized = QuantizedVectors.build(wanted["quantization"], vectors, spec.distance)
             quantized.save(directory / "quantized")
-        return _DenseIndex(rows, graph, vectors, quantized)
+        return _DenseIndex(rows, graph, vectors, quantized, spec.multivector)
 
     def _build_sparse(self, name: str, built_slots: int, wanted: dict):
         try:
@@ -201,13 +214,19 @@ class IndexedSegment(AppendableSegment):
         self.settings = meta.get("settings") or {}
         for name, spec in self.schema.dense.items():
             directory = self._index_dir(name)
-            if spec.multivector or not (directory / "rows.npy").exists():
+            if not (directory / "rows.npy").exists():
                 continue
             wanted = self.settings.get("dense", {}).get(name) or {}
             on_disk = bool((wanted.get("hnsw") or {}).get("on_disk"))
             mmap = "r" if on_disk else None
             rows = np.load(directory / "rows.npy")
-            vectors = np.load(directory / "vectors.npy", mmap_mode="r" if wanted.get("on_disk") else None)
+            if _shares_storage(spec, wanted, rows):
+                # The graph reads the segment's own float32 matrix (one copy in RAM); the
+                # rows of deleted points, which RocksDB no longer has, come from the file.
+                vectors = self._columns[name].matrix[: len(rows)]
+                vectors[:] = np.load(directory / "vectors.npy", mmap_mode="r")
+            else:
+                vectors = np.load(directory / "vectors.npy", mmap_mode="r" if wanted.get("on_disk") else None)
             graph = None
             if (directory / "hnsw" / "meta.npy").exists():
                 arrays = {a: np.load(directory / "hnsw" / f"{a}.npy", mmap_mode=mmap) for a in HnswIndex.ARRAY_NAMES}
@@ -217,7 +236,7 @@ class IndexedSegment(AppendableSegment):
                 from pydrant.segments.quantization import QuantizedVectors
 
                 quantized = QuantizedVectors.load(directory / "quantized", mmap=on_disk and not _always_ram(wanted))
-            self._dense[name] = _DenseIndex(rows, graph, vectors, quantized)
+            self._dense[name] = _DenseIndex(rows, graph, vectors, quantized, spec.multivector)
         for name in self.schema.sparse:
             directory = self._index_dir(name) / "sparse"
             if directory.exists():
@@ -249,8 +268,11 @@ class IndexedSegment(AppendableSegment):
         if space.kind == "sparse" and name in self._sparse:
             return self._search_sparse(name, queries, limit, predicate)
         index = self._dense.get(name)
-        if space.kind != "dense" or index is None or (index.graph is None and index.quantized is None):
+        use_codes = index is not None and index.quantized is not None and not (params.get("quantization") or {}).get("ignore")
+        if index is None or (index.graph is None and not use_codes):
             return super().search(name, queries, limit, space, predicate, params)
+        if index.multi:
+            return self._search_multi(name, index, queries, limit, space, predicate, params)
         built = self.built_slots
         with self._lock:
             self._open_store()
@@ -263,22 +285,15 @@ class IndexedSegment(AppendableSegment):
                 mask = self._matching_mask(predicate) & column.present[:n]
                 tail = mask[built:]
         if predicate is not None:
-            candidates = int(np.count_nonzero(mask[:built]))
-            threshold_kb = (self._search_settings.get(name) or {}).get("full_scan_threshold", 10_000)
-            if candidates * self.schema.dense[name].size * 4 / 1024 < threshold_kb:
+            if self._small_candidate_set(name, int(np.count_nonzero(mask[:built]))):
                 return super().search(name, queries, limit, space, predicate, params)
-            allowed = mask[:built] if index.identity else mask[index.rows]
+            allowed = mask[: len(index.rows)] if index.identity else mask[index.rows]
             allowed = None if allowed.all() else np.ascontiguousarray(allowed)
         found = [self._graph_search(index, q, limit, space, allowed, params) for q in queries]
         if tail.any():  # points that moved past the indexed slots: scanned exactly
             exact = scoring.search_dense(column.matrix[built:n], tail, queries, limit, space.distance, space.datatype)
             found = [_merge(a, (rows + built, scores), limit) for a, (rows, scores) in zip(found, exact)]
-        with self._lock:
-            ids, versions = self._ids, self._versions
-            return [
-                [(score, ids[row], int(versions[row])) for row, score in zip(rows.tolist(), scores.tolist())]
-                for rows, scores in found
-            ]
+        return self._hits(found)
 
     def _unfiltered_allowed(self, name: str, index: _DenseIndex, column, built: int):
         """The graph's `allowed` mask (node order) of an unfiltered search: the nodes whose
@@ -288,7 +303,7 @@ class IndexedSegment(AppendableSegment):
         if cached is not None and cached[0] == self.writes:
             return cached[1]
         present = self._live[:built] & column.present[:built]
-        allowed = present if index.identity else present[index.rows]
+        allowed = present[: len(index.rows)] if index.identity else present[index.rows]
         allowed = None if allowed.all() else np.ascontiguousarray(allowed)
         self._allowed_cache[name] = (self.writes, allowed)
         return allowed
@@ -301,10 +316,8 @@ class IndexedSegment(AppendableSegment):
         quantization = params.get("quantization") or {}
         if index.quantized is not None and not quantization.get("ignore"):
             nodes, sims = self._quantized_search(index, vector, limit, ef, allowed, quantization, space)
-        elif index.graph is not None:
-            nodes, sims = index.graph.search(vector, limit, ef, allowed)
         else:
-            nodes, sims = np.empty(0, np.int32), np.empty(0, np.float32)
+            nodes, sims = index.graph.search(vector, limit, ef, allowed)
         return index.rows[nodes].astype(np.int64), np.asarray(sims, np.float32)
 
     @staticmethod
@@ -325,6 +338,58 @@ class IndexedSegment(AppendableSegment):
         sims = _similarities(index.vectors[nodes], vector, space.distance)
         top = scoring.top_k(sims, limit)
         return nodes[top], sims[top]
+
+    def _search_multi(self, name, index: _DenseIndex, queries, limit, space, predicate, params):
+        """MaxSim through the sub-vector graph: each query row's `hnsw_ef` nearest sub-vectors
+        nominate their points, which (with the tail) are scored exactly with MaxSim."""
+        built = self.built_slots
+        with self._lock:
+            self._open_store()
+            column = self._columns[name]
+            n = self._next_offset
+            if predicate is None:
+                mask = self._live[:n] & column.present[:n]
+            else:
+                mask = self._matching_mask(predicate) & column.present[:n]
+            values = column.values
+        if predicate is not None and self._small_candidate_set(name, int(np.count_nonzero(mask[:built]))):
+            return super().search(name, queries, limit, space, predicate, params)
+        allowed = mask[index.rows]
+        allowed = None if allowed.all() else np.ascontiguousarray(allowed)
+        tail = np.flatnonzero(mask[built:]) + built
+        default_ef = index.graph.ef_construct if index.graph is not None else 100
+        ef = max(int(params.get("hnsw_ef") or default_ef), limit)
+        ignore_codes = (params.get("quantization") or {}).get("ignore") or index.quantized is None  # graph exists then
+        found = []
+        for query in queries:
+            nominated = [tail]
+            for row in np.atleast_2d(np.asarray(query.examples[0], np.float32)):
+                vector = _graph_query(row, space)
+                if ignore_codes:
+                    nodes, _ = index.graph.search(vector, ef, ef, allowed)
+                elif index.graph is not None:
+                    nodes, _ = index.quantized.graph_search(index.graph, vector, ef, ef, allowed)
+                else:
+                    nodes, _ = index.quantized.scan(vector, ef, allowed)
+                nominated.append(index.rows[nodes].astype(np.int64))
+            candidates = np.unique(np.concatenate(nominated)).astype(np.int64)
+            picked = [values[slot] for slot in candidates.tolist()]
+            found.append(scoring.search_lists(picked, candidates, [query], limit, space)[0])
+        return self._hits(found)
+
+    def _small_candidate_set(self, name: str, candidates: int) -> bool:
+        """Whether a filter leaves less than `full_scan_threshold` kB of vectors to score."""
+        threshold_kb = (self._search_settings.get(name) or {}).get("full_scan_threshold", 10_000)
+        return candidates * self.schema.dense[name].size * 4 / 1024 < threshold_kb
+
+    def _hits(self, found: list[tuple[np.ndarray, np.ndarray]]) -> list[list[tuple[float, PointId, int]]]:
+        """(slots, scores) per query as (score, id, version) entries."""
+        with self._lock:
+            ids, versions = self._ids, self._versions
+            return [
+                [(score, ids[row], int(versions[row])) for row, score in zip(rows.tolist(), scores.tolist())]
+                for rows, scores in found
+            ]
 
     def _search_sparse(self, name: str, queries: list[ScoringQuery], limit: int, predicate):
         inverted = self._sparse[name]
@@ -348,12 +413,7 @@ class IndexedSegment(AppendableSegment):
                 tail = scoring.search_lists(tail_values, tail_rows, [query], limit, space)[0]
                 rows, scores = _merge((rows, scores), tail, limit)
             found.append((np.asarray(rows, np.int64), np.asarray(scores, np.float32)))
-        with self._lock:
-            ids, versions = self._ids, self._versions
-            return [
-                [(score, ids[row], int(versions[row])) for row, score in zip(rows.tolist(), scores.tolist())]
-                for rows, scores in found
-            ]
+        return self._hits(found)
 
     # -- info -------------------------------------------------------------------------------
 
@@ -367,7 +427,8 @@ class IndexedSegment(AppendableSegment):
             for name, index in self._dense.items():
                 if index.graph is not None:
                     present = self._columns[name].present[: self.built_slots] & live
-                    total += int(np.count_nonzero(present[index.rows]))
+                    slots = np.unique(index.rows) if index.multi else index.rows  # a point once
+                    total += int(np.count_nonzero(present[slots]))
             for name in self._sparse:
                 total += int(np.count_nonzero(self._columns[name].present[: self.built_slots] & live))
             return total
@@ -384,6 +445,13 @@ class IndexedSegment(AppendableSegment):
             indexed_vectors=self.indexed_vectors(),
         )
         return info
+
+
+def _shares_storage(spec, wanted: dict, rows: np.ndarray) -> bool:
+    """Whether a graph can use the segment's vector matrix itself: float32 storage kept in
+    RAM, and nodes that are the first slots in order (every point has the vector)."""
+    identity = len(rows) == 0 or (int(rows[0]) == 0 and int(rows[-1]) == len(rows) - 1)
+    return spec.datatype == "float32" and not spec.multivector and not wanted.get("on_disk") and identity
 
 
 def _always_ram(wanted: dict) -> bool:

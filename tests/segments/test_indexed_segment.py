@@ -19,6 +19,9 @@ from pydrant.segments.types import DenseVectorSpec, Record, SparseVector, Sparse
 
 DIM = 16
 N = 3000
+# MaxSim through the sub-vector graph nominates each query row's hnsw_ef nearest
+# sub-vectors; these 1-3-row points need a wider beam than single vectors for 0.95.
+EF_MULTI = 128
 SETTINGS = {"dense": {"": {"hnsw": {"m": 16, "ef_construct": 64}, "quantization": None, "on_disk": False}}, "sparse": {}}
 
 
@@ -180,4 +183,49 @@ def test_sparse_vectors_use_the_inverted_index(tmp_path):
     indexed = segment.search("s", [query], 10, space, None, {})[0]
     exact = segment.search("s", [query], 10, space, None, {"exact": True})[0]
     assert [round(s, 4) for s, _, _ in indexed] == [round(s, 4) for s, _, _ in exact]
+    segment.close()
+
+
+@pytest.mark.parametrize("distance", ["Cosine", "Euclid"])
+def test_multivectors_search_through_the_sub_vector_graph(tmp_path, distance):
+    schema = VectorSchema(dense={"m": DenseVectorSpec(DIM, distance, multivector=True)})
+    rng = np.random.default_rng(5)
+    base = clustered(4000, DIM, 2)
+    if distance == "Cosine":
+        base = base / np.linalg.norm(base, axis=1, keepdims=True)
+    segment = IndexedSegment.create(tmp_path / "mv", schema)
+    records, start = [], 0
+    for i in range(1500):
+        count = int(rng.integers(1, 4))
+        records.append(Record(i, 1, {"group": i % 3}, {"m": base[start : start + count]}))
+        start += count
+    segment.copy_points(records)
+    segment.build_indexes({"dense": {"m": {"hnsw": {"m": 16, "ef_construct": 64}}}, "sparse": {}})
+    assert segment._dense["m"].multi and segment.indexed_vectors() == 1500
+    space = VectorSpace(distance, "float32", "multi")
+    hits = 0
+    for i in range(0, 1500, 50):
+        query = ScoringQuery("nearest", (prepare_dense(records[i].vectors["m"] + np.float32(0.02), distance, "float32"),))
+        graph = segment.search("m", [query], 10, space, None, {"hnsw_ef": EF_MULTI})[0]
+        exact = segment.search("m", [query], 10, space, None, {"exact": True})[0]
+        hits += len(set(ids_of(graph)) & set(ids_of(exact)))
+        exact_scores = {pid: score for score, pid, _ in exact}
+        for score, pid, _ in graph:  # graph hits carry exact MaxSim scores
+            if pid in exact_scores:
+                assert score == pytest.approx(exact_scores[pid], rel=1e-5, abs=1e-5)
+    assert hits / (10 * 30) >= 0.95
+    segment.set_search_settings({"m": {"full_scan_threshold": 1}})
+    predicate = compile_filter({"must": [{"key": "group", "match": {"value": 1}}]})
+    query = ScoringQuery("nearest", (prepare_dense(records[4].vectors["m"], distance, "float32"),))
+    found = segment.search("m", [query], 10, space, predicate, {})[0]
+    assert len(found) == 10 and all(pid % 3 == 1 for pid in ids_of(found))
+    segment.close()
+
+
+def test_no_graph_with_quantization_ignored_falls_back_to_exact(tmp_path):
+    settings = {"dense": {"": {"hnsw": {"m": 0}, "quantization": None, "on_disk": False}}, "sparse": {}}
+    segment, data = build(tmp_path / "s", settings=settings, n=300)
+    found = segment.search("", [nearest(data[3])], 5, VectorSpace("Cosine"), None, {"quantization": {"ignore": True}})[0]
+    assert ids_of(found)[0] == 3 and len(found) == 5
+    assert segment.indexed_vectors() == 0  # m = 0: no graph
     segment.close()
