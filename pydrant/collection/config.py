@@ -254,13 +254,21 @@ def index_settings(config: dict) -> dict:
     return {"dense": dense, "sparse": sparse}
 
 
+# Qdrant's default sparse `full_scan_threshold` (a number of vectors, not kB).
+SPARSE_FULL_SCAN_THRESHOLD = 5000
+
+
 def search_settings(config: dict) -> dict:
-    """name -> {"full_scan_threshold": kB}: search planning settings (no rebuild needed)."""
+    """name -> {"full_scan_threshold": ...}: search planning settings (no rebuild needed);
+    kB of vectors for dense vectors, a number of vectors for sparse ones, as in Qdrant."""
     collection_hnsw = config.get("hnsw_config") or {}
     settings = {}
     for name, vector in iter_dense_params(config["params"].get("vectors") or {}):
         threshold = (vector.get("hnsw_config") or {}).get("full_scan_threshold")
         settings[name] = {"full_scan_threshold": threshold if threshold is not None else collection_hnsw.get("full_scan_threshold", 10000)}
+    for name, params in (config["params"].get("sparse_vectors") or {}).items():
+        threshold = ((params or {}).get("index") or {}).get("full_scan_threshold")
+        settings[name] = {"full_scan_threshold": SPARSE_FULL_SCAN_THRESHOLD if threshold is None else threshold}
     return settings
 
 

@@ -1119,10 +1119,7 @@ class AppendableSegment:
             if column is None:
                 return [[] for _ in queries]
             n = self._next_offset
-            if predicate is None:
-                mask = self._live[:n] & column.present[:n]
-            else:
-                mask = self._matching_mask(predicate) & column.present[:n]
+            mask = self._candidates(column, predicate)
             if isinstance(column, _DenseColumn):
                 values = column.matrix[:n]
             else:
@@ -1138,6 +1135,14 @@ class AppendableSegment:
                 [(score, ids[row], int(versions[row])) for row, score in zip(rows_.tolist(), scores.tolist())]
                 for rows_, scores in found
             ]
+
+    def _candidates(self, column: _Column, predicate: Predicate | None) -> np.ndarray:
+        """Mask of the used slots whose point is live, has the column's vector and matches
+        `predicate` (call with the lock held)."""
+        n = self._next_offset
+        if predicate is None:
+            return self._live[:n] & column.present[:n]
+        return self._matching_mask(predicate) & column.present[:n]
 
     def sparse_statistics(self, name: str, indices: np.ndarray) -> tuple[int, np.ndarray]:
         """For the IDF modifier: how many live points have a non-empty sparse vector `name`,

@@ -88,21 +88,9 @@ _jit_math = numba.njit(nogil=True, cache=True, fastmath=_FASTMATH)
 
 @numba.njit(nogil=True, cache=True, fastmath=_FASTMATH, inline="always")
 def _sim(a, i, b, j, metric):
-    """Similarity of row i of a and row j of b (larger is closer)."""
-    dim = a.shape[1]
-    acc = np.float32(0.0)
-    if metric == _DOT:
-        for t in range(dim):
-            acc += a[i, t] * b[j, t]
-        return acc
-    if metric == _EUCLID:
-        for t in range(dim):
-            d = a[i, t] - b[j, t]
-            acc += d * d
-        return -acc
-    for t in range(dim):
-        acc += abs(a[i, t] - b[j, t])
-    return -acc
+    """Similarity of row i of float vectors a and row j of float vectors b (larger is
+    closer): the float case of `_score` below, which the build calls under this name."""
+    return _score(a, i, b, j, metric)
 
 
 @intrinsic
@@ -127,8 +115,8 @@ def _score(q, qi, vectors, j, metric):
     (the overload below), so one set of kernels serves the float vectors and every kind of
     quantized codes (pydrant/segments/quantization.py):
 
-        vectors float (n, dim),  q float (nq, dim)        `_sim`: the exact similarity
-        vectors uint8 (n, dim),  q float32 (nq, dim)      scalar codes: `_sim` of q and the
+        vectors float (n, dim),  q float (nq, dim)        the exact similarity
+        vectors uint8 (n, dim),  q float32 (nq, dim)      scalar codes: that of q and the
                                                           codes as float32 (q transformed)
         vectors uint8 (n, m),    q float32 (nq, m, 256)   product codes: sum_t q[qi, t, c_t]
         vectors uint64 (n, w),   q uint64 (nq, w)         binary codes, binary query:

@@ -266,7 +266,7 @@ class IndexedSegment(AppendableSegment):
         if self.built_slots is None or params.get("exact") or not all(q.is_nearest for q in queries):
             return super().search(name, queries, limit, space, predicate, params)
         if space.kind == "sparse" and name in self._sparse:
-            return self._search_sparse(name, queries, limit, predicate)
+            return self._search_sparse(name, queries, limit, space, predicate, params)
         index = self._dense.get(name)
         use_codes = index is not None and index.quantized is not None and not (params.get("quantization") or {}).get("ignore")
         if index is None or (index.graph is None and not use_codes):
@@ -346,11 +346,7 @@ class IndexedSegment(AppendableSegment):
         with self._lock:
             self._open_store()
             column = self._columns[name]
-            n = self._next_offset
-            if predicate is None:
-                mask = self._live[:n] & column.present[:n]
-            else:
-                mask = self._matching_mask(predicate) & column.present[:n]
+            mask = self._candidates(column, predicate)
             values = column.values
         if predicate is not None and self._small_candidate_set(name, int(np.count_nonzero(mask[:built]))):
             return super().search(name, queries, limit, space, predicate, params)
@@ -391,21 +387,22 @@ class IndexedSegment(AppendableSegment):
                 for rows, scores in found
             ]
 
-    def _search_sparse(self, name: str, queries: list[ScoringQuery], limit: int, predicate):
+    def _search_sparse(self, name: str, queries: list[ScoringQuery], limit: int, space: VectorSpace, predicate, params):
+        """Nearest sparse queries through the inverted index, plus the tail; a filter that
+        leaves fewer than the sparse `full_scan_threshold` vectors is scored exactly."""
         inverted = self._sparse[name]
         with self._lock:
             self._open_store()
             column = self._columns[name]
             n = self._next_offset
-            if predicate is None:
-                mask = self._live[:n] & column.present[:n]
-            else:
-                mask = self._matching_mask(predicate) & column.present[:n]
+            mask = self._candidates(column, predicate)
             built = self.built_slots
             tail_rows = np.flatnonzero(mask[built:]) + built
             tail_values = [column.values[r] for r in tail_rows.tolist()]
+        threshold = (self._search_settings.get(name) or {}).get("full_scan_threshold", 5000)
+        if predicate is not None and int(np.count_nonzero(mask[:built])) < threshold:
+            return super().search(name, queries, limit, space, predicate, params)
         found = []
-        space = VectorSpace("Dot", "float32", "sparse")
         for query in queries:
             example = query.examples[0]
             rows, scores = inverted.search(example.indices, example.values, limit, n, mask)

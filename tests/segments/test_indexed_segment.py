@@ -229,3 +229,22 @@ def test_no_graph_with_quantization_ignored_falls_back_to_exact(tmp_path):
     assert ids_of(found)[0] == 3 and len(found) == 5
     assert segment.indexed_vectors() == 0  # m = 0: no graph
     segment.close()
+
+
+def test_sparse_filtered_search_below_full_scan_threshold_is_exact(tmp_path):
+    schema = VectorSchema(sparse={"s": SparseVectorSpec()})
+    segment = IndexedSegment.create(tmp_path / "sp", schema)
+    vectors = [SparseVector(np.array([i % 7, 7 + i % 3], np.uint32), np.array([1.0, 0.5 + i], np.float32)) for i in range(200)]
+    segment.copy_points([Record(i, 1, {"g": i % 4}, {"s": v}) for i, v in enumerate(vectors)])
+    segment.build_indexes({"dense": {}, "sparse": {"s": {"index": {}}}})
+    space = VectorSpace("Dot", "float32", "sparse")
+    query = ScoringQuery("nearest", (vectors[10],))
+    predicate = compile_filter({"must": [{"key": "g", "match": {"value": 2}}]})
+    for threshold in (1, 10_000):  # through the index, then exact: the same answer
+        segment.set_search_settings({"s": {"full_scan_threshold": threshold}})
+        found = segment.search("s", [query], 5, space, predicate, {})[0]
+        assert all(pid % 4 == 2 for pid in ids_of(found)) and len(found) == 5
+        if threshold == 1:
+            via_index = found
+    assert [(round(s, 4), pid) for s, pid, _ in found] == [(round(s, 4), pid) for s, pid, _ in via_index]
+    segment.close()
