@@ -32,6 +32,7 @@ import trio
 from pydrant.collection.config import index_settings, indexing_threads, search_settings
 from pydrant.optimizer.planner import Plan, facts_of, next_plan
 from pydrant.segments.appendable import AppendableSegment
+from pydrant.segments.hnsw import BuildCancelled
 from pydrant.segments.indexed import IndexedSegment
 from pydrant.segments.ids import id_sort_key
 
@@ -148,7 +149,12 @@ class Optimizer:
             target.advance_version(max(source.version for source in plan.sources))
             if plan.indexed:
                 self._check_stop()
-                target.build_indexes(index_settings(collection.config), indexing_threads(collection.config))
+                try:
+                    target.build_indexes(
+                        index_settings(collection.config), indexing_threads(collection.config), self._stop.is_set
+                    )
+                except BuildCancelled:
+                    raise OptimizationCancelled() from None
                 target.set_search_settings(search_settings(collection.config))
             target.flush()  # most of the copy; the swap flushes only what it re-copies
             return target

@@ -723,10 +723,16 @@ def draw_levels(n: int, m: int, seed: int) -> np.ndarray:
     return np.floor(-np.log1p(-u) / math.log(m)).astype(np.int32)
 
 
+class BuildCancelled(Exception):
+    """`should_stop` asked a graph build to stop (between two batches)."""
+
+
 def build_graph(vectors: np.ndarray, distance: str, m: int, ef_construct: int, seed: int,
-                threads: int) -> dict[str, np.ndarray]:
+                threads: int, should_stop=None) -> dict[str, np.ndarray]:
     """Build the graph arrays (see the module docstring) over float32 C-contiguous
-    `vectors` with `threads` workers (the calling thread waits for them)."""
+    `vectors` with `threads` workers (the calling thread waits for them). `should_stop`,
+    if given, is called between batches; when it returns true the build raises
+    `BuildCancelled` (a closing server does not wait for a long build)."""
     metric = METRICS[distance]
     n, dim = vectors.shape
     levels = draw_levels(n, m, seed)
@@ -759,6 +765,8 @@ def build_graph(vectors: np.ndarray, distance: str, m: int, ef_construct: int, s
     try:
         pos = 1
         while pos < n:
+            if should_stop is not None and should_stop():
+                raise BuildCancelled()
             size = min(_MAX_BATCH, max(1, pos // _BATCH_DIVISOR))
             end = min(n, pos + size)
             higher = np.flatnonzero(levels[pos:end] > max_level)
@@ -891,7 +899,8 @@ class HnswIndex:
 
     @classmethod
     def build(cls, vectors: np.ndarray, distance: str = "Cosine", m: int = 16,
-              ef_construct: int = 100, seed: int = 0, threads: int | None = None) -> "HnswIndex":
+              ef_construct: int = 100, seed: int = 0, threads: int | None = None,
+              should_stop=None) -> "HnswIndex":
         """Build over `vectors` (float32 (n, dim); Cosine vectors already normalised; other
         dtypes are converted to a float32 copy). threads=None uses every core. The graph is
         the same for any thread count."""
@@ -903,7 +912,8 @@ class HnswIndex:
             raise ValueError("ef_construct must be at least 1")
         vectors = _as_matrix(vectors)
         threads = (os.cpu_count() or 1) if threads is None else max(1, int(threads))
-        arrays = build_graph(vectors, distance, int(m), int(ef_construct), int(seed), threads)
+        arrays = build_graph(vectors, distance, int(m), int(ef_construct), int(seed), threads,
+                             should_stop)
         return cls(vectors, arrays, check=False)
 
     @classmethod

@@ -118,18 +118,19 @@ class IndexedSegment(AppendableSegment):
 
     # -- building (blocking: the optimizer calls it from a worker thread) --------------------
 
-    def build_indexes(self, settings: dict, threads: int | None = None) -> None:
+    def build_indexes(self, settings: dict, threads: int | None = None, should_stop=None) -> None:
         """Build every index `settings` asks for over the slots used now, save them, and
         write `segment.json` last. settings: {"dense": {name: {"hnsw": {...} | None,
         "quantization": {...} | None, "on_disk": bool}}, "sparse": {name: {"index": {...}}}}
-        (collection/config.py `index_settings`)."""
+        (collection/config.py `index_settings`). `should_stop` is polled by graph builds
+        (hnsw.BuildCancelled when it says stop)."""
         with self._lock:
             built_slots = self._next_offset
         started = time.monotonic()
         dense, sparse = {}, {}
         for name in self.schema.dense:
             wanted = settings.get("dense", {}).get(name) or {}
-            dense[name] = self._build_dense(name, built_slots, wanted, threads)
+            dense[name] = self._build_dense(name, built_slots, wanted, threads, should_stop)
         for name in self.schema.sparse:
             wanted = settings.get("sparse", {}).get(name) or {}
             built = self._build_sparse(name, built_slots, wanted)
@@ -147,7 +148,7 @@ class IndexedSegment(AppendableSegment):
             self.path.name, built_slots, time.monotonic() - started, ", ".join(repr(n) for n in [*dense, *sparse]) or "no vectors",
         )
 
-    def _build_dense(self, name: str, built_slots: int, wanted: dict, threads: int | None) -> _DenseIndex:
+    def _build_dense(self, name: str, built_slots: int, wanted: dict, threads: int | None, should_stop) -> _DenseIndex:
         spec = self.schema.dense[name]
         with self._lock:
             column = self._columns[name]
@@ -176,7 +177,7 @@ class IndexedSegment(AppendableSegment):
         if hnsw.get("m", 16) >= 2 and len(rows):
             graph = HnswIndex.build(
                 vectors, spec.distance, int(hnsw.get("m", 16)), int(hnsw.get("ef_construct", 100)),
-                GRAPH_SEED, threads,
+                GRAPH_SEED, threads, should_stop,
             )
             (directory / "hnsw").mkdir(exist_ok=True)
             for array_name, array in graph.arrays().items():

@@ -235,3 +235,29 @@ def test_sigkill_during_optimization_leaves_a_consistent_collection(fresh_server
     log = fresh_server.log_path.read_text(errors="replace")
     assert f"starting {kind}" in log.rsplit("collection " + name + ":", 1)[-1]
     check_consistent(fresh_server, name, expected)
+
+
+def test_delete_and_patch_during_an_optimization(client, http):
+    """A collection deleted while it is being indexed goes away (the build stops), the
+    server keeps serving, and the name can be used again; a PATCH during a build leads to
+    a rebuild with the new settings."""
+    name = "opt_delete"
+    create(client, name, indexing_threshold=0)
+    upload(client, name, vectors(N_CRASH, 5), batch=4000)
+    client.update_collection(name, optimizers_config=models.OptimizersConfigDiff(indexing_threshold=THRESHOLD_KB))
+    assert client.get_collection(name).status == models.CollectionStatus.YELLOW
+    assert client.delete_collection(name)
+    assert not client.collection_exists(name)
+    assert http.get("/healthz").status_code == 200
+    create(client, name)
+    upload(client, name, vectors(1000, 6), batch=1000)
+    wait_status(client, name)
+    assert client.count(name).count == 1000
+    # PATCH while yellow: the segment built with m=8 is rebuilt with m=12
+    client.update_collection(name, hnsw_config=models.HnswConfigDiff(m=12))
+    client.update_collection(name, hnsw_config=models.HnswConfigDiff(ef_construct=40))
+    info = wait_status(client, name)
+    assert info.config.hnsw_config.m == 12 and info.config.hnsw_config.ef_construct == 40
+    assert info.indexed_vectors_count == 1000
+    data = vectors(1000, 6)
+    assert top_ids(client, name, data[7], 1) == [7]
