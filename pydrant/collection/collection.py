@@ -140,7 +140,8 @@ class Collection:
             self._stopped.set()
 
     async def close(self) -> None:
-        """Stop the worker and the optimizer (a graph build in progress runs to its end),
+        """Stop the worker and the optimizer (a running optimization stops at its next copy
+        chunk or graph batch; quantization training runs to its end),
         flush every segment and close the files. Idempotent."""
         if self._closed:
             return

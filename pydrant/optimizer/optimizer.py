@@ -89,7 +89,7 @@ class Optimizer:
                 self.running = None
 
     def stop(self) -> None:
-        """Ask a running copy to stop at its next step (graph builds run to their end)."""
+        """Ask a running optimization to stop at its next copy chunk or graph batch."""
         self._stop.set()
 
     def close(self) -> None:
