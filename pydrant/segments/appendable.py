@@ -705,20 +705,41 @@ class AppendableSegment:
     # -- what the optimizer does to segments (pydrant/optimizer) --
 
     def copy_points(self, records: Sequence[Record]) -> int:
-        """Insert whole points (vectors and payload given) keeping their own versions: the
-        optimizer's copy of other segments' points. A held copy is replaced only by a newer
-        version. The segment's version becomes at least the highest version copied."""
-        prepared = [
-            (self._prepare_point(PointInput(r.id, r.vectors or {}, r.payload)), r.version)
-            for r in _last_per_id(records, lambda r: r.id)
-        ]
+        """Insert whole points (vectors and payload given) keeping their own versions. A
+        held copy is replaced only by a newer version; the segment's version becomes at
+        least the highest version copied."""
+        exported = []
+        for record in _last_per_id(records, lambda r: r.id):
+            _, point_id, vectors, payload_blob, _ = self._prepare_point(PointInput(record.id, record.vectors or {}, record.payload))
+            exported.append((point_id, record.version, vectors, payload_blob))
+        return self.import_points(exported)
+
+    def export_points(self, ids: Iterable[PointId]) -> list[tuple]:
+        """(id, version, vectors, payload bytes) of the held points among `ids`: what
+        `import_points` takes. The optimizer copies points this way, without decoding and
+        re-encoding payloads."""
+        keys = _unique_keys(ids)
+        with self._lock:
+            store = self._open_store()
+            offsets = [o for o in (self._offset_by_key.get(key) for key in keys) if o is not None]
+            blobs = store.get_many(CF_PAYLOAD, [_offset_key(o) for o in offsets])
+            return [
+                (self._ids[o], int(self._versions[o]), self._vectors_of(o), blob or _EMPTY_PAYLOAD)
+                for o, blob in zip(offsets, blobs)
+            ]
+
+    def import_points(self, points: Sequence[tuple]) -> int:
+        """Insert `export_points` entries of a segment with the same schema, keeping their
+        versions (a held copy is replaced only by a newer version)."""
         with self._lock:
             pending = self._begin()
             top = 0
-            for (key, point_id, vectors, payload_blob, payload), version in prepared:
+            for point_id, version, vectors, payload_blob in points:
+                key = id_sort_key(point_id)
                 old = self._offset_by_key.get(key)
                 if old is not None and self._versions[old] >= version:
                     continue
+                payload = _decode_payload(payload_blob) if self._indexes else None
                 self._place_point(pending, version, key, point_id, vectors, payload_blob, old, payload)
                 top = max(top, version)
             return self._commit(pending, top)

@@ -145,7 +145,7 @@ class IndexedSegment(AppendableSegment):
             self._allowed_cache = {}
         log.info(
             "segment %s: indexed %d slots in %.1f s (%s)",
-            self.path.name, built_slots, time.monotonic() - started, ", ".join(repr(n) for n in [*dense, *sparse]) or "no vectors",
+            self.path.name, built_slots, time.monotonic() - started, ", ".join(repr(n) if n else "the unnamed vector" for n in [*dense, *sparse]) or "no vectors",
         )
 
     def _build_dense(self, name: str, built_slots: int, wanted: dict, threads: int | None, should_stop) -> _DenseIndex:
