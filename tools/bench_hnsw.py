@@ -49,7 +49,7 @@ sys.path.insert(0, str(REPO))
 from pydrant.segments.hnsw import HnswIndex  # noqa: E402
 
 sys.path.insert(0, str(REPO / "tools"))
-from benchlib import machine  # noqa: E402
+from benchlib import ground_truth, load_real, machine, recall  # noqa: E402
 
 DEFAULT_DATA = REPO.parent / "shared" / "data"
 M, EF_CONSTRUCT, K, SEED = 16, 100, 10, 42
@@ -57,16 +57,6 @@ EFS = (10, 16, 24, 32, 64, 128, 256)
 TARGET_RECALL = 0.95
 QPS_TARGET, BUILD_TARGET = 0.7, 2.0
 PASSES = 3
-
-
-def load_real(data: Path, points: int, queries: int):
-    parts = [np.load(data / "base_a.f16.npy")]
-    if points > parts[0].shape[0]:
-        parts.append(np.load(data / "base_b.f16.npy"))
-    base = np.concatenate(parts)[:points].astype(np.float32)
-    extra = np.load(data / "extra.f16.npy")[:queries].astype(np.float32)
-    normalise = lambda x: (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32)  # noqa: E731
-    return normalise(base), normalise(extra)
 
 
 def synthetic(points: int, queries: int, dim: int = 128, centres: int = 100, spread: float = 0.5):
@@ -78,24 +68,6 @@ def synthetic(points: int, queries: int, dim: int = 128, centres: int = 100, spr
         return (centre[rng.integers(0, centres, count)] + spread * noise).astype(np.float32)
 
     return draw(points), draw(queries)
-
-
-def ground_truth(base, queries, distance):
-    truth = np.empty((queries.shape[0], K), np.int64)
-    base_norms = (base.astype(np.float64) ** 2).sum(1)
-    for start in range(0, queries.shape[0], 250):
-        q = queries[start : start + 250]
-        sims = q @ base.T
-        if distance == "Euclid":  # ranking only: |b|^2 - 2 q.b orders like the distance
-            sims = 2 * sims - base_norms[None, :]
-        top = np.argpartition(-sims, K, axis=1)[:, :K]
-        truth[start : start + 250] = top
-    return truth
-
-
-def recall(found, truth) -> float:
-    hits = sum(len(set(np.asarray(f).tolist()) & set(t.tolist())) for f, t in zip(found, truth))
-    return hits / truth.size
 
 
 def build_hnswlib(base, space, threads):

@@ -35,7 +35,7 @@ from pydrant.segments.hnsw import HnswIndex  # noqa: E402
 from pydrant.segments.quantization import QuantizedVectors  # noqa: E402
 
 sys.path.insert(0, str(REPO / "tools"))
-from benchlib import machine  # noqa: E402
+from benchlib import ground_truth, load_real, machine, recall  # noqa: E402
 
 DEFAULT_DATA = REPO.parent / "shared" / "data"
 DOC = REPO / "docs" / "quantization.md"
@@ -50,31 +50,6 @@ CONFIGS = (
      {"binary": {"always_ram": True, "query_encoding": "scalar8bits"}}, (3,)),
     ("product x16", {"product": {"compression": "x16", "always_ram": True}}, (3,)),
 )
-
-
-def load_real(data: Path, points: int, queries: int):
-    parts = [np.load(data / "base_a.f16.npy")]
-    if points > parts[0].shape[0]:
-        parts.append(np.load(data / "base_b.f16.npy"))
-    base = np.concatenate(parts)[:points].astype(np.float32)
-    extra = np.load(data / "extra.f16.npy")[:queries].astype(np.float32)
-    normalise = lambda x: np.ascontiguousarray(  # noqa: E731
-        x / np.linalg.norm(x, axis=1, keepdims=True), dtype=np.float32)
-    return normalise(base), normalise(extra)
-
-
-def ground_truth(base, queries):
-    out = np.empty((queries.shape[0], K), np.int64)
-    for a in range(0, queries.shape[0], 256):
-        sims = queries[a:a + 256] @ base.T
-        top = np.argpartition(-sims, K, axis=1)[:, :K]
-        order = np.argsort(-np.take_along_axis(sims, top, axis=1), axis=1)
-        out[a:a + 256] = np.take_along_axis(top, order, axis=1)
-    return out
-
-
-def recall(found, truth):
-    return sum(len(set(f) & set(t)) for f, t in zip(found, truth.tolist())) / truth.size
 
 
 def measure(fn, queries):

@@ -496,14 +496,9 @@ def search_kernel(links0, counts0, upper_links, upper_counts, upper_slot, vector
                   max_level, metric, query, k, ef, allowed, deleted, visited):
     """One query (1-d float32). allowed: bool (1, n) or (0, 0); deleted: bool (n,) or (0,);
     visited: uint16 (1, n + 1) owned by the caller for the call. Returns (ids, sims)."""
-    qmat = query.reshape(1, query.shape[0])
-    kk = max(0, min(k, vectors.shape[0]))
-    out_ids = np.empty((1, kk), np.int32)
-    out_sims = np.empty((1, kk), np.float32)
-    count = _search_into(links0, counts0, upper_links, upper_counts, upper_slot, vectors, entry,
-                         max_level, metric, qmat, 0, kk, ef, allowed, 0, deleted, visited, 0,
-                         out_ids, out_sims, 0)
-    return out_ids[0, :count].copy(), out_sims[0, :count].copy()
+    return search_rows_kernel(links0, counts0, upper_links, upper_counts, upper_slot, vectors,
+                              entry, max_level, metric, query.reshape(1, query.shape[0]), k, ef,
+                              allowed, deleted, visited)
 
 
 @_jit
