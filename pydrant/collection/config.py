@@ -52,6 +52,7 @@ class CollectionDefaults:
     replication_factor: int = 1
     write_consistency_factor: int = 1
     vectors_on_disk: bool | None = None
+    quantization_config: dict | None = None  # for collections created without one
 
 
 def build_config(request: dict, defaults: CollectionDefaults) -> dict:
@@ -78,7 +79,7 @@ def build_config(request: dict, defaults: CollectionDefaults) -> dict:
         "hnsw_config": _merged(defaults.hnsw_config, request.get("hnsw_config")),
         "optimizer_config": _merged(defaults.optimizer_config, _optimizer_diff(request)),
         "wal_config": _merged(defaults.wal_config, request.get("wal_config")),
-        "quantization_config": request.get("quantization_config"),
+        "quantization_config": request.get("quantization_config") or defaults.quantization_config,
         "strict_mode_config": _merged({"enabled": False}, request.get("strict_mode_config")),
     }
     if request.get("metadata") is not None:

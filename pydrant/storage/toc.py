@@ -60,6 +60,7 @@ def defaults_from_settings(settings) -> CollectionDefaults:
             "wal_retain_closed": 1,
         },
         on_disk_payload=storage.on_disk_payload,
+        quantization_config=storage.collection.quantization,
     )
 
 

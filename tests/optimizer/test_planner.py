@@ -49,3 +49,26 @@ def test_merge_smallest_non_appendable_segments_past_the_target():
     plan = next_plan(segments, {**CONFIG, "indexing_threshold": 10_000, "max_segment_size": 13}, WANTED)
     assert plan.sources == ["s1", "s2"]
     assert next_plan(segments[-2:], CONFIG, WANTED) is None  # two segments: at the target
+
+
+def test_server_defaults_reach_new_collections(tmp_path):
+    """storage.hnsw_index / storage.optimizers / storage.collection.quantization settings are
+    the defaults of new collections' configs, which the optimizer acts on."""
+    from pydrant.collection.config import build_config, index_settings
+    from pydrant.config import load_settings
+    from pydrant.storage.toc import defaults_from_settings
+
+    path = tmp_path / "config.yaml"
+    path.write_text(
+        "storage:\n  hnsw_index:\n    m: 24\n  optimizers:\n    indexing_threshold_kb: 123\n"
+        "  collection:\n    quantization:\n      scalar:\n        type: int8\n"
+    )
+    defaults = defaults_from_settings(load_settings(path, env={}))
+    config = build_config({"vectors": {"size": 4, "distance": "Dot"}}, defaults)
+    assert config["optimizer_config"]["indexing_threshold"] == 123
+    assert config["quantization_config"] == {"scalar": {"type": "int8"}}
+    assert index_settings(config)["dense"][""]["hnsw"]["m"] == 24
+    explicit = build_config(
+        {"vectors": {"size": 4, "distance": "Dot"}, "quantization_config": {"binary": {}}}, defaults
+    )
+    assert explicit["quantization_config"] == {"binary": {}}
