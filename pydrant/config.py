@@ -384,6 +384,7 @@ ACTED_ON = frozenset(
         "storage.hnsw_index.full_scan_threshold_kb",
         "storage.hnsw_index.max_indexing_threads",
         "storage.hnsw_index.on_disk",
+        "storage.hnsw_index.payload_m",
         "storage.collection.quantization",
         "service.host",
         "service.http_port",

@@ -153,13 +153,13 @@ class Optimizer:
             target.advance_version(max(source.version for source in plan.sources))
             if plan.indexed:
                 self._check_stop()
+                target.set_search_settings(search_settings(collection.config))  # sizes tenant subgraphs
                 try:
                     target.build_indexes(
                         index_settings(collection.config), indexing_threads(collection.config), self._stop.is_set
                     )
                 except BuildCancelled:
                     raise OptimizationCancelled() from None
-                target.set_search_settings(search_settings(collection.config))
             target.flush()  # most of the copy; the swap flushes only what it re-copies
             return target
         except BaseException:

@@ -50,8 +50,10 @@ import numpy as np
 
 from pydrant.segments import scoring
 from pydrant.segments.appendable import AppendableSegment
+from pydrant.segments.field_index import MapIndex
 from pydrant.segments.base import Predicate
 from pydrant.segments.hnsw import HnswIndex
+from pydrant.segments.payload import parse_path
 from pydrant.segments.scoring import ScoringQuery, VectorSpace
 from pydrant.segments.types import PointId, VectorSchema
 from pydrant.storage.files import read_json, write_json_atomic
@@ -86,12 +88,38 @@ class _DenseIndex:
         self.graph = graph
         self.vectors = vectors
         self.quantized = quantized
+        # (field path, value key) -> _TenantGraph: per-tenant subgraphs (payload_m)
+        self.tenants: dict[tuple, _TenantGraph] = {}
 
     @property
     def nbytes(self) -> int:
         graph = self.graph.nbytes if self.graph is not None else 0
         codes = self.quantized.nbytes if self.quantized is not None else 0
-        return graph + codes + self.rows.nbytes
+        tenants = sum(t.graph.nbytes + t.graph.vectors.nbytes + t.nodes.nbytes for t in self.tenants.values())
+        return graph + codes + self.rows.nbytes + tenants
+
+    def tenant_for(self, predicate) -> "_TenantGraph | None":
+        """The subgraph of a tenant the filter requires (a top-level `must` match of a
+        tenant field's value), else None. The filter's own mask still decides the hits."""
+        plan = getattr(predicate, "plan", None)
+        if not self.tenants or not plan:
+            return None
+        for part in plan[1] if plan[0] == "all" else [plan]:
+            if part[0] == "field" and part[2][0] == "value":
+                tenant = self.tenants.get((part[1], _value_key(part[2][1])))
+                if tenant is not None:
+                    return tenant
+        return None
+
+
+class _TenantGraph:
+    """An HNSW graph over the points holding one value of a tenant field (`is_tenant`
+    keyword/uuid index): Qdrant's payload-aware links, as a separate graph. `nodes` are
+    the main index's node numbers of its points, ascending."""
+
+    def __init__(self, nodes: np.ndarray, graph: HnswIndex):
+        self.nodes = nodes
+        self.graph = graph
 
 
 class IndexedSegment(AppendableSegment):
@@ -188,7 +216,63 @@ class IndexedSegment(AppendableSegment):
 
             quantized = QuantizedVectors.build(wanted["quantization"], vectors, spec.distance)
             quantized.save(directory / "quantized")
-        return _DenseIndex(rows, graph, vectors, quantized, spec.multivector)
+        index = _DenseIndex(rows, graph, vectors, quantized, spec.multivector)
+        if not spec.multivector:
+            index.tenants = self._build_tenant_graphs(name, index, built_slots, hnsw, threads, should_stop)
+        return index
+
+    def _build_tenant_graphs(self, name: str, index: _DenseIndex, built_slots: int, hnsw: dict, threads, should_stop) -> dict:
+        """A subgraph (m = `payload_m`, else `m`) per value of every `is_tenant` keyword or
+        uuid index that holds at least `full_scan_threshold` worth of vectors (smaller
+        tenants are scanned exactly anyway). Saved under tenants/<n>/ with tenants.json."""
+        m = int(hnsw.get("payload_m") or hnsw.get("m", 16))
+        if m < 2 or not len(index.rows):
+            return {}
+        threshold_kb = (self._search_settings.get(name) or {}).get("full_scan_threshold", 10_000)
+        min_points = max(1, int(threshold_kb * 1024 / (self.schema.dense[name].size * 4)))
+        with self._lock:
+            gen, live = self._indexes.gen, self._live[:built_slots]
+            blocks = [
+                (key, value, posting.valid_slots(gen, live))
+                for key, field in self._indexes.by_key.items()
+                if isinstance(field, MapIndex) and field.params.get("is_tenant")
+                for value, posting in field.postings.items()
+            ]
+        node_of_slot = np.full(built_slots, -1, np.int64)
+        node_of_slot[index.rows] = np.arange(len(index.rows))
+        tenants, entries = {}, []
+        directory = self._index_dir(name) / "tenants"
+        for key, value, slots in blocks:
+            nodes = node_of_slot[np.asarray(slots, np.int64)]
+            nodes = np.sort(nodes[nodes >= 0]).astype(np.int32)
+            if len(nodes) < min_points:
+                continue
+            graph = HnswIndex.build(
+                index.vectors[nodes], self.schema.dense[name].distance, m, int(hnsw.get("ef_construct", 100)),
+                GRAPH_SEED, threads, should_stop,
+            )
+            where = directory / str(len(entries))
+            (where / "hnsw").mkdir(parents=True)
+            np.save(where / "nodes.npy", nodes)
+            for array_name, array in graph.arrays().items():
+                np.save(where / "hnsw" / f"{array_name}.npy", array)
+            entries.append({"key": key, "value": value, "dir": where.name})
+            tenants[(parse_path(key), _value_key(value))] = _TenantGraph(nodes, graph)
+        if entries:
+            write_json_atomic(directory / "tenants.json", entries)
+        return tenants
+
+    def _load_tenant_graphs(self, directory: Path, index: _DenseIndex, mmap) -> dict:
+        if not (directory / "tenants.json").exists():
+            return {}
+        tenants = {}
+        for entry in read_json(directory / "tenants.json"):
+            where = directory / entry["dir"]
+            nodes = np.load(where / "nodes.npy")
+            arrays = {a: np.load(where / "hnsw" / f"{a}.npy", mmap_mode=mmap) for a in HnswIndex.ARRAY_NAMES}
+            graph = HnswIndex.from_arrays(arrays, np.ascontiguousarray(index.vectors[nodes]), check=True)
+            tenants[(parse_path(entry["key"]), _value_key(entry["value"]))] = _TenantGraph(nodes, graph)
+        return tenants
 
     def _build_sparse(self, name: str, built_slots: int, wanted: dict):
         try:
@@ -238,6 +322,7 @@ class IndexedSegment(AppendableSegment):
 
                 quantized = QuantizedVectors.load(directory / "quantized", mmap=on_disk and not _always_ram(wanted))
             self._dense[name] = _DenseIndex(rows, graph, vectors, quantized, spec.multivector)
+            self._dense[name].tenants = self._load_tenant_graphs(directory / "tenants", self._dense[name], mmap)
         for name in self.schema.sparse:
             directory = self._index_dir(name) / "sparse"
             if directory.exists():
@@ -270,7 +355,8 @@ class IndexedSegment(AppendableSegment):
             return self._search_sparse(name, queries, limit, space, predicate, params)
         index = self._dense.get(name)
         use_codes = index is not None and index.quantized is not None and not (params.get("quantization") or {}).get("ignore")
-        if index is None or (index.graph is None and not use_codes):
+        tenant = index.tenant_for(predicate) if index is not None and predicate is not None else None
+        if index is None or (index.graph is None and not use_codes and tenant is None):
             return super().search(name, queries, limit, space, predicate, params)
         if index.multi:
             return self._search_multi(name, index, queries, limit, space, predicate, params)
@@ -288,9 +374,13 @@ class IndexedSegment(AppendableSegment):
         if predicate is not None:
             if self._small_candidate_set(name, int(np.count_nonzero(mask[:built]))):
                 return super().search(name, queries, limit, space, predicate, params)
-            allowed = mask[: len(index.rows)] if index.identity else mask[index.rows]
-            allowed = None if allowed.all() else np.ascontiguousarray(allowed)
-        found = [self._graph_search(index, q, limit, space, allowed, params) for q in queries]
+            if tenant is None:
+                allowed = mask[: len(index.rows)] if index.identity else mask[index.rows]
+                allowed = None if allowed.all() else np.ascontiguousarray(allowed)
+        if tenant is not None:
+            found = [self._tenant_search(index, tenant, q, limit, space, mask, params) for q in queries]
+        else:
+            found = [self._graph_search(index, q, limit, space, allowed, params) for q in queries]
         if tail.any():  # points that moved past the indexed slots: scanned exactly
             exact = scoring.search_dense(column.matrix[built:n], tail, queries, limit, space.distance, space.datatype)
             found = [_merge(a, (rows + built, scores), limit) for a, (rows, scores) in zip(found, exact)]
@@ -320,6 +410,16 @@ class IndexedSegment(AppendableSegment):
         else:
             nodes, sims = index.graph.search(vector, limit, ef, allowed)
         return index.rows[nodes].astype(np.int64), np.asarray(sims, np.float32)
+
+    @staticmethod
+    def _tenant_search(index: _DenseIndex, tenant: _TenantGraph, query: ScoringQuery, limit: int, space, mask, params):
+        """(slots, similarities) through one tenant's subgraph; the filter's mask over its
+        nodes is the `allowed` mask (original vectors: codes are not used here)."""
+        vector = _graph_query(np.asarray(query.examples[0], np.float32), space)
+        ef = max(int(params.get("hnsw_ef") or tenant.graph.ef_construct), limit)
+        allowed = mask[index.rows[tenant.nodes]]
+        found, sims = tenant.graph.search(vector, limit, ef, None if allowed.all() else allowed)
+        return index.rows[tenant.nodes[found]].astype(np.int64), np.asarray(sims, np.float32)
 
     @staticmethod
     def _quantized_search(index: _DenseIndex, vector, limit: int, ef: int, allowed, quantization: dict, space):
@@ -423,10 +523,13 @@ class IndexedSegment(AppendableSegment):
             live = self._live[: self.built_slots]
             total = 0
             for name, index in self._dense.items():
+                present = self._columns[name].present[: self.built_slots] & live
                 if index.graph is not None:
-                    present = self._columns[name].present[: self.built_slots] & live
                     slots = np.unique(index.rows) if index.multi else index.rows  # a point once
                     total += int(np.count_nonzero(present[slots]))
+                elif index.tenants:  # m = 0 with payload_m: only the tenants' subgraphs
+                    nodes = np.unique(np.concatenate([t.nodes for t in index.tenants.values()]))
+                    total += int(np.count_nonzero(present[index.rows[nodes]]))
             for name in self._sparse:
                 total += int(np.count_nonzero(self._columns[name].present[: self.built_slots] & live))
             return total
@@ -443,6 +546,11 @@ class IndexedSegment(AppendableSegment):
             indexed_vectors=self.indexed_vectors(),
         )
         return info
+
+
+def _value_key(value) -> tuple:
+    """A payload value as a dict key that keeps True and 1 apart."""
+    return (type(value).__name__, value)
 
 
 def _shares_storage(spec, wanted: dict, rows: np.ndarray) -> bool:

@@ -261,3 +261,35 @@ def test_delete_and_patch_during_an_optimization(client, http):
     assert info.indexed_vectors_count == 1000
     data = vectors(1000, 6)
     assert top_ids(client, name, data[7], 1) == [7]
+
+
+def test_multitenancy_with_payload_m(client):
+    """Qdrant's multitenancy set-up: no global graph (m = 0), per-tenant graphs (payload_m)
+    over an `is_tenant` keyword index; tenant-filtered searches use them."""
+    name = "opt_tenants"
+    client.create_collection(
+        name,
+        vectors_config=models.VectorParams(size=DIM, distance=models.Distance.COSINE),
+        hnsw_config=models.HnswConfigDiff(m=0, payload_m=8, ef_construct=32, full_scan_threshold=10),
+        optimizers_config=models.OptimizersConfigDiff(indexing_threshold=THRESHOLD_KB),
+    )
+    client.create_payload_index(
+        name, "tenant", field_schema=models.KeywordIndexParams(type=models.KeywordIndexType.KEYWORD, is_tenant=True)
+    )
+    data = vectors(3000, 7)
+    client.upsert(
+        name,
+        points=models.Batch(ids=list(range(3000)), vectors=data.tolist(), payloads=[{"tenant": f"t{i % 3}"} for i in range(3000)]),
+    )
+    info = wait_status(client, name)
+    assert info.indexed_vectors_count == 3000  # every point is in a tenant's graph
+    tenant_filter = models.Filter(must=[models.FieldCondition(key="tenant", match=models.MatchValue(value="t1"))])
+    hits = 0
+    for q in vectors(20, 97):
+        found = client.query_points(name, query=q.tolist(), limit=10, query_filter=tenant_filter).points
+        exact = client.query_points(
+            name, query=q.tolist(), limit=10, query_filter=tenant_filter, search_params=models.SearchParams(exact=True)
+        ).points
+        assert all(p.id % 3 == 1 for p in found)
+        hits += len({p.id for p in found} & {p.id for p in exact})
+    assert hits / 200 >= 0.95

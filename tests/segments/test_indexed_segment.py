@@ -248,3 +248,57 @@ def test_sparse_filtered_search_below_full_scan_threshold_is_exact(tmp_path):
             via_index = found
     assert [(round(s, 4), pid) for s, pid, _ in found] == [(round(s, 4), pid) for s, pid, _ in via_index]
     segment.close()
+
+
+def build_tenants(path, hnsw):
+    """3000 clustered points in 3 tenants (an `is_tenant` keyword index) plus a few without."""
+    schema = VectorSchema(dense={"": DenseVectorSpec(DIM, "Cosine")})
+    data = clustered(3000, DIM, 4)
+    data /= np.linalg.norm(data, axis=1, keepdims=True)
+    segment = IndexedSegment.create(path, schema)
+    segment.set_payload_indexes({"tenant": {"type": "keyword", "is_tenant": True}, "group": "integer"})
+    tenants = ["a", "b", "c"]
+    records = [
+        Record(i, 1, {"tenant": tenants[i % 3], "group": i % 5} if i >= 30 else {}, {"": data[i]}) for i in range(3000)
+    ]
+    segment.copy_points(records)
+    segment.set_search_settings({"": {"full_scan_threshold": 1}})  # 16 vectors: every tenant gets a subgraph
+    segment.build_indexes({"dense": {"": {"hnsw": hnsw}}, "sparse": {}})
+    return segment, data
+
+
+@pytest.mark.parametrize("hnsw", [{"m": 16, "ef_construct": 64}, {"m": 0, "payload_m": 16, "ef_construct": 64}])
+def test_tenant_subgraphs_answer_tenant_filters(tmp_path, hnsw, monkeypatch):
+    segment, data = build_tenants(tmp_path / "t", hnsw)
+    index = segment._dense[""]
+    assert len(index.tenants) == 3
+    used = []
+    original = IndexedSegment._tenant_search
+    monkeypatch.setattr(IndexedSegment, "_tenant_search", staticmethod(lambda *a: used.append(1) or original(*a)))
+    space = VectorSpace("Cosine")
+    for tenant, extra in (("b", None), ("c", {"key": "group", "match": {"value": 2}})):
+        predicate = compile_filter({"must": [{"key": "tenant", "match": {"value": tenant}}, *([extra] if extra else [])]})
+        hits = total = 0
+        for q in data[::100]:
+            query = nearest(q)
+            found = segment.search("", [query], 10, space, predicate, {})[0]
+            exact = segment.search("", [query], 10, space, predicate, {"exact": True})[0]
+            assert all(pid >= 30 and ["a", "b", "c"][pid % 3] == tenant for pid in ids_of(found))
+            if extra:
+                assert all(pid % 5 == 2 for pid in ids_of(found))
+            hits += len(set(ids_of(found)) & set(ids_of(exact)))
+            total += len(exact)
+        assert hits / total >= 0.95
+    assert used  # the tenant subgraphs answered
+    unfiltered = segment.search("", [nearest(data[0])], 5, space, None, {})[0]
+    assert ids_of(unfiltered)[0] == 0  # m = 0: an exact scan; m = 16: the main graph
+    expected_indexed = 3000 if hnsw["m"] else 2970  # m = 0: only points of a tenant are indexed
+    assert segment.indexed_vectors() == expected_indexed
+    segment.flush()
+    segment.close()
+    reopened = open_segment(tmp_path / "t", segment.schema)
+    assert len(reopened._dense[""].tenants) == 3
+    predicate = compile_filter({"must": [{"key": "tenant", "match": {"value": "a"}}]})
+    found = reopened.search("", [nearest(data[33])], 3, space, predicate, {})[0]
+    assert ids_of(found)[0] == 33
+    reopened.close()
