@@ -25,7 +25,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import uuid
 
 import trio
 
@@ -227,7 +226,3 @@ def _newest(sources: list, ids: list) -> list:
             if current is None or point[1] > current[1]:
                 best[key] = point
     return list(best.values())
-
-
-def new_segment_id() -> str:
-    return uuid.uuid4().hex

@@ -1129,8 +1129,9 @@ class AppendableSegment:
         predicate: Predicate | None = None,
         params: dict | None = None,
     ) -> list[list[tuple[float, PointId, int]]]:
-        """Exact search (`params`, Qdrant's SearchParams, choose nothing here): per query, the `limit` best (internal score, id, version) among
-        live points that have vector `name` and match `predicate`, best first.
+        """Exact search: per query, the `limit` best (internal score, id, version) among
+        live points that have vector `name` and match `predicate`, best first. `params`
+        (Qdrant's SearchParams) choose nothing here; indexed segments plan with them.
 
         The candidate mask and the vector arrays are taken under the lock; scoring runs
         without it (rows of used slots are never rewritten), so writes go on meanwhile."""

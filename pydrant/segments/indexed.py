@@ -54,7 +54,9 @@ from pydrant.segments.field_index import MapIndex
 from pydrant.segments.base import Predicate
 from pydrant.segments.hnsw import HnswIndex
 from pydrant.segments.payload import parse_path
+from pydrant.segments.quantization import QuantizedVectors
 from pydrant.segments.scoring import ScoringQuery, VectorSpace
+from pydrant.segments.sparse_index import SparseInvertedIndex
 from pydrant.segments.types import PointId, VectorSchema
 from pydrant.storage.files import read_json, write_json_atomic
 
@@ -73,10 +75,6 @@ def open_segment(path: str | os.PathLike, schema: VectorSchema) -> AppendableSeg
     return AppendableSegment.open(path, schema)
 
 
-def is_indexed(segment) -> bool:
-    return isinstance(segment, IndexedSegment) and segment.built_slots is not None
-
-
 class _DenseIndex:
     """One dense vector's graph (and codes) in an indexed segment."""
 
@@ -84,7 +82,7 @@ class _DenseIndex:
         self.rows = rows  # node -> slot (of the point owning the sub-vector, for multi-vectors)
         self.multi = multi
         # nodes 0..k-1 are slots 0..k-1: masks over slots serve as masks over nodes
-        self.identity = bool(len(rows) == 0 or (rows[0] == 0 and rows[-1] == len(rows) - 1))
+        self.identity = _is_identity(rows)
         self.graph = graph
         self.vectors = vectors
         self.quantized = quantized
@@ -97,6 +95,17 @@ class _DenseIndex:
         codes = self.quantized.nbytes if self.quantized is not None else 0
         tenants = sum(t.graph.nbytes + t.graph.vectors.nbytes + t.nodes.nbytes for t in self.tenants.values())
         return graph + codes + self.rows.nbytes + tenants
+
+    def node_mask(self, slot_mask: np.ndarray, nodes: np.ndarray | None = None) -> np.ndarray | None:
+        """A mask over slots as the `allowed` mask of a graph over `nodes` (default: every
+        node of this index); None when it allows them all."""
+        if nodes is not None:
+            allowed = slot_mask[self.rows[nodes]]
+        elif self.identity:
+            allowed = slot_mask[: len(self.rows)]
+        else:
+            allowed = slot_mask[self.rows]
+        return None if allowed.all() else np.ascontiguousarray(allowed)
 
     def tenant_for(self, predicate) -> "_TenantGraph | None":
         """The subgraph of a tenant the filter requires (a top-level `must` match of a
@@ -130,7 +139,7 @@ class IndexedSegment(AppendableSegment):
         self.built_slots: int | None = None  # slots covered by the indexes; None before build
         self.settings: dict = {}
         self._dense: dict[str, _DenseIndex] = {}
-        self._sparse: dict[str, object] = {}
+        self._sparse: dict[str, SparseInvertedIndex] = {}
         self._search_settings: dict = {}
         self._allowed_cache: dict = {}  # name -> (writes, allowed mask of unfiltered searches)
 
@@ -161,9 +170,7 @@ class IndexedSegment(AppendableSegment):
             dense[name] = self._build_dense(name, built_slots, wanted, threads, should_stop)
         for name in self.schema.sparse:
             wanted = settings.get("sparse", {}).get(name) or {}
-            built = self._build_sparse(name, built_slots, wanted)
-            if built is not None:
-                sparse[name] = built
+            sparse[name] = self._build_sparse(name, built_slots, wanted)
         _fsync_tree(self.path / INDEX_DIR)
         write_json_atomic(self.path / SEGMENT_FILE, {"built_slots": built_slots, "settings": settings})
         with self._lock:
@@ -207,13 +214,9 @@ class IndexedSegment(AppendableSegment):
                 vectors, spec.distance, int(hnsw.get("m", 16)), int(hnsw.get("ef_construct", 100)),
                 GRAPH_SEED, threads, should_stop,
             )
-            (directory / "hnsw").mkdir(exist_ok=True)
-            for array_name, array in graph.arrays().items():
-                np.save(directory / "hnsw" / f"{array_name}.npy", array)
+            _save_graph(directory / "hnsw", graph)
         quantized = None
         if wanted.get("quantization") and len(rows):
-            from pydrant.segments.quantization import QuantizedVectors
-
             quantized = QuantizedVectors.build(wanted["quantization"], vectors, spec.distance)
             quantized.save(directory / "quantized")
         index = _DenseIndex(rows, graph, vectors, quantized, spec.multivector)
@@ -228,8 +231,7 @@ class IndexedSegment(AppendableSegment):
         m = int(hnsw.get("payload_m") or hnsw.get("m", 16))
         if m < 2 or not len(index.rows):
             return {}
-        threshold_kb = (self._search_settings.get(name) or {}).get("full_scan_threshold", 10_000)
-        min_points = max(1, int(threshold_kb * 1024 / (self.schema.dense[name].size * 4)))
+        min_points = max(1, self._full_scan_vectors(name))
         with self._lock:
             gen, live = self._indexes.gen, self._live[:built_slots]
             blocks = [
@@ -252,10 +254,8 @@ class IndexedSegment(AppendableSegment):
                 GRAPH_SEED, threads, should_stop,
             )
             where = directory / str(len(entries))
-            (where / "hnsw").mkdir(parents=True)
+            _save_graph(where / "hnsw", graph)
             np.save(where / "nodes.npy", nodes)
-            for array_name, array in graph.arrays().items():
-                np.save(where / "hnsw" / f"{array_name}.npy", array)
             entries.append({"key": key, "value": value, "dir": where.name})
             tenants[(parse_path(key), _value_key(value))] = _TenantGraph(nodes, graph)
         if entries:
@@ -269,16 +269,11 @@ class IndexedSegment(AppendableSegment):
         for entry in read_json(directory / "tenants.json"):
             where = directory / entry["dir"]
             nodes = np.load(where / "nodes.npy")
-            arrays = {a: np.load(where / "hnsw" / f"{a}.npy", mmap_mode=mmap) for a in HnswIndex.ARRAY_NAMES}
-            graph = HnswIndex.from_arrays(arrays, np.ascontiguousarray(index.vectors[nodes]), check=True)
+            graph = _load_graph(where / "hnsw", np.ascontiguousarray(index.vectors[nodes]), mmap)
             tenants[(parse_path(entry["key"]), _value_key(entry["value"]))] = _TenantGraph(nodes, graph)
         return tenants
 
-    def _build_sparse(self, name: str, built_slots: int, wanted: dict):
-        try:
-            from pydrant.segments.sparse_index import SparseInvertedIndex
-        except ImportError:  # pragma: no cover - the module ships with the package
-            return None
+    def _build_sparse(self, name: str, built_slots: int, wanted: dict) -> SparseInvertedIndex:
         with self._lock:
             column = self._columns[name]
             rows = np.flatnonzero(column.present[:built_slots] & self._live[:built_slots])
@@ -314,20 +309,15 @@ class IndexedSegment(AppendableSegment):
                 vectors = np.load(directory / "vectors.npy", mmap_mode="r" if wanted.get("on_disk") else None)
             graph = None
             if (directory / "hnsw" / "meta.npy").exists():
-                arrays = {a: np.load(directory / "hnsw" / f"{a}.npy", mmap_mode=mmap) for a in HnswIndex.ARRAY_NAMES}
-                graph = HnswIndex.from_arrays(arrays, vectors, check=True)
+                graph = _load_graph(directory / "hnsw", vectors, mmap)
             quantized = None
             if (directory / "quantized").exists():
-                from pydrant.segments.quantization import QuantizedVectors
-
                 quantized = QuantizedVectors.load(directory / "quantized", mmap=on_disk and not _always_ram(wanted))
             self._dense[name] = _DenseIndex(rows, graph, vectors, quantized, spec.multivector)
             self._dense[name].tenants = self._load_tenant_graphs(directory / "tenants", self._dense[name], mmap)
         for name in self.schema.sparse:
             directory = self._index_dir(name) / "sparse"
             if directory.exists():
-                from pydrant.segments.sparse_index import SparseInvertedIndex
-
                 on_disk = bool(((self.settings.get("sparse", {}).get(name) or {}).get("index") or {}).get("on_disk"))
                 self._sparse[name] = SparseInvertedIndex.load(directory, mmap=on_disk)
 
@@ -375,8 +365,7 @@ class IndexedSegment(AppendableSegment):
             if self._small_candidate_set(name, int(np.count_nonzero(mask[:built]))):
                 return super().search(name, queries, limit, space, predicate, params)
             if tenant is None:
-                allowed = mask[: len(index.rows)] if index.identity else mask[index.rows]
-                allowed = None if allowed.all() else np.ascontiguousarray(allowed)
+                allowed = index.node_mask(mask)
         if tenant is not None:
             found = [self._tenant_search(index, tenant, q, limit, space, mask, params) for q in queries]
         else:
@@ -393,9 +382,7 @@ class IndexedSegment(AppendableSegment):
         cached = self._allowed_cache.get(name)
         if cached is not None and cached[0] == self.writes:
             return cached[1]
-        present = self._live[:built] & column.present[:built]
-        allowed = present[: len(index.rows)] if index.identity else present[index.rows]
-        allowed = None if allowed.all() else np.ascontiguousarray(allowed)
+        allowed = index.node_mask(self._live[:built] & column.present[:built])
         self._allowed_cache[name] = (self.writes, allowed)
         return allowed
 
@@ -417,8 +404,7 @@ class IndexedSegment(AppendableSegment):
         nodes is the `allowed` mask (original vectors: codes are not used here)."""
         vector = _graph_query(np.asarray(query.examples[0], np.float32), space)
         ef = max(int(params.get("hnsw_ef") or tenant.graph.ef_construct), limit)
-        allowed = mask[index.rows[tenant.nodes]]
-        found, sims = tenant.graph.search(vector, limit, ef, None if allowed.all() else allowed)
+        found, sims = tenant.graph.search(vector, limit, ef, index.node_mask(mask, tenant.nodes))
         return index.rows[tenant.nodes[found]].astype(np.int64), np.asarray(sims, np.float32)
 
     @staticmethod
@@ -451,12 +437,12 @@ class IndexedSegment(AppendableSegment):
             values = column.values
         if predicate is not None and self._small_candidate_set(name, int(np.count_nonzero(mask[:built]))):
             return super().search(name, queries, limit, space, predicate, params)
-        allowed = mask[index.rows]
-        allowed = None if allowed.all() else np.ascontiguousarray(allowed)
+        allowed = index.node_mask(mask)
         tail = np.flatnonzero(mask[built:]) + built
         default_ef = index.graph.ef_construct if index.graph is not None else 100
         ef = max(int(params.get("hnsw_ef") or default_ef), limit)
-        ignore_codes = (params.get("quantization") or {}).get("ignore") or index.quantized is None  # graph exists then
+        # without codes to use, `search` only comes here when there is a graph
+        ignore_codes = (params.get("quantization") or {}).get("ignore") or index.quantized is None
         found = []
         for query in queries:
             nominated = [tail]
@@ -476,8 +462,12 @@ class IndexedSegment(AppendableSegment):
 
     def _small_candidate_set(self, name: str, candidates: int) -> bool:
         """Whether a filter leaves less than `full_scan_threshold` kB of vectors to score."""
+        return candidates < self._full_scan_vectors(name)
+
+    def _full_scan_vectors(self, name: str) -> float:
+        """A dense vector's `full_scan_threshold` (kB) as a number of float32 vectors."""
         threshold_kb = (self._search_settings.get(name) or {}).get("full_scan_threshold", 10_000)
-        return candidates * self.schema.dense[name].size * 4 / 1024 < threshold_kb
+        return threshold_kb * 1024 / (self.schema.dense[name].size * 4)
 
     def _hits(self, found: list[tuple[np.ndarray, np.ndarray]]) -> list[list[tuple[float, PointId, int]]]:
         """(slots, scores) per query as (score, id, version) entries."""
@@ -542,10 +532,21 @@ class IndexedSegment(AppendableSegment):
             segment_type="indexed",
             is_appendable=False,
             index_ram_bytes=sum(i.nbytes for i in self._dense.values())
-            + sum(getattr(i, "nbytes", 0) for i in self._sparse.values()),
+            + sum(i.nbytes for i in self._sparse.values()),
             indexed_vectors=self.indexed_vectors(),
         )
         return info
+
+
+def _save_graph(directory: Path, graph: HnswIndex) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, array in graph.arrays().items():
+        np.save(directory / f"{name}.npy", array)
+
+
+def _load_graph(directory: Path, vectors: np.ndarray, mmap: str | None) -> HnswIndex:
+    arrays = {name: np.load(directory / f"{name}.npy", mmap_mode=mmap) for name in HnswIndex.ARRAY_NAMES}
+    return HnswIndex.from_arrays(arrays, vectors, check=True)
 
 
 def _value_key(value) -> tuple:
@@ -556,8 +557,12 @@ def _value_key(value) -> tuple:
 def _shares_storage(spec, wanted: dict, rows: np.ndarray) -> bool:
     """Whether a graph can use the segment's vector matrix itself: float32 storage kept in
     RAM, and nodes that are the first slots in order (every point has the vector)."""
-    identity = len(rows) == 0 or (int(rows[0]) == 0 and int(rows[-1]) == len(rows) - 1)
-    return spec.datatype == "float32" and not spec.multivector and not wanted.get("on_disk") and identity
+    return spec.datatype == "float32" and not spec.multivector and not wanted.get("on_disk") and _is_identity(rows)
+
+
+def _is_identity(rows: np.ndarray) -> bool:
+    """Whether sorted unique `rows` are 0, 1, ..., len - 1."""
+    return len(rows) == 0 or (int(rows[0]) == 0 and int(rows[-1]) == len(rows) - 1)
 
 
 def _always_ram(wanted: dict) -> bool:
