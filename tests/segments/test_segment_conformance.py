@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
 
 from pydrant.segments.appendable import AppendableSegment
+from pydrant.segments.indexed import IndexedSegment, open_segment
 from pydrant.segments.ids import id_sort_key
 from pydrant.segments.types import DenseVectorSpec, PointInput, SparseVector, SparseVectorSpec, VectorSchema
 
@@ -55,7 +56,23 @@ class AppendableKind(SegmentKind):
         return AppendableSegment.open(segment.path, schema)
 
 
-SEGMENT_KINDS = [pytest.param(AppendableKind(), id="appendable")]
+class IndexedKind(SegmentKind):
+    """An indexed segment built empty: every point the suite writes lives past its indexed
+    slots (the exactly-scanned tail), and reopening goes through `segment.json`."""
+
+    def create(self, path, schema):
+        segment = IndexedSegment.create(path, schema)
+        segment.build_indexes({"dense": {name: {"hnsw": {"m": 4, "ef_construct": 8}} for name in schema.dense}, "sparse": {}})
+        return segment
+
+    def reopen(self, segment, schema):
+        segment.close()
+        reopened = open_segment(segment.path, schema)
+        assert isinstance(reopened, IndexedSegment) and not reopened.is_appendable
+        return reopened
+
+
+SEGMENT_KINDS = [pytest.param(AppendableKind(), id="appendable"), pytest.param(IndexedKind(), id="indexed")]
 
 
 # -- the model --
