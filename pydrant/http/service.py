@@ -15,6 +15,7 @@ from pydrant.http import spec_models as models
 from quart import Blueprint, Response, current_app
 
 from pydrant import QDRANT_API_VERSION, __version__
+from pydrant.issues import BOARD
 from pydrant.http.context import settings, toc
 from pydrant.http.envelope import body, json_response, ok, query_bool, query_int
 from pydrant.http.validation import to_plain
@@ -140,11 +141,13 @@ async def metrics():
 
 @blueprint.get("/issues")
 async def get_issues():
-    return ok({"issues": []})
+    return ok({"issues": BOARD.report()})
 
 
 @blueprint.delete("/issues")
 async def clear_issues():
+    # As Qdrant: clears what was reported; a cause still present is reported again.
+    BOARD.clear()
     return ok(True)
 
 
