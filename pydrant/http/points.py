@@ -8,8 +8,10 @@ update worker. `wait=true` answers "completed" once applied; `wait=false` answer
 
 from __future__ import annotations
 
-from pydrant.http import spec_models as models
+import numpy as np
 from quart import Blueprint
+
+from pydrant.http import spec_models as models
 
 from pydrant.collection.points import prepare_update_vectors, prepare_upsert
 from pydrant.errors import BadInput, NotFound
@@ -87,8 +89,29 @@ def _check_upsert_shape(data) -> None:
         extra = set(data["batch"]) - BATCH_KEYS
         if extra:
             raise BadInput(f"Json deserialize error: batch: unknown field `{sorted(extra)[0]}`")
+        _check_batch_columns(data["batch"])
     else:
         raise BadInput("Json deserialize error: expected `points` or `batch`")
+
+
+def _check_batch_columns(batch: dict) -> None:
+    """Every column of a columnar upsert is a list (the spec's `Batch`): `ids`, `payloads`
+    (or null), and `vectors`, a list or an object of one list per vector name. The engine
+    lines the columns up by index; what is in each cell it checks itself."""
+    if "vectors" not in batch:
+        raise BadInput("Json deserialize error: batch: missing field `vectors`")
+    if not isinstance(batch["ids"], list):
+        raise BadInput("Json deserialize error: batch.ids: invalid type, expected a sequence")
+    payloads = batch.get("payloads")
+    if payloads is not None and not isinstance(payloads, list):
+        raise BadInput("Json deserialize error: batch.payloads: invalid type, expected a sequence or null")
+    vectors = batch.get("vectors")
+    if isinstance(vectors, dict):
+        for name, column in vectors.items():
+            if not isinstance(column, (list, np.ndarray)):
+                raise BadInput(f"Json deserialize error: batch.vectors.{name}: invalid type, expected a sequence")
+    elif not isinstance(vectors, (list, np.ndarray)):
+        raise BadInput("Json deserialize error: batch.vectors: invalid type, expected a sequence or a map of sequences")
 
 
 def _upsert_body(raw: bytes) -> dict:

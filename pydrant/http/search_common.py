@@ -51,9 +51,18 @@ _QUERY_INTERFACE = TypeAdapter(
 )
 
 
+# The variants of the spec's Query: a `query` object with none of these keys is a bare
+# VectorInput (a sparse vector, or an inference object).
+QUERY_VARIANTS = ("nearest", "recommend", "discover", "context", "order_by", "fusion", "rrf", "formula", "sample")
+
+
 def check_queries(request: dict) -> None:
     """The `query` of every node of a query tree is a QueryInterface, as Qdrant's serde
-    requires (400), within the spec's bounds (422: `mmr.diversity`, `rrf.k`...)."""
+    requires (400), within the spec's bounds (422: `mmr.diversity`, `rrf.k`...).
+
+    A bare VectorInput becomes `{"nearest": input}`, as Qdrant's REST layer turns
+    `QueryInterface::Nearest(v)` into `Query::Nearest`: the engine sees one form of a
+    nearest query, whichever endpoint (single or batch) it came through."""
     for node in _nodes_in(request):
         query = node.get("query")
         if query is None:
@@ -69,6 +78,8 @@ def check_queries(request: dict) -> None:
                 "Json deserialize error: query: data did not match any variant of untagged enum QueryInterface"
             ) from None
         check_bounds(value, "query")
+        if not (isinstance(query, dict) and any(key in query for key in QUERY_VARIANTS)):
+            node["query"] = {"nearest": query}
 
 
 def _nodes_in(node: dict):
