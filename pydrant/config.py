@@ -275,6 +275,10 @@ class StorageSettings:
     )
     collection: CollectionSettings = section(CollectionSettings)
     max_collections: int | None = setting(None, minimum=1)
+    # pydrant's own (Qdrant has no such setting): free disk space, in MB, below which a
+    # collection refuses writes before they reach its WAL. null: Qdrant's rule, 2 x the
+    # collection's wal_capacity_mb; 0: never refuse (collection/diskspace.py).
+    min_free_disk_mb: int | None = setting(None, minimum=0)
 
 
 @dataclass(frozen=True)
@@ -370,6 +374,7 @@ ACTED_ON = frozenset(
         "storage.storage_path",
         "storage.wal.wal_capacity_mb",
         "storage.wal.wal_segments_ahead",
+        "storage.min_free_disk_mb",
         "storage.optimizers.flush_interval_sec",
         # defaults of new collections' optimizer_config and hnsw_config, which the optimizer
         # and the indexed segments act on (docs/optimizer.md)

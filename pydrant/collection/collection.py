@@ -26,6 +26,7 @@ from pathlib import Path
 import trio
 
 from pydrant.collection import apply as applying
+from pydrant.collection import diskspace
 from pydrant.collection.config import search_settings, vector_schema
 from pydrant.collection.payload_index import PayloadIndexTable
 from pydrant.collection.reads import ReadEngine
@@ -174,6 +175,7 @@ class Collection:
         """
         if self._closed:
             raise ServiceError(f"Collection `{self.name}` is closed")
+        diskspace.check(self)  # disk almost full: refused before the WAL (collection/diskspace.py)
         pending = PendingUpdate(operation)
         self._send.send_nowait(pending)
         await pending.durable.wait()

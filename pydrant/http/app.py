@@ -16,6 +16,7 @@ from quart import g, request
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
+from pydrant.collection import diskspace
 from pydrant.errors import PydrantError
 from pydrant.http import aliases, collections, discover, facet, indexes, points, query, recommend, retrieve, search, service
 from pydrant.http.auth import check_access
@@ -38,6 +39,7 @@ def create_app(settings=None) -> QuartTrio:
     app.config["MAX_CONTENT_LENGTH"] = settings.service.max_request_size_mb * 1024 * 1024
     app.config["PROVIDE_AUTOMATIC_OPTIONS"] = True
     app.extensions["settings"] = settings
+    diskspace.configure(settings.storage.min_free_disk_mb)
     app.extensions["toc"] = toc = TableOfContent.from_settings(settings)
     app.extensions["metrics"] = Metrics()
     app.extensions["locks"] = {"write": False, "error_message": None}
