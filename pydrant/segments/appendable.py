@@ -38,7 +38,7 @@ from typing import Callable, Iterable, Iterator, Mapping, Sequence
 
 import cbor2
 import numpy as np
-from rocksdict import Options, Rdict, WriteBatch, WriteOptions
+from rocksdict import DBCompactionStyle, Options, Rdict, UniversalCompactOptions, WriteBatch, WriteOptions
 
 from pydrant.errors import BadInput, ServiceError
 from pydrant.segments import filter_plan, scoring
@@ -342,10 +342,46 @@ class _SortedKeys:
 # ---------------------------------------------------------------------------------------
 
 
-def _rocks_options() -> Options:
+# SST files one database keeps open (RocksDB's table cache holds `max_open_files - 10`
+# of them; a table beyond that is opened when read and closed again). A node opens one
+# database per segment: several segments per collection, many collections. Universal
+# compaction keeps a column family to a handful of files, so this cap is rarely reached;
+# it is what keeps a backlog from exhausting the process's descriptors (docs/segments.md).
+_MAX_OPEN_FILES = 64
+# Sorted runs (SST files) in a column family that start a compaction merging the newest.
+_COMPACTION_TRIGGER = 4
+# A column family with more SST files than this is compacted whole (into one file) when
+# the store opens and after a flush. Universal compaction keeps far fewer; this repairs a
+# database written with level compaction (one tiny file per flush left at the bottom
+# level) and catches background compaction that fell behind.
+_MAX_FILES_PER_CF = 32
+_NUM_LEVELS = 7  # RocksDB's default num_levels
+
+
+def _cf_options() -> Options:
+    """The options of every column family: universal compaction, so small files merge.
+
+    Each flush writes one small SST file per column family with writes. Keys mostly come
+    in ascending order (new slots), so with level compaction those files overlap nothing
+    and are moved down a level instead of merged: they piled up without bound. Universal
+    compaction merges sorted runs of similar size (never a trivial move), which keeps a
+    column family at about `_COMPACTION_TRIGGER` + log2(flushes) files.
+    """
     options = Options(raw_mode=True)
+    options.set_compaction_style(DBCompactionStyle.universal())
+    universal = UniversalCompactOptions()
+    universal.min_merge_width = 2
+    universal.max_size_amplification_percent = 200
+    options.set_universal_compaction_options(universal)
+    options.set_level_zero_file_num_compaction_trigger(_COMPACTION_TRIGGER)
+    return options
+
+
+def _rocks_options() -> Options:
+    options = _cf_options()  # also the default column family's
     options.create_if_missing(True)
     options.create_missing_column_families(True)
+    options.set_max_open_files(_MAX_OPEN_FILES)
     options.set_keep_log_file_num(2)  # RocksDB's info LOG files, not its WAL
     options.set_max_log_file_size(1 << 20)
     return options
@@ -363,12 +399,13 @@ class _RocksStore:
         # RocksDB refuses to open unless every existing column family is listed.
         names = dict.fromkeys([*existing, *cf_names])
         names.pop("default", None)
-        self._db = Rdict(str(path), _rocks_options(), column_families={n: Options(raw_mode=True) for n in names})
+        self._db = Rdict(str(path), _rocks_options(), column_families={n: _cf_options() for n in names})
         self._tables = {name: self._db.get_column_family(name) for name in names}
         self._handles = {name: self._db.get_column_family_handle(name) for name in names}
         self._write_options = WriteOptions()  # RocksDB WAL on, not synced
         self._synced_write = WriteOptions()
         self._synced_write.sync = True
+        self.compact_fragmented()
 
     def new_batch(self) -> WriteBatch:
         return WriteBatch(raw_mode=True)
@@ -396,6 +433,17 @@ class _RocksStore:
         """Write every column family's memtable to SST files and wait for it."""
         for table in self._tables.values():
             table.flush(True)
+        self.compact_fragmented()
+
+    def sst_file_count(self, cf: str) -> int:
+        table = self._tables[cf]
+        return sum(table.property_int_value(f"rocksdb.num-files-at-level{n}") or 0 for n in range(_NUM_LEVELS))
+
+    def compact_fragmented(self) -> None:
+        """Compact, whole, each column family holding more than `_MAX_FILES_PER_CF` files."""
+        for name, table in self._tables.items():
+            if self.sst_file_count(name) > _MAX_FILES_PER_CF:
+                table.compact_range(None, None)
 
     def memtable_bytes(self) -> int:
         total = 0
