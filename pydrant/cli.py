@@ -24,6 +24,7 @@ from typing import Callable, Sequence
 
 from pydrant import QDRANT_API_VERSION, __version__
 from pydrant.config import ConfigError, Settings, load_settings, log_levels
+from pydrant.fdlimit import raise_open_files_limit
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -116,6 +117,7 @@ def run_serve(options: argparse.Namespace) -> int:
         _report(exc)
         return EXIT_USAGE
     _warn_about_unused(settings)
+    raise_open_files_limit()  # before any segment opens its files
     from pydrant.http.server import serve  # the web stack loads only for `serve`
 
     serve(settings)
