@@ -342,11 +342,12 @@ class _SortedKeys:
 # ---------------------------------------------------------------------------------------
 
 
-# SST files one database keeps open (RocksDB's table cache holds `max_open_files - 10`
-# of them; a table beyond that is opened when read and closed again). A node opens one
-# database per segment: several segments per collection, many collections. Universal
-# compaction keeps a column family to a handful of files, so this cap is rarely reached;
-# it is what keeps a backlog from exhausting the process's descriptors (docs/segments.md).
+# Files one database keeps open (RocksDB's sharded table cache holds about
+# `max_open_files - 10` SST files; a table beyond that is opened when read and closed
+# again). A node opens one database per segment: several segments per collection, many
+# collections. Universal compaction keeps a column family to a handful of files, so this
+# cap is rarely reached; it keeps a backlog from exhausting the process's descriptors
+# (docs/segments.md, "RocksDB options and open files").
 _MAX_OPEN_FILES = 64
 # Sorted runs (SST files) in a column family that start a compaction merging the newest.
 _COMPACTION_TRIGGER = 4
