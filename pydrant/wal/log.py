@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
 
-from pydrant.wal.framing import MAX_OP_NUM, encode_record
+from pydrant.wal.framing import MAX_OP_NUM, encode_batch
 from pydrant.wal.scan import (
     SPARE_FILE_PATTERN,
     TORN,
@@ -69,7 +69,8 @@ class Wal:
     ):
         """Open the WAL in `path` (created if missing), check it and get ready to append.
 
-        A torn record at the end of the last file is saved to `<file>.trN` and cut off;
+        An incomplete batch at the end of the last file (the group commit in flight when the
+        process died or the power went) is saved to `<file>.trN` and cut off whole;
         anything else that is wrong raises CorruptWal (docs/wal.md, "Recovery").
         """
         if capacity_bytes <= 0:
@@ -154,8 +155,10 @@ class Wal:
                 return
             op_nums = [op_num for op_num, _ in entries]
             self._check_op_nums(op_nums)
-            # Encode before touching any file: a value CBOR cannot carry fails cleanly.
-            frames = b"".join(encode_record(op_num, value) for op_num, value in entries)
+            # Encode before touching any file: a value CBOR cannot carry fails cleanly. Each
+            # record is marked with its place in the batch, so that recovery can tell this
+            # batch, if a power cut leaves it incomplete, from the acknowledged ones before it.
+            frames = encode_batch(entries)
             target = self._file_for_batch(op_nums[0], len(frames))
             self._write_durably(target, frames)
             target.add_batch(op_nums, len(frames))
@@ -333,24 +336,27 @@ class Wal:
         return os.open(path, os.O_RDWR | os.O_CLOEXEC)
 
     def _cut_torn_tail(self, torn: FileScan) -> None:
-        """Save the torn bytes for forensics, then zero the file from the tear on."""
+        """Save the torn bytes for forensics, then zero the file from the incomplete batch's
+        first byte (`data_end`, the end of the last complete batch) on."""
         saved_to = self._save_forensic_copy(torn)
         fd = os.open(torn.path, os.O_RDWR | os.O_CLOEXEC)
         try:
-            os.ftruncate(fd, torn.problem_offset)
+            os.ftruncate(fd, torn.data_end)
             _preallocate(fd, torn.size)  # zeros again up to its former size
             os.fsync(fd)
         finally:
             os.close(fd)
         self._stats["torn_tails_cut"] += 1
         log.warning(
-            "WAL %s: cut a torn tail at offset %d (%s); %d bytes saved to %s",
-            torn.path, torn.problem_offset, torn.problem, torn.torn_bytes, saved_to.name,
+            "WAL %s: cut a torn tail at offset %d (an unacknowledged batch: %d intact records, "
+            "then at offset %d: %s); %d bytes saved to %s",
+            torn.path, torn.data_end, torn.torn_records, torn.problem_offset, torn.problem,
+            torn.torn_bytes, saved_to.name,
         )
 
     def _save_forensic_copy(self, torn: FileScan) -> Path:
         with open(torn.path, "rb") as file:
-            file.seek(torn.problem_offset)
+            file.seek(torn.data_end)
             damaged = file.read(torn.torn_bytes)  # trailing zeros (preallocation) left out
         number = 0
         while (torn.path.parent / f"{torn.path.name}.tr{number}").exists():

@@ -6,11 +6,18 @@ directory by the same rules (docs/wal.md, "Recovery"):
 
 - Records must have strictly increasing op_nums across the whole log, and a non-empty
   file's first record must carry the op_num its name says.
-- After the last record comes either the end of the file or zeros (preallocated space).
+- Records come in batches (one `append_many` each, see `framing`): a batch is complete
+  when its records follow each other without a gap from the one at `batch_offset` 0 to
+  the one with `records_after` 0. Only complete batches count.
+- After the last complete batch comes either the end of the file or zeros (preallocated
+  space).
 - A bad record (short header or body, CRC mismatch, CBOR that does not decode, op_num out
-  of order, or non-zero bytes after an end marker) in the LAST file, with no valid record
-  anywhere after it, is a torn tail: the write that was in flight when the process died.
-  It is cut on open.
+  of order, a record out of place in its batch, an end marker or the end of the file
+  before the batch's last record, or non-zero bytes after an end marker) in the LAST
+  file, after which no valid record of ANOTHER batch follows, lies in the batch that was
+  being written when the process died or the power went: it was never acknowledged, and
+  the whole batch, from its first byte, is a torn tail that is cut on open. Its own
+  records may survive behind a hole (pages reach the disk in any order).
 - Any other bad record is corruption: opening the WAL raises CorruptWal, naming the file
   and offset. Records are never skipped.
 """
@@ -23,7 +30,14 @@ from pathlib import Path
 from typing import Iterator
 
 from pydrant.errors import CorruptWal
-from pydrant.wal.framing import Record, WalRecordError, data_extent, find_valid_record, is_end_marker, read_record
+from pydrant.wal.framing import (
+    Record,
+    WalRecordError,
+    data_extent,
+    find_record_of_another_batch,
+    is_end_marker,
+    read_record,
+)
 
 LOG_FILE_PATTERN = re.compile(r"^(\d{20})\.wal$")
 SPARE_FILE_PATTERN = re.compile(r"^spare-(\d{6})\.prealloc$")
@@ -47,21 +61,25 @@ class FileScan:
     path: Path
     name_op_num: int  # the op_num in the file name
     size: int  # bytes on disk, preallocated space included
-    data_end: int = 0  # offset just past the last good record: where appends continue
-    records: int = 0
+    # Offset just past the last complete batch: where appends continue and, when the file
+    # is TORN, where it is cut. For a CORRUPT file: just past the last good record.
+    data_end: int = 0
+    records: int = 0  # in complete batches (CORRUPT: every good record before the bad one)
+    batches: int = 0  # complete batches
     first_op_num: int | None = None
     last_op_num: int | None = None
     state: str = CLEAN
     problem_offset: int | None = None  # the first bad record, if any
     problem: str | None = None
     damaged_end: int | None = None  # end of the non-zero bytes from problem_offset on
+    torn_records: int = 0  # TORN: good records of the incomplete batch before the bad one
 
     @property
     def torn_bytes(self) -> int:
         """How many bytes a torn-tail repair saves and zeroes (trailing zeros excluded)."""
         if self.state != TORN:
             return 0
-        return self.damaged_end - self.problem_offset
+        return self.damaged_end - self.data_end
 
     def corrupt_wal(self) -> CorruptWal:
         return CorruptWal(self.path, self.problem_offset, self.problem)
@@ -130,58 +148,104 @@ def scan_file(
     result = FileScan(path=path, name_op_num=name_op_num, size=len(data))
     offset = 0
     last_op_num = previous_last_op_num
-    while offset < len(data):
-        if is_end_marker(data, offset):
+    batch: list[Record] = []  # the records read so far of a batch whose last one is not yet read
+    while True:
+        if offset >= len(data) or is_end_marker(data, offset):
             extent = data_extent(data, offset)
-            if extent > offset:
+            if batch:
+                missing = batch[-1].records_after
+                where = "the file ends" if offset >= len(data) else "an end marker comes"
+                reason = f"{where} before the last {missing} records of the batch that starts at offset {result.data_end}"
+                _bad_record(result, data, offset, reason, is_last, batch)
+            elif extent > offset:
                 reason = f"end marker followed by non-zero bytes up to offset {extent}"
-                _bad_record(result, data, offset, reason, is_last)
+                _bad_record(result, data, offset, reason, is_last, batch)
             break
         try:
             record = read_record(data, offset)
-            _check_order(record, result, last_op_num)
+            _check_order(record, last_op_num)
+            _check_place_in_batch(record, result, batch)
         except WalRecordError as exc:
-            _bad_record(result, data, offset, exc.reason, is_last)
+            _bad_record(result, data, offset, exc.reason, is_last, batch)
             break
-        _count(result, record)
+        batch.append(record)
         last_op_num = record.op_num
         offset += record.size
-        result.data_end = offset
+        if record.ends_batch:
+            _count(result, batch)
+            result.batches += 1
+            batch = []
     return result
 
 
-def _check_order(record: Record, result: FileScan, last_op_num: int | None) -> None:
-    if result.records == 0 and record.op_num != result.name_op_num:
-        raise WalRecordError(
-            record.offset, f"first record has op_num {record.op_num}, the file name says {result.name_op_num}"
-        )
+def _check_order(record: Record, last_op_num: int | None) -> None:
     if last_op_num is not None and record.op_num <= last_op_num:
         raise WalRecordError(record.offset, f"op_num {record.op_num} does not follow op_num {last_op_num}")
 
 
-def _count(result: FileScan, record: Record) -> None:
+def _check_place_in_batch(record: Record, result: FileScan, batch: list[Record]) -> None:
+    """The record must stand where its batch marker says: right after the previous record of
+    the open batch, or (no batch open) first in a new batch that starts here."""
+    batch_start = result.data_end  # the open batch starts where the complete ones end
+    if record.batch_start != batch_start:
+        if batch:
+            raise WalRecordError(
+                record.offset,
+                f"the record says its batch starts at offset {record.batch_start}, but the batch "
+                f"that starts at offset {batch_start} has {batch[-1].records_after} records left",
+            )
+        raise WalRecordError(
+            record.offset,
+            f"a batch starts here, but the record says its batch starts at offset {record.batch_start}",
+        )
+    if batch and record.records_after != batch[-1].records_after - 1:
+        raise WalRecordError(
+            record.offset,
+            f"records_after {record.records_after} does not follow {batch[-1].records_after} in its batch",
+        )
+    if record.offset == 0 and record.op_num != result.name_op_num:
+        raise WalRecordError(
+            record.offset, f"first record has op_num {record.op_num}, the file name says {result.name_op_num}"
+        )
+
+
+def _count(result: FileScan, records: list[Record]) -> None:
+    if not records:
+        return
     if result.first_op_num is None:
-        result.first_op_num = record.op_num
-    result.last_op_num = record.op_num
-    result.records += 1
+        result.first_op_num = records[0].op_num
+    result.last_op_num = records[-1].op_num
+    result.records += len(records)
+    result.data_end = records[-1].offset + records[-1].size
 
 
-def _bad_record(result: FileScan, data: bytes, offset: int, reason: str, is_last: bool) -> None:
-    """Classify the first bad record of a file as a torn tail or as corruption."""
+def _bad_record(result: FileScan, data: bytes, offset: int, reason: str, is_last: bool, batch: list[Record]) -> None:
+    """Classify the first bad record of a file: part of an incomplete last batch (a torn
+    tail, cut from the batch's start) or corruption.
+
+    `batch` holds the good records before it of the batch it belongs to (which starts at
+    `result.data_end`, the end of the last complete batch).
+    """
     extent = max(data_extent(data, offset), offset)
     result.problem_offset = offset
     result.damaged_end = extent
     if not is_last:
+        _count(result, batch)
         result.state = CORRUPT
         result.problem = f"{reason} (in a file that is not the last one)"
         return
-    valid_after = find_valid_record(data, offset + 1, extent)
-    if valid_after is None:
+    other = find_record_of_another_batch(data, offset, extent, result.data_end)
+    if other is None:
         result.state = TORN
         result.problem = reason
+        result.torn_records = len(batch)
     else:
+        _count(result, batch)
         result.state = CORRUPT
-        result.problem = f"{reason} (a valid record follows at offset {valid_after}, so this is not a torn tail)"
+        result.problem = (
+            f"{reason} (a valid record follows at offset {other}, of another batch: the batch "
+            "holding this one was acknowledged before that one was written, so this is not a torn tail)"
+        )
 
 
 def iter_records(path: Path, data_end: int, *, from_op_num: int | None = None) -> Iterator[Record]:

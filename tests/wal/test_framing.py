@@ -1,9 +1,11 @@
 """Record framing and recovery: torn tails are cut (and saved), corruption is reported.
 
 The crash model: a process dies at any byte of a write, so the last file may end anywhere;
-a bit may also flip at rest. A cut or flipped tail must lose exactly the records it
-touched and leave a log that takes appends; damage anywhere else must raise CorruptWal
-naming the file and offset, and must not change the files.
+a bit may also flip at rest. A cut or flipped tail must lose exactly the batch it touched
+(the records of one `append_many`: never acknowledged if it is incomplete) and leave a log
+that takes appends; damage anywhere else must raise CorruptWal naming the file and offset,
+and must not change the files. Power cuts that leave holes in the last batch are in
+test_power_cut.py.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from hypothesis import strategies as st
 
 from pydrant.errors import CorruptWal
 from pydrant.wal import Wal, codec
-from pydrant.wal.framing import HEADER, WalRecordError, encode_record, read_record
+from pydrant.wal.framing import HEADER, WalRecordError, encode_batch, encode_record, read_record
 from pydrant.wal.scan import scan_log
 
 CAPACITY = 1 << 20  # one file for every single-file test here
@@ -33,6 +35,18 @@ VALUES = st.one_of(
     st.text(max_size=60),
 )
 HISTORIES = st.lists(VALUES, min_size=1, max_size=12).map(lambda values: list(enumerate(values, start=1)))
+# A history split into batches: the sizes of consecutive batches.
+BATCHED_HISTORIES = st.lists(st.lists(VALUES, min_size=1, max_size=5), min_size=1, max_size=5).map(
+    lambda batches: _numbered(batches)
+)
+
+
+def _numbered(batches_of_values) -> list[list[tuple[int, object]]]:
+    batches, op_num = [], 1
+    for values in batches_of_values:
+        batches.append([(op_num + i, value) for i, value in enumerate(values)])
+        op_num += len(values)
+    return batches
 PROPERTY = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 
@@ -56,13 +70,28 @@ def encoded(entries) -> list:
     return [(op, codec.encode(value)) for op, value in entries]
 
 
-def frame_ends(entries) -> list[int]:
-    """Offset just past each record's frame in a single-file log."""
+def write_batches(directory: Path, batches) -> None:
+    with Wal(directory, capacity_bytes=CAPACITY) as wal:
+        for batch in batches:
+            wal.append_many(batch)
+
+
+def frame_ends(entries, *, one_batch: bool = True) -> list[int]:
+    """Offset just past each record's frame in a single-file log written as one batch (or,
+    one_batch=False, record by record)."""
+    if not one_batch:
+        return list(np.cumsum([len(encode_record(op_num, value)) for op_num, value in entries]))
+    data = encode_batch(entries)
     ends, offset = [], 0
-    for op_num, value in entries:
-        offset += len(encode_record(op_num, value))
+    while offset < len(data):
+        offset += HEADER.size + HEADER.unpack_from(data, offset)[0]
         ends.append(offset)
     return ends
+
+
+def batch_ends(batches) -> list[int]:
+    """Offset just past each batch in a single-file log."""
+    return list(np.cumsum([len(encode_batch(batch)) for batch in batches]))
 
 
 def flip_byte(path: Path, offset: int, mask: int = 0xFF) -> None:
@@ -110,19 +139,64 @@ def test_a_crc_valid_body_that_is_not_a_record_is_rejected():
             read_record(HEADER.pack(len(body), google_crc32c.value(body)) + body, 0)
 
 
+def test_a_batch_marks_each_record_with_its_offset_in_the_batch_and_the_records_after_it():
+    entries = [(5, "a"), (6, {"v": np.ones(4, np.float32)}), (9, [1])]
+    data = encode_batch(entries) + bytes(8)
+    offset, places = 0, []
+    for op_num, value in entries:
+        body = data[offset + 8 : offset + 8 + HEADER.unpack_from(data, offset)[0]]
+        assert body[0] == 0x84  # [op_num, batch_offset, records_after, value]
+        record = read_record(data, offset)
+        assert codec.decode(body)[:3] == [op_num, record.batch_offset, record.records_after]
+        assert read_record(data, offset, decode_value=False).batch_offset == record.batch_offset
+        places.append((record.op_num, record.batch_start, record.records_after))
+        offset += record.size
+    assert places == [(5, 0, 2), (6, 0, 1), (9, 0, 0)]
+
+
+def test_a_batch_of_one_is_the_two_element_record_older_wals_wrote():
+    assert encode_batch([(7, "x")]) == encode_record(7, "x")
+    assert encode_record(7, "x")[8] == 0x82
+    record = read_record(encode_record(7, "x"), 0)
+    assert (record.batch_offset, record.records_after, record.ends_batch) == (0, 0, True)
+
+
+def test_a_record_whose_batch_would_start_before_the_file_is_rejected():
+    frame = encode_record(3, "v", batch_offset=100, records_after=0)
+    with pytest.raises(WalRecordError, match="not \\[op_num, value\\]"):
+        read_record(frame, 0)
+    with pytest.raises(WalRecordError):
+        read_record(frame, 0, decode_value=False)
+    assert read_record(bytes(100) + frame, 100).batch_start == 0
+
+
+def test_a_log_of_unmarked_records_opens_each_record_a_batch_of_its_own(tmp_path):
+    """A WAL written before batches were marked: every record is [op_num, value], also for
+    the records of one append_many. It opens unchanged, keeps whole records of a torn tail
+    as it always did, and takes marked batches after them."""
+    entries = [(op, f"old {op}") for op in range(1, 5)]
+    old_bytes = b"".join(encode_record(op, value) for op, value in entries)
+    (tmp_path / FIRST_FILE).write_bytes(old_bytes[:-3] + bytes(1000))  # the last record torn
+    with Wal(tmp_path, capacity_bytes=CAPACITY) as wal:
+        assert [op for op, _ in wal.read()] == [1, 2, 3]
+        wal.append_many([(4, "new 4"), (5, "new 5")])
+    assert read_all(tmp_path) == encoded(entries[:3] + [(4, "new 4"), (5, "new 5")])
+    assert scan_log(tmp_path).files[0].batches == 4
+
+
 # --- torn tails ----------------------------------------------------------------------------
 
 
 @PROPERTY
-@given(entries=HISTORIES, cut_fraction=st.floats(0, 1))
-def test_a_log_cut_at_any_byte_keeps_exactly_the_whole_records(tmp_path_factory, entries, cut_fraction):
+@given(batches=BATCHED_HISTORIES, cut_fraction=st.floats(0, 1))
+def test_a_log_cut_at_any_byte_keeps_exactly_the_whole_batches(tmp_path_factory, batches, cut_fraction):
     directory = tmp_path_factory.mktemp("cut")
-    write_log(directory, entries)
-    ends = frame_ends(entries)
+    write_batches(directory, batches)
+    ends = batch_ends(batches)
     cut = round(cut_fraction * (ends[-1] + 10))  # sometimes into the preallocated zeros
     os.truncate(directory / FIRST_FILE, cut)
 
-    kept = [entry for entry, end in zip(entries, ends) if end <= cut]
+    kept = [entry for batch, end in zip(batches, ends) if end <= cut for entry in batch]
     assert read_all(directory) == encoded(kept)
 
     more = [(len(kept) + 1, "after the cut"), (len(kept) + 2, {"v": np.ones(3, np.float16)})]
@@ -132,12 +206,12 @@ def test_a_log_cut_at_any_byte_keeps_exactly_the_whole_records(tmp_path_factory,
 
 
 @pytest.mark.parametrize("zero_filled", [False, True], ids=["file-ends-at-cut", "zeros-after-cut"])
-def test_a_cut_at_every_byte_keeps_the_whole_records(tmp_path, zero_filled):
+def test_a_cut_at_every_byte_keeps_the_whole_batches(tmp_path, zero_filled):
     """Exhaustive for a small log: the file ends at the cut, or (a torn write into
-    preallocated space) zeros follow it."""
-    entries = [(1, "a"), (2, {"v": np.arange(5, dtype=np.float32)}), (3, "c" * 30), (4, [1, 2])]
-    ends = frame_ends(entries)
-    write_log(tmp_path / "pristine", entries)
+    preallocated space) zeros follow it. A batch is kept whole or not at all."""
+    batches = [[(1, "a")], [(2, {"v": np.arange(5, dtype=np.float32)}), (3, "c" * 30), (4, [1, 2])], [(5, "e")]]
+    ends = batch_ends(batches)
+    write_batches(tmp_path / "pristine", batches)
     pristine = (tmp_path / "pristine" / FIRST_FILE).read_bytes()[: ends[-1]]
     directory = tmp_path / "wal"
     directory.mkdir()
@@ -146,27 +220,36 @@ def test_a_cut_at_every_byte_keeps_the_whole_records(tmp_path, zero_filled):
             leftover.unlink()
         padding = bytes(len(pristine) - cut + 16) if zero_filled else b""
         (directory / FIRST_FILE).write_bytes(pristine[:cut] + padding)
-        kept = [entry for entry, end in zip(entries, ends) if end <= cut]
+        kept = [entry for batch, end in zip(batches, ends) if end <= cut for entry in batch]
         assert read_all(directory) == encoded(kept), f"cut at byte {cut}"
 
 
 @PROPERTY
-@given(entries=HISTORIES, position=st.floats(0, 1, exclude_max=True), mask=st.integers(1, 255))
-def test_a_flipped_byte_in_the_last_record_cuts_it_and_saves_it(tmp_path_factory, entries, position, mask):
+@given(
+    entries=HISTORIES,
+    split=st.floats(0, 1, exclude_max=True),
+    position=st.floats(0, 1, exclude_max=True),
+    mask=st.integers(1, 255),
+)
+def test_a_flipped_byte_in_the_last_batch_cuts_that_batch_and_saves_it(
+    tmp_path_factory, entries, split, position, mask
+):
     directory = tmp_path_factory.mktemp("flip")
-    write_log(directory, entries)
-    ends = frame_ends(entries)
-    start = ends[-2] if len(ends) > 1 else 0
-    flip_byte(directory / FIRST_FILE, start + int(position * (ends[-1] - start)), mask)
-    damaged_frame = (directory / FIRST_FILE).read_bytes()[start : ends[-1]]
+    first_count = int(split * len(entries))  # the records before the last batch
+    batches = [batch for batch in (entries[:first_count], entries[first_count:]) if batch]
+    write_batches(directory, batches)
+    start = batch_ends(batches)[0] if len(batches) > 1 else 0
+    end = batch_ends(batches)[-1]
+    flip_byte(directory / FIRST_FILE, start + int(position * (end - start)), mask)
+    damaged_batch = (directory / FIRST_FILE).read_bytes()[start:end]
 
-    assert read_all(directory) == encoded(entries[:-1])
+    assert read_all(directory) == encoded(entries[:first_count])
     saved = directory / f"{FIRST_FILE}.tr0"
-    assert saved.read_bytes() == damaged_frame.rstrip(b"\0")
+    assert saved.read_bytes() == damaged_batch.rstrip(b"\0")
 
     with Wal(directory, capacity_bytes=CAPACITY) as wal:
-        wal.append(len(entries), "replacement")
-    assert read_all(directory) == encoded(entries[:-1] + [(len(entries), "replacement")])
+        wal.append(first_count + 1, "replacement")
+    assert read_all(directory) == encoded(entries[:first_count] + [(first_count + 1, "replacement")])
     assert not (directory / f"{FIRST_FILE}.tr1").exists()  # the repair was complete
 
 
@@ -228,7 +311,7 @@ def test_a_flipped_byte_in_an_earlier_file_raises_corrupt_wal(tmp_path_factory, 
     files = scan_log(directory).files
     assert len(files) >= 2
     first_file = directory / FIRST_FILE
-    starts = [0] + frame_ends(entries)
+    starts = [0] + frame_ends(entries, one_batch=False)
     index = record_index % files[0].records
     offset = starts[index] + int(position * (starts[index + 1] - starts[index]))
     flip_byte(first_file, offset)
@@ -242,15 +325,39 @@ def test_a_flipped_byte_in_an_earlier_file_raises_corrupt_wal(tmp_path_factory, 
 
 
 def test_a_bad_record_followed_by_valid_ones_in_the_last_file_is_corruption(tmp_path):
+    """Records 4 and 5 are batches of their own: they were written after record 3's batch
+    was acknowledged, so record 3 cannot be part of an interrupted write."""
     entries = [(op, f"record {op}") for op in range(1, 6)]
-    write_log(tmp_path, entries)
-    ends = frame_ends(entries)
+    write_log(tmp_path, entries, one_batch=False)
+    ends = frame_ends(entries, one_batch=False)
     flip_byte(tmp_path / FIRST_FILE, ends[1] + 10)  # inside record 3 of 5
     before = snapshot(tmp_path)
 
     with pytest.raises(CorruptWal, match=f"offset {ends[1]}.*valid record follows at offset {ends[2]}"):
         Wal(tmp_path, capacity_bytes=CAPACITY)
     assert snapshot(tmp_path) == before
+
+
+def test_a_bad_record_in_a_batch_followed_by_a_later_batch_is_corruption(tmp_path):
+    batches = [[(1, "a"), (2, "b"), (3, "c")], [(4, "d"), (5, "e")]]
+    write_batches(tmp_path, batches)
+    ends = frame_ends(batches[0])
+    flip_byte(tmp_path / FIRST_FILE, ends[0] + 10)  # record 2, in the middle of the first batch
+    before = snapshot(tmp_path)
+
+    with pytest.raises(CorruptWal, match=f"offset {ends[0]}.*valid record follows at offset {ends[2]}, of another batch"):
+        Wal(tmp_path, capacity_bytes=CAPACITY)
+    assert snapshot(tmp_path) == before
+
+
+def test_a_bad_record_in_the_last_batch_cuts_the_batch_even_if_its_later_records_are_intact(tmp_path):
+    batches = [[(1, "a")], [(2, "b"), (3, "c"), (4, "d")]]
+    write_batches(tmp_path, batches)
+    first_end = batch_ends(batches)[0]
+    flip_byte(tmp_path / FIRST_FILE, first_end + 10)  # record 2: records 3 and 4 still valid
+    with Wal(tmp_path, capacity_bytes=CAPACITY) as wal:
+        assert [op for op, _ in wal.read()] == [1]
+        assert wal.statistics()["torn_tails_cut"] == 1
 
 
 def test_a_file_whose_first_record_disagrees_with_its_name_is_corruption(tmp_path):
