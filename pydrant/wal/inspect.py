@@ -1,8 +1,10 @@
 """`pydrant wal inspect PATH [--json] [--records] [--from OP]`: check a WAL without changing it.
 
-Prints each file of the WAL directory with its records, op_num range and the state of its
-end: clean, a torn tail (cut the next time the WAL is opened) or corruption (opening the
-WAL fails). `--records` lists the records too; `--json` prints all of it as one JSON object.
+Prints each file of the WAL directory with its records, batches (group commits), op_num
+range and the state of its end: clean, a torn tail (an incomplete last batch, cut whole
+the next time the WAL is opened) or corruption (opening the WAL fails). `--records` lists
+the records too, with their place in their batch; `--json` prints all of it as one JSON
+object.
 
 Exit status: 0 when the WAL would open (a torn tail included), 1 when it is corrupt,
 2 on bad usage or a PATH that is not a directory. Nothing is written: the scan is the
@@ -56,12 +58,14 @@ def _file_report(file_scan: FileScan) -> dict:
         "size": file_scan.size,
         "data_bytes": file_scan.data_end,
         "records": file_scan.records,
+        "batches": file_scan.batches,
         "first_op_num": file_scan.first_op_num,
         "last_op_num": file_scan.last_op_num,
         "state": file_scan.state,
         "offset": file_scan.problem_offset,
         "reason": file_scan.problem,
         "torn_bytes": file_scan.torn_bytes,
+        "torn_records": file_scan.torn_records,
     }
 
 
@@ -78,6 +82,8 @@ def _record_reports(scan: LogScan, from_op_num: int | None):
                 "file": file_scan.path.name,
                 "offset": record.offset,
                 "bytes": record.size,
+                "batch_start": record.batch_start,
+                "records_after": record.records_after,
                 "summary": summarize(record.value),
                 "value": to_json_ready(record.value),
             }
@@ -123,13 +129,21 @@ def format_report(report: dict) -> str:
 def _file_line(file_report: dict) -> str:
     ops = _op_range(file_report["first_op_num"], file_report["last_op_num"])
     head = (
-        f"{file_report['name']}  {file_report['records']:>7} records  ops {ops:<15}  "
-        f"{file_report['data_bytes']:>9} of {file_report['size']} bytes  "
+        f"{file_report['name']}  {file_report['records']:>7} records {file_report['batches']:>6} batches  "
+        f"ops {ops:<15}  {file_report['data_bytes']:>9} of {file_report['size']} bytes  "
     )
     if file_report["state"] == TORN:
+        cut, bad = file_report["data_bytes"], file_report["offset"]
+        if cut == bad:
+            what = file_report["reason"]
+        else:  # the incomplete batch starts before its first bad record
+            what = (
+                f"an unacknowledged batch: {file_report['torn_records']} intact records, "
+                f"then at offset {bad}: {file_report['reason']}"
+            )
         return head + (
-            f"torn tail at offset {file_report['offset']} ({file_report['torn_bytes']} bytes: "
-            f"{file_report['reason']}); cut when the WAL is next opened"
+            f"torn tail at offset {cut} ({file_report['torn_bytes']} bytes: {what}); "
+            "cut when the WAL is next opened"
         )
     if file_report["state"] == CORRUPT:
         return head + f"CORRUPT at offset {file_report['offset']}: {file_report['reason']}"
@@ -138,7 +152,11 @@ def _file_line(file_report: dict) -> str:
 
 def _record_line(record: dict) -> str:
     place = f"{record['file']}@{record['offset']}"
-    return f"op {record['op_num']:>8}  {place}  {record['bytes']:>6} B  {record['summary']}"
+    batch = ""
+    if record["batch_start"] != record["offset"] or record["records_after"]:  # a batch of several
+        after = f"{record['records_after']} more" if record["records_after"] else "last"
+        batch = f"batch@{record['batch_start']} {after}  "
+    return f"op {record['op_num']:>8}  {place}  {record['bytes']:>6} B  {batch}{record['summary']}"
 
 
 def summarize(value, width: int = SUMMARY_WIDTH) -> str:

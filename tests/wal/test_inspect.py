@@ -150,3 +150,48 @@ def test_files_are_opened_read_only(wal_dir, monkeypatch):
     monkeypatch.undo()
     assert len(opened) >= len(report["files"])  # the checks did see the reads
     assert {p.name: p.stat().st_mtime_ns for p in wal_dir.iterdir()} == mtimes
+
+
+def test_an_incomplete_last_batch_is_reported_as_a_torn_tail_from_its_first_byte(tmp_path, capsys):
+    """A power cut lost the middle of the last batch; its later records survived."""
+    directory = tmp_path / "wal"
+    with Wal(directory, capacity_bytes=1 << 16) as wal:
+        wal.append_many([(1, operation(1)), (2, operation(2))])
+        start = wal.statistics()["bytes"]
+        wal.append_many([(op, operation(op)) for op in range(3, 9)])
+        end = wal.statistics()["bytes"]
+    path = directory / FIRST_FILE
+    data = bytearray(path.read_bytes())
+    data[start + 20 : start + 60] = bytes(40)  # inside the last batch's first record
+    path.write_bytes(bytes(data))
+    before = contents(directory)
+
+    report = inspect_wal(directory, include_records=True)
+    [torn] = report["files"]
+    assert report["healthy"] is True and report["records"] == 2
+    assert (torn["state"], torn["data_bytes"], torn["offset"]) == ("torn", start, start)
+    assert torn["torn_bytes"] == end - start and torn["batches"] == 1
+    assert [(r["op_num"], r["batch_start"], r["records_after"]) for r in report["record_list"]] == [(1, 0, 1), (2, 0, 0)]
+
+    assert main([str(directory), "--records"]) == 0
+    out = capsys.readouterr().out
+    assert f"torn tail at offset {start} ({end - start} bytes: CRC mismatch" in out
+    assert "1 batches" in out and "batch@0 1 more" in out and "batch@0 last" in out
+    assert contents(directory) == before
+
+
+def test_a_torn_batch_whose_first_records_are_intact_names_both_offsets(tmp_path, capsys):
+    directory = tmp_path / "wal"
+    with Wal(directory, capacity_bytes=1 << 16) as wal:
+        wal.append(1, operation(1))
+        start = wal.statistics()["bytes"]
+        wal.append_many([(op, operation(op)) for op in range(2, 6)])
+        end = wal.statistics()["bytes"]
+    path = directory / FIRST_FILE
+    os.truncate(path, end - 10)  # the batch's last record is short
+    assert main([str(directory)]) == 0
+    out = capsys.readouterr().out
+    assert f"torn tail at offset {start} (" in out  # the batch's first byte, not its bad record's
+    assert "bytes: an unacknowledged batch: 3 intact records, then at offset" in out and "short body" in out
+    with Wal(directory, capacity_bytes=1 << 16) as wal:
+        assert [op for op, _ in wal.read()] == [1]
