@@ -129,7 +129,7 @@ def format_report(report: dict) -> str:
 def _file_line(file_report: dict) -> str:
     ops = _op_range(file_report["first_op_num"], file_report["last_op_num"])
     head = (
-        f"{file_report['name']}  {file_report['records']:>7} records {file_report['batches']:>6} batches  "
+        f"{file_report['name']}  {file_report['records']:>7} records {_batches(file_report['batches'])}  "
         f"ops {ops:<15}  {file_report['data_bytes']:>9} of {file_report['size']} bytes  "
     )
     if file_report["state"] == TORN:
@@ -148,6 +148,10 @@ def _file_line(file_report: dict) -> str:
     if file_report["state"] == CORRUPT:
         return head + f"CORRUPT at offset {file_report['offset']}: {file_report['reason']}"
     return head + "clean"
+
+
+def _batches(count: int) -> str:
+    return f"{count:>6} batch  " if count == 1 else f"{count:>6} batches"
 
 
 def _record_line(record: dict) -> str:

@@ -176,7 +176,7 @@ def test_an_incomplete_last_batch_is_reported_as_a_torn_tail_from_its_first_byte
     assert main([str(directory), "--records"]) == 0
     out = capsys.readouterr().out
     assert f"torn tail at offset {start} ({end - start} bytes: CRC mismatch" in out
-    assert "1 batches" in out and "batch@0 1 more" in out and "batch@0 last" in out
+    assert "2 records      1 batch " in out and "batch@0 1 more" in out and "batch@0 last" in out
     assert contents(directory) == before
 
 
