@@ -10,6 +10,7 @@ from pydrant.collection.payload_index import INDEX_OPERATIONS
 from pydrant.errors import BadInput
 from pydrant.segments import payload as payload_ops
 from pydrant.segments.filters import compile_filter
+from pydrant.segments.ids import id_sort_key
 from pydrant.segments.types import PointInput, SparseVector, VectorSchema
 
 
@@ -73,29 +74,61 @@ def _upsert(segments, schema, op_num, op, compile_) -> int:
         blocked = _existing_not_matching(segments, [p.id for p in points], op["update_filter"], compile_)
         points = [p for p in points if p.id not in blocked]
     writable = _writable(segments)
+    if len(segments) == 1:
+        return writable.upsert_points(op_num, points)
+    holders = _holders(segments, [p.id for p in points])
+    fresh = [p for p in points if not _superseded(holders.get(id_sort_key(p.id)), op_num)]
+    # The new copies first, then the old ones go: an error in between leaves a point
+    # twice (the newest copy wins every read, and a retry finishes the move), never gone.
+    changed = writable.upsert_points(op_num, fresh)
+    _delete_stale(segments, op_num, holders, written_to=len(segments) - 1, written={id_sort_key(p.id) for p in fresh})
+    return changed
+
+
+def _holders(segments: list, ids) -> dict:
+    """id_sort_key -> [(version, segment index)] of the segments holding each id, for the
+    ids held by any segment."""
+    found: dict = {}
+    for index, segment in enumerate(segments):
+        for point_id in ids:
+            version = segment.point_version(point_id)
+            if version is not None:
+                found.setdefault(id_sort_key(point_id), []).append((version, index, point_id))
+    return found
+
+
+def _superseded(copies: list | None, op_num: int) -> bool:
+    """Some segment already holds the point at `op_num` or later: a replayed operation."""
+    return bool(copies) and max(version for version, _, _ in copies) >= op_num
+
+
+def _delete_stale(segments: list, op_num: int, holders: dict, written_to: int | None = None, written=()) -> None:
+    """Delete every copy of a point but its newest (copy-on-write: a point lives in one
+    segment). Besides the old copy an upsert moves away, this removes a stale copy that a
+    crash brought back (a move's delete lost in an unflushed segment): the next operation
+    on the point heals it, live or replayed."""
+    stale_by_segment: dict[int, dict[int, list]] = {}
+    for key, copies in holders.items():
+        if key in written:
+            keep_index, keep_version = written_to, op_num
+        else:
+            if len(copies) < 2:
+                continue
+            keep_version, keep_index, _ = max(copies, key=lambda c: (c[0], c[1]))
+        for version, index, point_id in copies:
+            if index != keep_index and version < max(keep_version, op_num):
+                delete_as = max(op_num, keep_version)
+                stale_by_segment.setdefault(index, {}).setdefault(delete_as, []).append(point_id)
+    for index, by_version in stale_by_segment.items():
+        for delete_as, ids in by_version.items():
+            segments[index].delete_points(delete_as, ids)
+
+
+def drop_stale_copies(segments: list, op_num: int, ids) -> None:
+    """Before an operation changes points in place: leave one copy of each (see
+    `_delete_stale`), so the change never lands on a stale copy as well and ties it."""
     if len(segments) > 1:
-        points = _moved_to_writable(segments[:-1], op_num, points)
-    return writable.upsert_points(op_num, points)
-
-
-def _moved_to_writable(others: list, op_num: int, points: list) -> list:
-    """Points an upsert writes, after removing their older copies from the other segments
-    (copy-on-write: a point lives in one segment, and new versions go to the appendable
-    one). A point some other segment holds at a version >= op_num is left out: that is a
-    replayed operation a newer write already superseded."""
-    keep = []
-    stale = []
-    for point in points:
-        versions = [v for v in (s.point_version(point.id) for s in others) if v is not None]
-        if versions and max(versions) >= op_num:
-            continue
-        keep.append(point)
-        if versions:
-            stale.append(point.id)
-    if stale:
-        for segment in others:
-            segment.delete_points(op_num, stale)
-    return keep
+        _delete_stale(segments, op_num, _holders(segments, ids))
 
 
 def _existing_not_matching(segments, ids: list, filter_: dict, compile_) -> set:
@@ -110,6 +143,7 @@ def _existing_not_matching(segments, ids: list, filter_: dict, compile_) -> set:
 
 def _delete_points(segments, schema, op_num, op, compile_) -> int:
     ids = selected_ids(segments, op, compile_)
+    drop_stale_copies(segments, op_num, ids)
     return sum(segment.delete_points(op_num, ids) for segment in segments)
 
 
@@ -117,6 +151,7 @@ def _payload_update(transform_for: Callable[[dict], Callable[[dict], dict]]):
     def handler(segments, schema, op_num, op, compile_) -> int:
         ids = selected_ids(segments, op, compile_)
         transform = transform_for(op)
+        drop_stale_copies(segments, op_num, ids)
         return sum(segment.update_payload(op_num, ids, transform) for segment in segments)
 
     return handler
@@ -146,11 +181,13 @@ def _update_vectors(segments, schema, op_num, op, compile_) -> int:
     if op.get("update_filter"):
         blocked = _existing_not_matching(segments, [pid for pid, _ in points], op["update_filter"], compile_)
         points = [p for p in points if p[0] not in blocked]
+    drop_stale_copies(segments, op_num, [pid for pid, _ in points])
     return sum(segment.update_vectors(op_num, points) for segment in segments)
 
 
 def _delete_vectors(segments, schema, op_num, op, compile_) -> int:
     ids = selected_ids(segments, op, compile_)
+    drop_stale_copies(segments, op_num, ids)
     return sum(segment.delete_vectors(op_num, ids, op["vectors"]) for segment in segments)
 
 

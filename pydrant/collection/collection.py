@@ -31,10 +31,11 @@ from pydrant.collection.config import search_settings, vector_schema
 from pydrant.collection.payload_index import PayloadIndexTable
 from pydrant.collection.reads import ReadEngine
 from pydrant.errors import BadInput, ServiceError
+from pydrant.issues import BOARD, collection_issue_id
 from pydrant.optimizer.optimizer import Optimizer
 from pydrant.segments.appendable import AppendableSegment
 from pydrant.segments.indexed import IndexedSegment, open_segment
-from pydrant.storage.files import read_json, write_json_atomic
+from pydrant.storage.files import fsync_dir, read_json, write_json_atomic
 from pydrant.wal import Wal
 
 log = logging.getLogger("pydrant.collection")
@@ -44,6 +45,14 @@ MANIFEST_FILE = "manifest.json"
 WAL_DIR = "wal"
 SEGMENTS_DIR = "segments"
 MAX_BATCH_OPS = 1024  # operations written by one group commit at most
+# Background retries (a failed apply, flush or manifest write): first after this long,
+# doubling up to the maximum while the cause persists.
+RETRY_FIRST_SECONDS = 0.5
+RETRY_MAX_SECONDS = 30.0
+# Issue codes on the board (pydrant/issues.py).
+WAL_WRITE_FAILED = "WAL_WRITE_FAILED"
+APPLY_FAILED = "APPLY_FAILED"
+FLUSH_FAILED = "FLUSH_FAILED"
 
 
 @dataclass
@@ -72,6 +81,18 @@ class Collection:
         # operation always sees one consistent list of segments.
         self.apply_lock = threading.Lock()
         self.applied_op_num = max([0, *(s.version for s in segments)])
+        # Set when applying an acknowledged operation failed for a reason outside the
+        # operation (an I/O error, a full disk): (op_num, reason). Until a retry has
+        # applied that operation and every later one, writes are refused and the WAL is
+        # kept from `op_num` on (docs/durability.md).
+        self.apply_failure: tuple[int, str] | None = None
+        self._apply_retry = trio.Event()
+        # Set when a manifest write failed: the manifest on disk may list the old segments
+        # or the new ones, so the WAL is kept and no segment directory is removed until a
+        # manifest write of the live list succeeds.
+        self.manifest_unsure = False
+        self.flush_error: str | None = None
+        self.config_lock = trio.Lock()  # read-merge-write of config.json (PATCH)
         self.optimizer = Optimizer(self)
         self._send, self._receive = trio.open_memory_channel(math.inf)
         self._cancel: trio.CancelScope | None = None
@@ -120,7 +141,12 @@ class Collection:
         start = min(s.persisted_version for s in self.segments) + 1
         replayed = 0
         for op_num, operation in self.wal.read(start):
-            self._apply(op_num, operation)
+            try:
+                self._apply(op_num, operation)
+            except BadInput as exc:
+                # Deterministic: the live apply refused it the same way and changed nothing.
+                log.info("collection %s: replayed op %d refused as it was live: %s", self.name, op_num, exc.message)
+                self.applied_op_num = max(self.applied_op_num, op_num)
             replayed += 1
         if replayed:
             log.info("collection %s: replayed %d WAL records from op %d", self.name, replayed, start)
@@ -135,10 +161,24 @@ class Collection:
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(self._update_worker)
                     nursery.start_soon(self._flusher)
-                    nursery.start_soon(self.optimizer.run)
+                    nursery.start_soon(self._apply_retrier)
+                    nursery.start_soon(self._keep_running, "optimizer", self.optimizer.run)
                     task_status.started()
         finally:
             self._stopped.set()
+
+    async def _keep_running(self, what: str, task) -> None:
+        """Run a background task; an unexpected error is logged and the task restarted
+        after a pause, so it never ends the collection's (or the node's) other tasks."""
+        delay = RETRY_FIRST_SECONDS
+        while True:
+            try:
+                await task()
+                return
+            except Exception:
+                log.exception("collection %s: %s failed; restarting it in %.1f s", self.name, what, delay)
+                await trio.sleep(delay)
+                delay = min(delay * 2, RETRY_MAX_SECONDS)
 
     async def close(self) -> None:
         """Stop the worker and the optimizer (a running optimization stops at its next copy
@@ -176,6 +216,7 @@ class Collection:
         if self._closed:
             raise ServiceError(f"Collection `{self.name}` is closed")
         diskspace.check(self)  # disk almost full: refused before the WAL (collection/diskspace.py)
+        self._check_writable()
         pending = PendingUpdate(operation)
         self._send.send_nowait(pending)
         await pending.durable.wait()
@@ -196,12 +237,41 @@ class Collection:
                     batch.append(self._receive.receive_nowait())
                 except trio.WouldBlock:
                     break
-            await self._process_batch(batch)
+            try:
+                await self._process_batch(batch)
+            except Exception as exc:  # a bug: answer the batch, keep the worker serving
+                log.exception("collection %s: processing a batch of updates failed", self.name)
+                for pending in batch:
+                    if not pending.applied.is_set():
+                        pending.error = pending.error or ServiceError(f"Service internal error: {exc}")
+                        pending.durable.set()
+                        pending.applied.set()
+
+    def _check_writable(self) -> None:
+        if self.apply_failure is not None:
+            op_num, reason = self.apply_failure
+            raise ServiceError(
+                f"Service internal error: collection `{self.name}` refuses writes until operation {op_num} "
+                f"can be applied (it is logged and will be applied when the cause is fixed): {reason}"
+            )
+
+    def _refuse(self, batch: list[PendingUpdate], error: BaseException) -> None:
+        """Answer every operation of the batch with `error`; none was logged."""
+        for pending in batch:
+            pending.op_num = -1
+            pending.error = error
+            pending.durable.set()
+            pending.applied.set()
 
     async def _process_batch(self, batch: list[PendingUpdate]) -> None:
         # Shielded: once op_nums are assigned, the WAL write and the apply must finish
         # together, or the in-memory state and the log would disagree.
         with trio.CancelScope(shield=True):
+            try:
+                self._check_writable()  # the failure may have come after these were queued
+            except ServiceError as exc:
+                self._refuse(batch, exc)
+                return
             for pending in batch:
                 pending.op_num = self.next_op_num
                 self.next_op_num += 1
@@ -211,17 +281,21 @@ class Collection:
             except BaseException as exc:  # the log could not be written: nothing is acknowledged
                 log.exception("collection %s: WAL append failed", self.name)
                 self.next_op_num = batch[0].op_num
-                for pending in batch:
-                    pending.op_num = -1
-                    pending.error = ServiceError(f"Service internal error: WAL write failed: {exc}")
-                    pending.durable.set()
-                    pending.applied.set()
+                self._refuse(batch, ServiceError(f"Service internal error: WAL write failed: {exc}"))
+                BOARD.submit(
+                    collection_issue_id(WAL_WRITE_FAILED, self.name),
+                    f"Collection `{self.name}`: writing its WAL failed: {exc}",
+                    "Check the disk holding the storage directory (free space, I/O errors).",
+                )
                 return
+            BOARD.resolve(collection_issue_id(WAL_WRITE_FAILED, self.name))
             for pending in batch:
                 pending.durable.set()
             await trio.to_thread.run_sync(self._apply_batch, batch)
             for pending in batch:
                 pending.applied.set()
+            if self.apply_failure is not None:
+                self._apply_retry.set()
             self.optimizer.wake()
 
     def _apply_batch(self, batch: list[PendingUpdate]) -> None:
@@ -230,20 +304,74 @@ class Collection:
 
     def _apply_each(self, batch: list[PendingUpdate]) -> None:
         for pending in batch:
+            if self.apply_failure is not None:
+                # An earlier operation is not applied: later ones wait for the retry, which
+                # applies them in order from the WAL.
+                pending.error = self._unapplied_error(pending.op_num)
+                continue
             try:
                 self._apply(pending.op_num, pending.operation)
             except BadInput as exc:  # e.g. a filter that only fails on stored data
                 pending.error = exc
+                self.applied_op_num = max(self.applied_op_num, pending.op_num)
             except Exception as exc:
                 log.exception("collection %s: applying op %d failed", self.name, pending.op_num)
-                self.last_error = str(exc)
-                pending.error = ServiceError(f"Service internal error: {exc}")
+                self._set_apply_failure(pending.op_num, exc)
+                pending.error = self._unapplied_error(pending.op_num)
 
     def _apply(self, op_num: int, operation: dict) -> None:
-        try:
-            applying.apply_logged(self.segments, self.schema, self.payload_index, op_num, operation)
-        finally:
-            self.applied_op_num = max(self.applied_op_num, op_num)
+        """Apply one logged operation. `applied_op_num` advances only when it succeeds: an
+        operation that failed half-way is applied again, whole, by the retry (versions make
+        the parts already done no-ops)."""
+        applying.apply_logged(self.segments, self.schema, self.payload_index, op_num, operation)
+        self.applied_op_num = max(self.applied_op_num, op_num)
+
+    def _unapplied_error(self, op_num: int) -> ServiceError:
+        return ServiceError(
+            f"Service internal error: operation {op_num} is logged but could not be applied yet "
+            f"({self.apply_failure[1]}); it will be applied when the cause is fixed"
+        )
+
+    def _set_apply_failure(self, op_num: int, exc: Exception) -> None:
+        reason = f"{type(exc).__name__}: {exc}"
+        self.apply_failure = (op_num, reason)
+        self.last_error = f"applying operation {op_num} failed: {reason}"
+        BOARD.submit(
+            collection_issue_id(APPLY_FAILED, self.name),
+            f"Collection `{self.name}` cannot apply operation {op_num} and refuses writes: {reason}",
+            "Check the disk holding the storage directory (free space, I/O errors); "
+            "pydrant retries by itself and accepts writes again once the operation is applied.",
+        )
+
+    async def _apply_retrier(self) -> None:
+        """Re-apply the logged operations from a failed one on, with backoff, until they
+        all apply; then writes are accepted again."""
+        while True:
+            await self._apply_retry.wait()
+            self._apply_retry = trio.Event()
+            delay = RETRY_FIRST_SECONDS
+            while self.apply_failure is not None:
+                await trio.sleep(delay)
+                delay = min(delay * 2, RETRY_MAX_SECONDS)
+                await trio.to_thread.run_sync(self._retry_apply)
+
+    def _retry_apply(self) -> None:
+        with self.apply_lock:
+            failed_op, _ = self.apply_failure
+            try:
+                for op_num, operation in self.wal.read(failed_op):
+                    try:
+                        self._apply(op_num, operation)
+                    except BadInput:
+                        self.applied_op_num = max(self.applied_op_num, op_num)
+            except Exception as exc:
+                log.warning("collection %s: retrying operation %d failed: %s", self.name, failed_op, exc)
+                self.apply_failure = (max(failed_op, self.applied_op_num + 1), f"{type(exc).__name__}: {exc}")
+                return
+            log.info("collection %s: operations %d..%d applied on retry; accepting writes", self.name, failed_op, self.applied_op_num)
+            self.apply_failure = None
+            self.last_error = None
+            BOARD.resolve(collection_issue_id(APPLY_FAILED, self.name))
 
     # -- segments (the optimizer calls these with `apply_lock` held) -------------------------
 
@@ -263,16 +391,38 @@ class Collection:
 
     def replace_segments(self, sources: list, replacement) -> None:
         """Swap `sources` for `replacement` (at the first source's place) in one atomic
-        manifest write; the last segment stays the appendable one."""
+        manifest write; the last segment stays the appendable one.
+
+        Every segment is flushed first. A point the sources' rebuild moved may have an old
+        copy in another segment whose delete is still only in RocksDB's memory; once the
+        manifest lists the replacement, the WAL record that would redo that delete is
+        skipped for the point (the replacement holds it at a newer version), so the delete
+        must be on disk before the swap, or a power cut brings the stale copy back."""
         position = min(self.segments.index(s) for s in sources)
         kept = [s for s in self.segments if s not in sources]
         kept.insert(min(position, len(kept) - 1), replacement)
         replacement.advance_version(self.applied_op_num)
+        for segment in self.segments:
+            segment.flush()
         self._write_manifest(kept)
         self.segments = kept
 
     def _write_manifest(self, segments: list) -> None:
-        write_json_atomic(self.path / MANIFEST_FILE, {"segments": [s.path.name for s in segments]})
+        """Make `segments` the live list on disk. Their directories are made durable in
+        `segments/` first, so the manifest never names a directory a power cut can lose.
+        If the write fails the manifest on disk may be either list: `manifest_unsure`
+        keeps the WAL and every directory until a later write succeeds (`flush`)."""
+        try:
+            self._sync_segment_dirs(segments)
+            write_json_atomic(self.path / MANIFEST_FILE, {"segments": [s.path.name for s in segments]})
+        except BaseException:
+            self.manifest_unsure = True
+            raise
+
+    def _sync_segment_dirs(self, segments: list) -> None:
+        for segment in segments:
+            fsync_dir(segment.path)
+        fsync_dir(self.path / SEGMENTS_DIR)
 
     def _apply_search_settings(self) -> None:
         settings = search_settings(self.config)
@@ -283,16 +433,59 @@ class Collection:
     # -- flushing --------------------------------------------------------------------------
 
     async def _flusher(self) -> None:
+        """Flush every `flush_interval_sec`; a failed flush is reported and retried sooner,
+        with backoff, and never ends the collection's other tasks."""
+        delay = None
         while True:
             interval = (self.config.get("optimizer_config") or {}).get("flush_interval_sec", 5)
-            await trio.sleep(max(interval, 0.1))
-            await trio.to_thread.run_sync(self.flush)
+            await trio.sleep(max(interval, 0.1) if delay is None else min(delay, max(interval, 0.1)))
+            try:
+                await trio.to_thread.run_sync(self.flush)
+            except Exception as exc:
+                delay = RETRY_FIRST_SECONDS if delay is None else min(delay * 2, RETRY_MAX_SECONDS)
+                self._set_flush_error(exc)
+            else:
+                delay = None
+                self._clear_flush_error()
+
+    def _set_flush_error(self, exc: Exception) -> None:
+        log.exception("collection %s: flush failed; the WAL is kept and the flush retried", self.name)
+        self.flush_error = f"{type(exc).__name__}: {exc}"
+        BOARD.submit(
+            collection_issue_id(FLUSH_FAILED, self.name),
+            f"Collection `{self.name}` cannot flush its segments: {self.flush_error}",
+            "Check the disk holding the storage directory (free space, I/O errors); the WAL keeps every write meanwhile.",
+        )
+
+    def _clear_flush_error(self) -> None:
+        if self.flush_error is not None:
+            log.info("collection %s: flushing works again", self.name)
+            self.flush_error = None
+            BOARD.resolve(collection_issue_id(FLUSH_FAILED, self.name))
 
     def flush(self) -> int:
-        """Persist every segment, then drop WAL files that only hold persisted operations."""
-        persisted = min(segment.flush() for segment in list(self.segments))
-        self.wal.truncate_before(persisted + 1)
-        return persisted
+        """Persist every segment, then drop the WAL files whose operations are all on disk.
+
+        The bound is the last operation applied when the flush started (taken with no
+        apply running): flushing every segment then writes all of it, including in the
+        segments that no write touched since their own last flush — bounding by each
+        segment's own version instead kept a segment no longer written to (an indexed
+        one under insert-only load) from ever letting the WAL go. An unapplied failed
+        operation, or a manifest that may not be on disk, keeps the WAL."""
+        with self.apply_lock:
+            applied = self.applied_op_num
+            segments = list(self.segments)
+        for segment in segments:
+            segment.flush()
+        if self.manifest_unsure:
+            with self.apply_lock:
+                self._write_manifest(self.segments)
+                self.manifest_unsure = False
+                log.info("collection %s: manifest written again after a failed write", self.name)
+            return applied  # truncate from the next flush on, with the manifest settled
+        if self.apply_failure is None:
+            self.wal.truncate_before(applied + 1)
+        return applied
 
     # -- config ----------------------------------------------------------------------------
 
@@ -330,7 +523,9 @@ class Collection:
 
         status: red after a failed write or optimization (the error in optimizer_status),
         yellow while an optimization runs or is due, green otherwise."""
-        error = self.last_error or self.optimizer.error
+        error = self.last_error or self.optimizer.error or (
+            f"flushing failed: {self.flush_error}" if self.flush_error else None
+        )
         if error:
             status = "red"
         else:

@@ -197,7 +197,12 @@ class Optimizer:
         for source in plan.sources:
             source.take_tracked(stop=True)
         if target is not None and target not in self.collection.segments:
-            target.drop()
+            if self.collection.manifest_unsure:
+                # The failed manifest write may have reached the disk and list the target:
+                # keep its directory (removed at start once a manifest without it is written).
+                target.close()
+            else:
+                target.drop()
 
     def _check_stop(self) -> None:
         if self._stop.is_set():
