@@ -118,8 +118,9 @@ def is_end_marker(data: bytes, offset: int) -> bool:
 def read_record(data: bytes, offset: int, *, decode_value: bool = True) -> Record:
     """The record whose frame starts at `offset`, checked; WalRecordError if it is bad.
 
-    decode_value=False still checks length, CRC and the op_num, but leaves `value` None:
-    readers skipping records below an op_num need not decode the vectors they skip.
+    decode_value=False still checks length, CRC, the op_num and the batch place, but leaves
+    `value` None: readers skipping records below an op_num need not decode the vectors
+    they skip.
     """
     body = _checked_body(data, offset)
     size = HEADER_SIZE + len(body)

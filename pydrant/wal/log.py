@@ -4,6 +4,10 @@ A record is acknowledged when `append_many` returns, and by then it has been wri
 `fdatasync`'ed (a new file's directory entry is fsync'ed too): it survives a killed process
 and a power cut. docs/wal.md describes the format, the recovery rules and the tools.
 
+The records of one `append_many` form a batch and are marked as one (framing.py), so that
+recovery can cut a batch a power cut left incomplete, holes included, without mistaking
+damage in earlier, acknowledged batches for it.
+
 Files are named after the first op_num they hold (`%020d.wal`) and preallocated to
 `capacity_bytes`; a batch that does not fit in the current file starts a new one. Only the
 last file is ever written. `segments_ahead` spare files (`spare-NNNNNN.prealloc`) are kept

@@ -155,7 +155,9 @@ def scan_file(
             if batch:
                 missing = batch[-1].records_after
                 where = "the file ends" if offset >= len(data) else "an end marker comes"
-                reason = f"{where} before the last {missing} records of the batch that starts at offset {result.data_end}"
+                reason = (
+                    f"{where} before the last {missing} records of the batch that starts at offset {result.data_end}"
+                )
                 _bad_record(result, data, offset, reason, is_last, batch)
             elif extent > offset:
                 reason = f"end marker followed by non-zero bytes up to offset {extent}"

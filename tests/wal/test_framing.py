@@ -345,7 +345,8 @@ def test_a_bad_record_in_a_batch_followed_by_a_later_batch_is_corruption(tmp_pat
     flip_byte(tmp_path / FIRST_FILE, ends[0] + 10)  # record 2, in the middle of the first batch
     before = snapshot(tmp_path)
 
-    with pytest.raises(CorruptWal, match=f"offset {ends[0]}.*valid record follows at offset {ends[2]}, of another batch"):
+    expected = f"offset {ends[0]}.*valid record follows at offset {ends[2]}, of another batch"
+    with pytest.raises(CorruptWal, match=expected):
         Wal(tmp_path, capacity_bytes=CAPACITY)
     assert snapshot(tmp_path) == before
 

@@ -221,7 +221,7 @@ def test_a_flipped_byte_in_the_single_record_batch_before_the_last_is_corruption
     data = bytearray(path.read_bytes())
     data[single + 20] ^= 0x10
     path.write_bytes(bytes(data))
-    lose_pages(path, start, end, [0])  # even with the last batch's head gone, its later records show op 12 was acknowledged
+    lose_pages(path, start, end, [0])  # the last batch's later records still show op 12 was acknowledged
     before = snapshot(directory)
     with pytest.raises(CorruptWal, match="valid record"):
         Wal(directory, capacity_bytes=CAPACITY)
