@@ -17,12 +17,15 @@ blueprint = Blueprint("collections", __name__)
 
 @blueprint.get("/collections")
 async def list_collections():
-    names = sorted(toc().collections)
+    names = sorted([*toc().collections, *toc().failed])
     return ok({"collections": [{"name": name} for name in names]})
 
 
 @blueprint.get("/collections/<name>")
 async def get_collection(name: str):
+    failed = toc().failed_info(name)
+    if failed is not None:  # status red, the cause in optimizer_status
+        return ok(failed)
     collection = toc().get(name)
     return ok(await trio.to_thread.run_sync(collection.info))
 

@@ -4,6 +4,7 @@ fsync the directory. A crash at any moment leaves either the old or the new cont
 from __future__ import annotations
 
 import os
+import uuid
 from pathlib import Path
 
 import orjson
@@ -18,12 +19,24 @@ def fsync_dir(path: Path) -> None:
 
 
 def write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    """Replace `path` by `data`. Raises if any step fails, and then `path` still holds the
+    old content or the new one, whole (never empty); no temporary file is left behind.
+
+    The temporary name is unique per call: two writers of the same file (two PATCH
+    requests) must not write into one temporary and rename a mix of both."""
+    tmp = path.with_name(f"{path.name}.{uuid.uuid4().hex[:12]}.tmp")
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
     fsync_dir(path.parent)
 
 

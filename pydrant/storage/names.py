@@ -3,6 +3,10 @@
 from pydrant.errors import ValidationFailed
 
 MAX_NAME_LENGTH = 255
+# A name becomes a directory name: most filesystems take 255 bytes, and a name of 255
+# characters outside ASCII is longer than that in UTF-8. Refused up front, so a create or
+# delete never fails half-way in the filesystem.
+MAX_NAME_BYTES = 255
 # Characters Qdrant refuses in collection names: they are unsafe in file paths.
 FORBIDDEN_CHARS = '<>:"/\\|?*\0'
 
@@ -13,6 +17,12 @@ def validate_name(name: str, what: str = "collection_name") -> None:
     if len(name) > MAX_NAME_LENGTH:
         raise ValidationFailed(
             f"Validation error in path parameters: [{what}: length {len(name)} invalid, must be in 1..=255]"
+        )
+    encoded_length = len(name.encode("utf-8", "surrogatepass"))
+    if encoded_length > MAX_NAME_BYTES:
+        raise ValidationFailed(
+            f"Validation error in path parameters: [{what}: name is {encoded_length} bytes long in UTF-8, "
+            f"must be at most {MAX_NAME_BYTES}]"
         )
     bad = next((c for c in name if c in FORBIDDEN_CHARS), None)
     if bad is not None:

@@ -3,9 +3,19 @@
 On disk under `storage_path`:
   collections/<name>/        one directory per collection (see collection/collection.py)
   aliases.json               {"alias": "collection", ...}, replaced atomically
-Creating a collection builds it in `collections/.tmp-<name>-<random>` and renames it into
-place; deleting renames it to `.deleted-...` before removing it. Leftovers of either from a
-crash are removed at start, so a collection exists wholly or not at all.
+  pending/                   collections being created or deleted (never a collection)
+Creating a collection builds it in `pending/create-<random>` and renames it into
+`collections/`; deleting renames it to `pending/delete-<random>` before removing it.
+Whatever is in `pending/` at start is a leftover of a crash and is removed, so a collection
+exists wholly or not at all. Every entry of `collections/` is a collection: a name can
+never collide with a temporary (a collection may be called `.tmp-x`), and nothing in
+`collections/` is ever removed without a delete request.
+
+Each collection is its own failure domain: one that fails to load (corrupt WAL, missing
+segment, bad config, a stray directory, too many open files) is reported — status red in
+`GET /collections/{name}`, an issue on the board, the cause in the log — and the rest of
+the node serves. A collection's runtime tasks retry their errors themselves
+(collection/collection.py), so no collection's failure ends the others'.
 """
 
 from __future__ import annotations
@@ -17,9 +27,10 @@ from pathlib import Path
 
 import trio
 
-from pydrant.collection.collection import Collection
+from pydrant.collection.collection import CONFIG_FILE, Collection
 from pydrant.collection.config import CollectionDefaults, apply_update, build_config
-from pydrant.errors import AlreadyExists, BadInput, NotFound
+from pydrant.errors import AlreadyExists, BadInput, NotFound, ServiceError
+from pydrant.issues import BOARD, collection_issue_id
 from pydrant.storage.files import fsync_dir, read_json, write_json_atomic
 from pydrant.storage.names import validate_name
 
@@ -27,8 +38,8 @@ log = logging.getLogger("pydrant.storage")
 
 COLLECTIONS_DIR = "collections"
 ALIASES_FILE = "aliases.json"
-TMP_PREFIX = ".tmp-"
-DELETED_PREFIX = ".deleted-"
+PENDING_DIR = "pending"
+LOAD_FAILED = "COLLECTION_LOAD_FAILED"
 
 
 def defaults_from_settings(settings) -> CollectionDefaults:
@@ -71,6 +82,9 @@ class TableOfContent:
         self.root = Path(storage_path)
         self.defaults = defaults
         self.collections: dict[str, Collection] = {}
+        # Collections whose directory exists but failed to load: name -> reason. They keep
+        # their names (no create over them) and are listed, in status red.
+        self.failed: dict[str, str] = {}
         self.aliases: dict[str, str] = {}
         self.ready = False
         # Serialises changes to the set of collections and aliases (create, delete, alias
@@ -101,6 +115,8 @@ class TableOfContent:
                 for collection in loaded:
                     await nursery.start(collection.run)
                     self.collections[collection.name] = collection
+                if self.failed:
+                    log.error("collections that failed to load: %s", ", ".join(sorted(self.failed)))
                 self.ready = True
                 log.info("storage ready at %s: %d collections", self.root, len(self.collections))
                 task_status.started()
@@ -113,18 +129,45 @@ class TableOfContent:
 
     def _load_from_disk(self) -> list[Collection]:
         self.collections_dir.mkdir(parents=True, exist_ok=True)
+        self._clear_pending()
         loaded = []
         for entry in sorted(self.collections_dir.iterdir()):
-            if entry.name.startswith((TMP_PREFIX, DELETED_PREFIX)):
-                log.warning("removing leftover %s from an interrupted create/delete", entry)
-                shutil.rmtree(entry, ignore_errors=True)
-            elif entry.is_dir():
-                loaded.append(Collection.load(entry))
+            collection = self._load_one(entry)
+            if collection is not None:
+                loaded.append(collection)
         aliases_path = self.root / ALIASES_FILE
         if aliases_path.exists():
-            names = {c.name for c in loaded}
+            names = {c.name for c in loaded} | set(self.failed)
             self.aliases = {a: c for a, c in read_json(aliases_path).items() if c in names}
         return loaded
+
+    def _load_one(self, entry: Path) -> Collection | None:
+        """Load one collection; a failure is recorded for it alone and the node goes on."""
+        try:
+            if not entry.is_dir():
+                raise ServiceError(f"{entry} is not a collection directory")
+            return Collection.load(entry)
+        except Exception as exc:
+            log.exception("collection %s failed to load; the rest of the node serves", entry.name)
+            reason = f"{type(exc).__name__}: {exc}" if not isinstance(exc, ServiceError) else exc.message
+            self.failed[entry.name] = reason
+            BOARD.submit(
+                collection_issue_id(LOAD_FAILED, entry.name),
+                f"Collection `{entry.name}` failed to load: {reason}",
+                "Check the server log for the cause; fix or remove the collection directory and restart.",
+            )
+            return None
+
+    @property
+    def pending_dir(self) -> Path:
+        return self.root / PENDING_DIR
+
+    def _clear_pending(self) -> None:
+        """Remove creations and deletions a crash interrupted (never a collection)."""
+        self.pending_dir.mkdir(parents=True, exist_ok=True)
+        for entry in self.pending_dir.iterdir():
+            log.warning("removing leftover %s from an interrupted create/delete", entry)
+            shutil.rmtree(entry, ignore_errors=True)
 
     # -- lookups -------------------------------------------------------------------------
 
@@ -137,8 +180,39 @@ class TableOfContent:
         raise NotFound(f"Not found: Collection `{name}` doesn't exist!")
 
     def get(self, name: str) -> Collection:
-        """The collection named `name` or by an alias `name`; 404 otherwise."""
-        return self.collections[self.resolve_name(name)]
+        """The collection named `name` or by an alias `name`; 404 otherwise, and a service
+        error naming the cause for a collection that failed to load."""
+        try:
+            return self.collections[self.resolve_name(name)]
+        except NotFound:
+            reason = self.load_failure(name)
+            if reason is None:
+                raise
+            raise ServiceError(f"Service internal error: Collection `{name}` failed to load: {reason}") from None
+
+    def failed_info(self, name: str) -> dict | None:
+        """Collection info of a collection that failed to load (status red, the cause as
+        its optimizer error), when its config is readable; None for any other name."""
+        reason = self.load_failure(name)
+        if reason is None:
+            return None
+        try:
+            config = read_json(self.collections_dir / self.aliases.get(name, name) / CONFIG_FILE)
+        except Exception:
+            return None  # `get` answers with the cause instead
+        return {
+            "status": "red",
+            "optimizer_status": {"error": f"Collection failed to load: {reason}"},
+            "indexed_vectors_count": 0,
+            "points_count": 0,
+            "segments_count": 0,
+            "config": config,
+            "payload_schema": {},
+        }
+
+    def load_failure(self, name: str) -> str | None:
+        """Why the collection named `name` (or by alias `name`) failed to load, if it did."""
+        return self.failed.get(self.aliases.get(name, name)) if name not in self.collections else None
 
     def exists(self, name: str) -> bool:
         try:
@@ -161,7 +235,7 @@ class TableOfContent:
     async def create_collection(self, name: str, request: dict) -> None:
         validate_name(name)
         async with self._meta_lock:
-            if name in self.collections:
+            if name in self.collections or name in self.failed:
                 raise AlreadyExists(f"Wrong input: Collection `{name}` already exists!")
             if name in self.aliases:
                 raise AlreadyExists(f"Wrong input: Alias with name `{name}` already exists!")
@@ -172,38 +246,75 @@ class TableOfContent:
         log.info("created collection %s", name)
 
     def _create_on_disk(self, name: str, config: dict) -> Collection:
-        tmp = self.collections_dir / f"{TMP_PREFIX}{name}-{uuid.uuid4().hex[:8]}"
-        Collection.initialise(tmp, name, config)
-        final = self.collections_dir / name
-        tmp.rename(final)
+        tmp = self.pending_dir / f"create-{uuid.uuid4().hex}"
+        try:
+            Collection.initialise(tmp, name, config)
+            fsync_dir(self.pending_dir)
+            final = self.collections_dir / name
+            tmp.rename(final)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)  # nothing half-made is left to find
+            raise
+        # The rename is durable once both directories are: the new entry, and the old
+        # one's removal (else a power cut could bring back a pending copy to remove).
         fsync_dir(self.collections_dir)
+        fsync_dir(self.pending_dir)
         return Collection.load(final)
 
     async def delete_collection(self, name: str) -> bool:
         async with self._meta_lock:
-            collection = self.collections.pop(name, None)
-            if collection is None:
-                return False
+            if name in self.failed:  # a collection that failed to load can still be deleted
+                await trio.to_thread.run_sync(self._remove_on_disk, self.collections_dir / name)
+                del self.failed[name]
+                BOARD.resolve_prefix(collection_issue_id(LOAD_FAILED, name))
+            else:
+                collection = self.collections.get(name)
+                if collection is None:
+                    return False
+                await collection.close()
+                del self.collections[name]
+                # The directory leaves `collections/` durably before anything else changes:
+                # a crash from here on finds the collection gone, not half-deleted.
+                try:
+                    await trio.to_thread.run_sync(self._remove_on_disk, collection.path)
+                except BaseException:
+                    await self._serve_again(collection.path)
+                    raise
             dropped_aliases = [a for a, c in self.aliases.items() if c == name]
             for alias in dropped_aliases:
                 del self.aliases[alias]
             if dropped_aliases:
+                # A failure here leaves aliases of a gone collection, which load ignores.
                 await trio.to_thread.run_sync(self._save_aliases)
-            await collection.close()
-            await trio.to_thread.run_sync(self._remove_on_disk, collection.path)
         log.info("deleted collection %s", name)
         return True
 
+    async def _serve_again(self, path: Path) -> None:
+        """After a delete failed before the directory moved: the collection is intact on
+        disk, so it is loaded and served again (or reported if even that fails)."""
+        with trio.CancelScope(shield=True):
+            if not path.exists():
+                return
+            collection = await trio.to_thread.run_sync(self._load_one, path)
+            if collection is not None:
+                await self._nursery.start(collection.run)
+                self.collections[collection.name] = collection
+
     def _remove_on_disk(self, path: Path) -> None:
-        doomed = self.collections_dir / f"{DELETED_PREFIX}{path.name}-{uuid.uuid4().hex[:8]}"
+        self.pending_dir.mkdir(parents=True, exist_ok=True)
+        doomed = self.pending_dir / f"delete-{uuid.uuid4().hex}"
         path.rename(doomed)
         fsync_dir(self.collections_dir)
+        fsync_dir(self.pending_dir)
         shutil.rmtree(doomed, ignore_errors=True)
 
     async def update_collection(self, name: str, update: dict) -> None:
         collection = self.get(name)
-        new_config = apply_update(collection.config, update)
-        await collection.set_config(new_config)
+        # Read, merge and write under the collection's config lock: two concurrent PATCH
+        # requests must both take effect, one after the other.
+        async with collection.config_lock:
+            new_config = apply_update(collection.config, update)
+            await collection.set_config(new_config)
 
     async def change_aliases(self, actions: list[dict]) -> None:
         """Apply alias actions as one change: all of them or, on any error, none."""
