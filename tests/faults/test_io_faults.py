@@ -133,33 +133,37 @@ def wait_writable(server, timeout: float = 30) -> None:
     assert ok, (probe_write(server.url, COLLECTION, 100_000).text, issues(server.url), server.log_tail())
 
 
-@pytest.mark.parametrize("errno", [EIO, ENOSPC], ids=["EIO", "ENOSPC"])
-def test_wal_append_failure_acknowledges_nothing(fiu_server, errno):
-    """pwrite of the WAL fails: those writes get 500 "Service internal error: ..." with the
-    cause, none is acknowledged (pwrite wrote nothing, so none may show up later either),
-    an issue names the collection, and the next successful append clears it."""
+def test_wal_append_failure_acknowledges_nothing(fiu_server):
+    """pwrite of the WAL fails (EIO, then ENOSPC): those writes get 500 "Service internal
+    error: ..." with the cause, none is acknowledged (pwrite wrote nothing, so none may show
+    up later either), an issue names the collection, and the next successful append
+    clears it."""
     server = fiu_server
 
     def refused(response):  # the append itself failed: certainly not logged
         return response.status_code == 500 and "WAL write failed" in response.text
 
-    workers = start_load(server, seed=errno, certain_refusal=refused)
-    server.enable("posix/io/rw/pwrite", errno)
-    assert wait_until(lambda: len(errors_of(workers)) >= 10, 10), server.log_tail()
-    assert server.alive()
-    assert check_reads(server.url, COLLECTION) == []
-    board = collection_issues(server)
-    assert any(i["id"].startswith("WAL_WRITE_FAILED/") for i in board), board
-    errors = errors_of(workers)
-    assert [b for w in workers for b in w.bad_answers] == []
-    assert all(status == 500 and "Service internal error" in text for status, text in errors), errors[:3]
-    cause = "Input/output error" if errno == EIO else "No space left on device"
-    assert any(cause in text for _, text in errors), errors[:3]
+    workers = start_load(server, seed=3, certain_refusal=refused)
+    for errno, cause in ((EIO, "Input/output error"), (ENOSPC, "No space left on device")):
+        seen = len(errors_of(workers))
+        server.enable("posix/io/rw/pwrite", errno)
+        try:
+            assert wait_until(lambda: len(errors_of(workers)) >= seen + 10, 10), server.log_tail()
+            reads = check_reads(server.url, COLLECTION)
+            board = collection_issues(server)
+        finally:
+            server.disable("posix/io/rw/pwrite")
+        assert server.alive()
+        assert reads == []
+        assert any(i["id"].startswith("WAL_WRITE_FAILED/") for i in board), board
+        errors = errors_of(workers)[seen:]
+        assert [b for w in workers for b in w.bad_answers] == []
+        assert all(status == 500 and "Service internal error" in text for status, text in errors), errors[:3]
+        assert any(cause in text for _, text in errors), errors[:3]
 
-    server.disable("posix/io/rw/pwrite")
-    wait_writable(server, 10)
-    assert wait_until(lambda: not any(i["id"].startswith("WAL_WRITE_FAILED/") for i in collection_issues(server)), 5)
-    expect_progress(server, workers)
+        wait_writable(server, 10)
+        assert wait_until(lambda: not any(i["id"].startswith("WAL_WRITE_FAILED/") for i in collection_issues(server)), 5)
+        expect_progress(server, workers)
     stop_load(workers)
     check_history(server, workers)
 
@@ -188,64 +192,66 @@ def test_fdatasync_failure_in_the_wal_and_in_flushes(fiu_server):
     check_history(server, workers)
 
 
-@pytest.mark.parametrize("errno", [EIO, ENOSPC], ids=["EIO", "ENOSPC"])
-def test_segment_write_failure_turns_the_collection_red_until_a_retry_applies(fiu_server, errno):
-    """RocksDB's writes fail (write(2) of its log and tables): applying acknowledged
-    operations fails, the collection turns red with the reason, an issue is on the board,
-    new writes are refused with a 5xx, reads go on. Once the fault is off a background
-    retry applies the logged operations and writes are accepted again; nothing
+def test_segment_write_failure_turns_the_collection_red_until_a_retry_applies(fiu_server):
+    """RocksDB's writes fail (write(2) of its log and tables; EIO, then ENOSPC): applying
+    acknowledged operations fails, the collection turns red with the reason, an issue is
+    on the board, new writes are refused with a 5xx, reads go on. Once the fault is off a
+    background retry applies the logged operations and writes are accepted again; nothing
     acknowledged is lost, also after a restart."""
     server = fiu_server
-    workers = start_load(server, seed=11 + errno)
-    server.enable("posix/io/rw/write", errno)
-    try:
-        assert wait_until(lambda: len(errors_of(workers)) >= 10, 10)
-        info = httpx.get(f"{server.url}/collections/{COLLECTION}", timeout=10).json()["result"]
-        reads = check_reads(server.url, COLLECTION)
-        board = collection_issues(server)
-        alive = server.alive()
-    finally:
-        server.disable("posix/io/rw/write")  # before asserting: the server's own log needs write(2)
-    assert alive, server.log_tail()
-    assert reads == []
-    assert info["status"] == "red", info
-    assert isinstance(info["optimizer_status"], dict) and info["optimizer_status"]["error"], info
-    assert board, issues(server.url)
-    assert [b for w in workers for b in w.bad_answers] == []
-    assert all(status >= 500 for status, _ in errors_of(workers)), errors_of(workers)[:3]
+    workers = start_load(server, seed=11)
+    for errno in (EIO, ENOSPC):
+        seen = len(errors_of(workers))
+        server.enable("posix/io/rw/write", errno)
+        try:
+            assert wait_until(lambda: len(errors_of(workers)) >= seen + 10, 10)
+            info = httpx.get(f"{server.url}/collections/{COLLECTION}", timeout=10).json()["result"]
+            reads = check_reads(server.url, COLLECTION)
+            board = collection_issues(server)
+            alive = server.alive()
+        finally:
+            server.disable("posix/io/rw/write")  # before asserting: the server's own log needs write(2)
+        assert alive, server.log_tail()
+        assert reads == []
+        assert info["status"] == "red", info
+        assert isinstance(info["optimizer_status"], dict) and info["optimizer_status"]["error"], info
+        assert board, issues(server.url)
+        assert [b for w in workers for b in w.bad_answers] == []
+        assert all(status >= 500 for status, _ in errors_of(workers)), errors_of(workers)[:3]
 
-    wait_writable(server, 30)
-    assert wait_until(lambda: collection_issues(server) == [], 30, 0.25), collection_issues(server)
-    info = httpx.get(f"{server.url}/collections/{COLLECTION}", timeout=10).json()["result"]
-    assert info["status"] in ("green", "yellow"), info
-    expect_progress(server, workers)
+        wait_writable(server, 15)
+        assert wait_until(lambda: collection_issues(server) == [], 15, 0.25), collection_issues(server)
+        info = httpx.get(f"{server.url}/collections/{COLLECTION}", timeout=10).json()["result"]
+        assert info["status"] in ("green", "yellow"), info
+        expect_progress(server, workers)
     stop_load(workers)
     check_history(server, workers)
 
 
-@pytest.mark.parametrize("errno", [EIO, ENOSPC], ids=["EIO", "ENOSPC"])
-def test_failing_config_write_keeps_the_old_config(fiu_server, errno):
-    """PATCH /collections/{c} while config.json cannot be written (its fsync fails): the
-    request fails cleanly in Qdrant's envelope, the config on disk stays the old one,
-    whole (never empty or corrupt), the collection keeps the old config in memory, and a
-    restart shows it. Once the fault is gone, the same PATCH works."""
+def test_failing_config_write_keeps_the_old_config(fiu_server):
+    """PATCH /collections/{c} while config.json cannot be written (its fsync fails with EIO,
+    then ENOSPC): the request fails cleanly in Qdrant's envelope, the config on disk stays
+    the old one, whole (never empty or corrupt), no temporary file is left, the collection
+    keeps the old config in memory, and a restart shows it. Once the fault is gone, the
+    same PATCH works and survives a restart."""
     server = fiu_server
     config_path = server.storage / "collections" / COLLECTION / "config.json"
     before_disk = config_path.read_bytes()
     before = httpx.get(f"{server.url}/collections/{COLLECTION}", timeout=10).json()["result"]["config"]
     patch = {"optimizers_config": {"indexing_threshold": 777}}
 
-    server.enable("posix/io/sync/fsync", errno)
-    try:
-        response = httpx.patch(f"{server.url}/collections/{COLLECTION}", json=patch, timeout=30)
-    finally:
-        server.disable("posix/io/sync/fsync")
-    assert 500 <= response.status_code < 600 and is_envelope_error(response), response.text
-    assert server.alive(), server.log_tail()
-    assert config_path.read_bytes() == before_disk
-    assert not list(config_path.parent.glob("config.json*.tmp")), "a temporary config file was left behind"
-    now = httpx.get(f"{server.url}/collections/{COLLECTION}", timeout=10).json()["result"]["config"]
-    assert now == before
+    for errno in (EIO, ENOSPC):
+        server.enable("posix/io/sync/fsync", errno)
+        try:
+            response = httpx.patch(f"{server.url}/collections/{COLLECTION}", json=patch, timeout=30)
+        finally:
+            server.disable("posix/io/sync/fsync")
+        assert 500 <= response.status_code < 600 and is_envelope_error(response), response.text
+        assert server.alive(), server.log_tail()
+        assert config_path.read_bytes() == before_disk
+        assert not list(config_path.parent.glob("config.json*.tmp")), "a temporary config file was left behind"
+        now = httpx.get(f"{server.url}/collections/{COLLECTION}", timeout=10).json()["result"]["config"]
+        assert now == before
 
     server.kill()
     server.start()
@@ -261,11 +267,13 @@ def test_failing_config_write_keeps_the_old_config(fiu_server, errno):
     assert config["optimizer_config"]["indexing_threshold"] == 777
 
 
-def test_failing_manifest_write_in_an_optimizer_swap_keeps_a_valid_collection(tmp_path):
-    """The optimizer's manifest swap meets ENOSPC (every fsync fails while it builds and
-    swaps): the optimization fails cleanly (the optimizer reports it), the manifest on disk
-    names a complete set of segments, writes go on once the fault is off, and a restart
-    holds every acknowledged write."""
+def test_fsync_failure_during_an_optimization_keeps_a_valid_collection(tmp_path):
+    """Every fsync fails with ENOSPC for two seconds while the optimizer indexes new points
+    (its segment builds and its manifest swap need fsync; RocksDB's flushes too): the
+    optimization fails cleanly, the manifest on disk names only complete segment
+    directories, reads go on, writes are accepted again once the fault is off, and a
+    restart holds every acknowledged write. (A failing manifest write itself, step by step,
+    is tests/faults/test_atomic_writes.py.)"""
     server = FiuServer(tmp_path).start()
     try:
         create_collection(server.url, COLLECTION, optimizers_config={"flush_interval_sec": 1, "indexing_threshold": 1})
