@@ -36,13 +36,21 @@ live state. Modes:
   the old size that were not written read as zeros); the namespace journal keeps a random
   prefix.
 
+An *armed* cut (`arm(mode, seed, skip, path_contains)`) happens at the moment the disk is
+busiest: when the (skip+1)-th fsync/fdatasync of a matching file arrives, before it makes
+anything durable (it fails with EIO, as does every later operation). That lands a cut
+between a WAL's write and its fdatasync, the moment a torn batch exists.
+
 A clean unmount (`unmount()`) makes everything durable first, like a clean shutdown.
+
+`python powercutfs.py --tree STATEFILE` lists what a cut left (sizes, no mount needed).
 
 The filesystem runs in its own process (`python powercutfs.py MOUNTPOINT STATEFILE`): the
 FUSE loop on the main thread (single-threaded), commands on stdin (``cut MODE SEED``,
-``sync``, ``stats``, ``umount``), one JSON answer line each on stdout. The kernel keeps
-POSIX and flock locks itself (no `lock`/`flock` ops are registered), which is what
-RocksDB's LOCK file needs. mmap reads work through the page cache (no direct_io).
+``arm MODE SEED SKIP [PATH]``, ``sync``, ``stats``, ``umount``), one JSON answer line
+each on stdout. The kernel keeps POSIX and flock locks itself (no `lock`/`flock` ops are
+registered), which is what RocksDB's LOCK file needs. mmap reads work through the page
+cache (no direct_io).
 `PowerCutFS` below drives that process from a test; `unavailable_reason()` says why FUSE
 cannot be used here, if it cannot.
 """
@@ -643,6 +651,12 @@ def _fuse_main(mountpoint: str, state_file: str) -> int:
         @locked
         def fsync(self, path, datasync, fh):
             model.check()
+            if armed and armed["path"] in (path or ""):
+                if armed["skip"] <= 0:  # the power goes while this fsync waits for the disk
+                    # frozen, not unmounted: the test kills the users, then `cut` unmounts
+                    cut_locked(armed["mode"], armed["seed"], f"fsync of {path}")
+                    raise FsError(errno.EIO)
+                armed["skip"] -= 1
             model.fsync_inode(model.node_of(path, fh).ino)
             return 0
 
@@ -671,6 +685,23 @@ def _fuse_main(mountpoint: str, state_file: str) -> int:
         def rename_fuse_3(self, old, new, flags):  # mfusepy drops renameat2 flags: keep them
             return self.operations.rename(old.decode(), new.decode(), flags)
 
+    armed: dict = {}  # an armed cut: mode, seed, skip (fsyncs to let through), path filter
+    last_cut: dict = {}
+
+    def cut_locked(mode: str, seed: int | None, trigger: str) -> dict:
+        """Cut the power now (the caller holds the lock): save the durable state, freeze."""
+        info = {"mode": mode, "seed": seed, "trigger": trigger, "time": time.time(),
+                "unsynced_files": sum(1 for n in model.inodes.values() if n.pending),
+                "unsynced_dir_ops": len(model.journal)}
+        state = model.durable_state(mode, random.Random(seed))
+        model.frozen = True  # the power is off: nothing changes any more
+        model.stats["cuts"] += 1
+        save(state)
+        info["files"] = sum(1 for v in state["inodes"].values() if v[0] == "f")
+        armed.clear()
+        last_cut.update(info)
+        return info
+
     def save(state: dict) -> None:
         tmp = state_file + ".tmp"
         with open(tmp, "wb") as f:
@@ -690,15 +721,14 @@ def _fuse_main(mountpoint: str, state_file: str) -> int:
                     mode = words[1] if len(words) > 1 else "lose"
                     seed = int(words[2]) if len(words) > 2 else None
                     with lock:
-                        unsynced_files = sum(1 for n in model.inodes.values() if n.pending)
-                        unsynced_dir_ops = len(model.journal)
-                        state = model.durable_state(mode, random.Random(seed))
-                        model.frozen = True  # the power is off: nothing changes any more
-                        model.stats["cuts"] += 1
-                        save(state)
-                    reply({"ok": True, "files": sum(1 for v in state["inodes"].values() if v[0] == "f"),
-                           "unsynced_files": unsynced_files, "unsynced_dir_ops": unsynced_dir_ops})
+                        info = dict(last_cut) if model.frozen else cut_locked(mode, seed, "command")
+                    reply({"ok": True, **info})
                     unmount_soon()
+                elif words[0] == "arm":  # arm MODE SEED SKIP [PATH_SUBSTRING]
+                    with lock:
+                        armed.update(mode=words[1], seed=int(words[2]), skip=int(words[3]),
+                                     path=words[4] if len(words) > 4 else "")
+                    reply({"ok": True})
                 elif words[0] == "sync":
                     with lock:
                         model.sync_all()
@@ -706,6 +736,7 @@ def _fuse_main(mountpoint: str, state_file: str) -> int:
                 elif words[0] == "stats":
                     with lock:
                         reply({"ok": True, **model.stats, "inodes": len(model.inodes),
+                               "cut": dict(last_cut) or None,
                                "unsynced_files": sum(1 for n in model.inodes.values() if n.pending),
                                "unsynced_dir_ops": len(model.journal)})
                 elif words[0] == "umount":  # clean shutdown: everything durable
@@ -798,12 +829,32 @@ class PowerCutFS:
             time.sleep(0.01)
         return self
 
-    def cut(self, mode: str = "lose", seed: int | None = None) -> dict:
-        """Cut the power: keep only the durable state (module docstring), unmount. Every
-        process using the mount must be dead already (SIGKILL it first)."""
+    def cut(self, mode: str = "lose", seed: int | None = None, wait: bool = True) -> dict:
+        """Cut the power: keep only the durable state (module docstring), unmount. From the
+        cut on every operation on the mount fails with EIO. The unmount completes when no
+        process has a file open on the mount any more: SIGKILL the users first, or pass
+        wait=False, close your files and call wait_unmounted()."""
         answer = self._command(f"cut {mode} {seed if seed is not None else random.randrange(2**32)}")
-        self._wait_gone()
+        if wait:
+            self.wait_unmounted()
         return answer
+
+    def wait_unmounted(self, timeout: float = 20.0) -> None:
+        self._wait_gone(timeout)
+
+    def arm(self, mode: str, seed: int, skip: int = 0, path_contains: str = "") -> None:
+        """Cut the power at a moment the disk is busy: when the (skip+1)-th fsync or
+        fdatasync of a file whose path contains `path_contains` arrives, before it makes
+        anything durable. That fsync fails with EIO, and so does every later operation.
+        Poll with cut_happened(); then kill the users and call cut() (which answers with
+        that cut's details and unmounts)."""
+        if " " in path_contains or "\n" in path_contains:
+            raise ValueError("path_contains may not hold spaces")
+        self._command(f"arm {mode} {seed} {skip} {path_contains}".rstrip())
+
+    def cut_happened(self) -> dict | None:
+        """The details of the cut once one happened (armed or commanded), else None."""
+        return self.stats().get("cut")
 
     def sync(self) -> dict:
         return self._command("sync")
@@ -879,5 +930,30 @@ class PowerCutFS:
             return ""
 
 
+def tree(state_file: Path | str) -> list[str]:
+    """The paths of a saved state with their sizes (files) or a trailing / (directories),
+    for looking at what a cut left without mounting it."""
+    with open(state_file, "rb") as f:
+        inodes = pickle.load(f)["inodes"]
+    lines: list[str] = []
+
+    def walk(ino: int, prefix: str) -> None:
+        for name, child in sorted(inodes[ino][2].items()):
+            kind, _mode, value = inodes[child]
+            if kind == "d":
+                lines.append(f"{prefix}{name}/")
+                walk(child, f"{prefix}{name}/")
+            elif kind == "l":
+                lines.append(f"{prefix}{name} -> {value}")
+            else:
+                lines.append(f"{prefix}{name} {len(value)}")
+
+    walk(ROOT, "/")
+    return lines
+
+
 if __name__ == "__main__":
+    if sys.argv[1] == "--tree":  # python powercutfs.py --tree STATEFILE
+        print("\n".join(tree(sys.argv[2])))
+        sys.exit(0)
     sys.exit(_fuse_main(sys.argv[1], sys.argv[2]))
