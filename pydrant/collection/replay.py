@@ -16,40 +16,46 @@ import sys
 from pathlib import Path
 
 from pydrant.collection import apply as applying
-from pydrant.collection.payload_index import PayloadIndexTable
-from pydrant.collection.collection import CONFIG_FILE, MANIFEST_FILE, SEGMENTS_DIR, WAL_DIR
+from pydrant.collection.collection import CONFIG_FILE, MANIFEST_FILE, SEGMENTS_DIR, WAL_DIR, Collection
 from pydrant.collection.config import vector_schema
+from pydrant.collection.payload_index import PayloadIndexTable
+from pydrant.errors import BadInput
 from pydrant.segments.appendable import AppendableSegment
-from pydrant.storage.files import read_json, write_json_atomic
-from pydrant.wal import Wal
+from pydrant.storage.files import read_json
+from pydrant.wal.scan import read_log
 
 
 def replay_into(wal_path: Path, target: Path, config: dict) -> dict:
-    """Apply every WAL record to a fresh segment in `target`; returns a summary."""
-    if target.exists() and any(target.iterdir()):
-        raise FileExistsError(f"{target} is not empty")
-    target.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(target / CONFIG_FILE, config)
+    """Apply every WAL record to a fresh collection in `target`; returns a summary.
+
+    The source is only read (`read_log`): no torn tail is cut and no file is touched, so
+    the WAL of a running collection may be replayed. The new collection is laid out by
+    `Collection.initialise`, as a created one is."""
+    if target.exists():
+        if any(target.iterdir()):
+            raise FileExistsError(f"{target} is not empty")
+        target.rmdir()  # initialise creates it
+    Collection.initialise(target, target.name, config)
     schema = vector_schema(config)
-    segment_id = "replayed"
-    segment = AppendableSegment.create(target / SEGMENTS_DIR / segment_id, schema)
-    source = Wal(wal_path)
+    (segment_id,) = read_json(target / MANIFEST_FILE)["segments"]
+    segment = AppendableSegment.open(target / SEGMENTS_DIR / segment_id, schema)
     index_table = PayloadIndexTable.load(target)
     first = last = None
     records = 0
     try:
-        for op_num, operation in source.read():
-            applying.apply_logged([segment], schema, index_table, op_num, operation)
+        for op_num, operation in read_log(wal_path):
+            try:
+                applying.apply_logged([segment], schema, index_table, op_num, operation)
+            except BadInput:
+                pass  # refused live the same way: it changed nothing there either
             first = op_num if first is None else first
             last = op_num
             records += 1
+        points = segment.point_count
+        segment.flush()
     finally:
-        source.close()
-    points = segment.point_count
-    segment.flush()
-    segment.close()
-    shutil.copytree(wal_path, target / WAL_DIR, ignore=shutil.ignore_patterns("*.tr*"))
-    write_json_atomic(target / MANIFEST_FILE, {"segments": [segment_id]})
+        segment.close()
+    shutil.copytree(wal_path, target / WAL_DIR, ignore=shutil.ignore_patterns("*.tr*"), dirs_exist_ok=True)
     return {"records": records, "first_op_num": first, "last_op_num": last, "points": points}
 
 

@@ -271,3 +271,22 @@ def iter_records(path: Path, data_end: int, *, from_op_num: int | None = None) -
         if not skipping:
             yield record
         offset += record.size
+
+
+def read_log(directory: Path, from_op_num: int | None = None) -> Iterator[tuple[int, object]]:
+    """`(op_num, value)` of every complete record in the WAL in `directory`, read-only.
+
+    Unlike opening a `Wal`, this never cuts a torn tail, trims or creates a file: tools may
+    point it at the WAL of a running collection. An incomplete last batch is left out (it
+    was never acknowledged); corruption raises CorruptWal."""
+    scan = scan_log(directory)
+    corruption = scan.first_corruption()
+    if corruption is not None:
+        raise corruption.corrupt_wal()
+    for file_scan in scan.files:
+        if not file_scan.records:
+            continue
+        if from_op_num is not None and file_scan.last_op_num is not None and file_scan.last_op_num < from_op_num:
+            continue
+        for record in iter_records(file_scan.path, file_scan.data_end, from_op_num=from_op_num):
+            yield record.op_num, record.value

@@ -8,6 +8,7 @@ equal a dict model of the history.
 from __future__ import annotations
 
 import numpy as np
+import orjson
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -115,8 +116,34 @@ def test_replay_tool_builds_a_loadable_collection(tmp_path):
     wal.close()
     summary = replay_into(tmp_path / "wal", tmp_path / "out", CONFIG)
     assert summary == {"records": 3, "first_op_num": 1, "last_op_num": 3, "points": 1}
-    segment = AppendableSegment.open(tmp_path / "out" / "segments" / "replayed", SCHEMA)
+    (segment_id,) = orjson.loads((tmp_path / "out" / "manifest.json").read_bytes())["segments"]
+    segment = AppendableSegment.open(tmp_path / "out" / "segments" / segment_id, SCHEMA)
     try:
         assert state_of(segment) == {2: ((0.0,) * DIM, {"a": 2, "b": 5})}
     finally:
         segment.close()
+
+
+def test_replay_reads_a_live_wal_without_changing_a_byte(tmp_path):
+    """`pydrant wal replay` pointed at the WAL of a running collection (open for appends,
+    with a torn tail being written) must not cut, trim or create anything in it."""
+    import hashlib
+
+    wal_dir = tmp_path / "wal"
+    live = Wal(wal_dir, capacity_bytes=64 * 1024)
+    for op_num in range(1, 40):
+        live.append(op_num, _upsert([(op_num % 7, np.full(DIM, op_num, dtype=np.float32), {"a": op_num % 3})]))
+    last_file = sorted(wal_dir.glob("*.wal"))[-1]
+    with open(last_file, "r+b") as f:  # a record being written right now: a torn tail
+        f.seek(live.statistics()["bytes"] - sum(p.stat().st_size for p in sorted(wal_dir.glob("*.wal"))[:-1]))
+        f.write(b"\x40\x00\x00\x00\x12\x34")
+
+    def fingerprint():
+        return {p.name: (p.stat().st_size, hashlib.sha256(p.read_bytes()).hexdigest()) for p in sorted(wal_dir.iterdir())}
+
+    before = fingerprint()
+    summary = replay_into(wal_dir, tmp_path / "copy", CONFIG)
+    assert fingerprint() == before
+    assert summary["records"] == 39 and summary["points"] == 7
+    live.append(40, _upsert([(1, np.zeros(DIM, dtype=np.float32), {})]))  # the writer carries on
+    live.close()
