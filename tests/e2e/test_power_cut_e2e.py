@@ -4,7 +4,11 @@ the power goes. Under concurrent write load the server is SIGKILLed, the power i
 (unsynced file content and directory entries are lost, sometimes torn), the filesystem is
 mounted again and the server restarted on it. After every restart every acknowledged
 operation must be there (docs/durability.md: acknowledged = in the WAL and fdatasync'ed),
-nothing else may come back, and the server must start.
+nothing else may come back, and the server must start. Half of the cuts are armed: the
+power goes when the Nth fsync of a WAL file, of a segment file or of any file arrives
+(a group commit written but not synced, a RocksDB flush, an optimizer swap's files), the
+server keeps running on a dead disk until it is killed, and every write it refuses after
+that moment is fine (before it, none may fail).
 
 The load: worker threads with disjoint id ranges upsert (vector + payload, single and
 multi-point, some payloads spanning several 4 KiB pages), delete and set_payload, half of
