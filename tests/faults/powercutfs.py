@@ -50,7 +50,9 @@ FUSE loop on the main thread (single-threaded), commands on stdin (``cut MODE SE
 ``arm MODE SEED SKIP [PATH]``, ``sync``, ``stats``, ``umount``), one JSON answer line
 each on stdout. The kernel keeps POSIX and flock locks itself (no `lock`/`flock` ops are
 registered), which is what RocksDB's LOCK file needs. mmap reads work through the page
-cache (no direct_io).
+cache (no direct_io). A file unlinked while open can still be read, written, truncated and
+synced through its descriptor, but `fstat` on it fails with ESTALE (libfuse's high-level
+API has no path for it; pydrant and RocksDB do not do that).
 `PowerCutFS` below drives that process from a test; `unavailable_reason()` says why FUSE
 cannot be used here, if it cannot.
 """
@@ -684,6 +686,10 @@ def _fuse_main(mountpoint: str, state_file: str) -> int:
     class Fuse(mfusepy.FUSE):
         def rename_fuse_3(self, old, new, flags):  # mfusepy drops renameat2 flags: keep them
             return self.operations.rename(old.decode(), new.decode(), flags)
+
+        def truncate_fuse_3(self, path, length, fip):  # and ftruncate's handle (unlinked files)
+            fh = fip.contents.fh if fip else None
+            return self.operations.truncate(None if path is None else path.decode(), length, fh)
 
     armed: dict = {}  # an armed cut: mode, seed, skip (fsyncs to let through), path filter
     last_cut: dict = {}
