@@ -164,14 +164,14 @@ class Churn(threading.Thread):
                 self.acknowledged += 1
 
 
-def scroll_all(http: httpx.Client, collection: str) -> list[dict]:
+def scroll_all(http: httpx.Client, collection: str, where: str) -> list[dict]:
     points, offset = [], None
     while True:
         body = {"limit": 500, "with_payload": True, "with_vector": True}
         if offset is not None:
             body["offset"] = offset
         response = http.post(f"/collections/{collection}/points/scroll", json=body)
-        assert response.status_code == 200, response.text[:500]
+        assert response.status_code == 200, f"scroll of {collection!r}: {response.text[:1000]}; {where}"
         result = response.json()["result"]
         points.extend(result["points"])
         offset = result["next_page_offset"]
@@ -179,15 +179,15 @@ def scroll_all(http: httpx.Client, collection: str) -> list[dict]:
             return points
 
 
-def exact_count(http: httpx.Client, collection: str) -> int | None:
+def exact_count(http: httpx.Client, collection: str, where: str) -> int | None:
     """Exact number of points, None if the collection does not exist; fails on a
     collection that exists but did not load."""
     response = http.get(f"/collections/{collection}")
     if response.status_code == 404:
         return None
-    assert response.status_code == 200, f"GET /collections/{collection}: {response.text[:1000]}"
+    assert response.status_code == 200, f"GET /collections/{collection}: {response.text[:1000]}; {where}"
     response = http.post(f"/collections/{collection}/points/count", json={"exact": True})
-    assert response.status_code == 200, f"collection {collection!r} is not usable: {response.text[:1000]}"
+    assert response.status_code == 200, f"collection {collection!r} is not usable: {response.text[:1000]}; {where}"
     return response.json()["result"]["count"]
 
 
@@ -258,7 +258,7 @@ def test_acknowledged_writes_survive_power_cuts(powercut):
                 pytest.fail(f"server did not start after a power cut, {where}:\n{exc}")
 
             with httpx.Client(base_url=server.url, timeout=30) as http:
-                stored = scroll_all(http, COLLECTION)
+                stored = scroll_all(http, COLLECTION, where)
                 ids = [p["id"] for p in stored]
                 assert len(ids) == len(set(ids)), f"scroll returned a point twice, {where}"
                 state = {p["id"]: (p["payload"], p["vector"]) for p in stored}
@@ -280,12 +280,12 @@ def test_acknowledged_writes_survive_power_cuts(powercut):
                     else:
                         model.pop(point_id, None)
                 info = http.get(f"/collections/{COLLECTION}").json()["result"]
-                count = exact_count(http, COLLECTION)
+                count = exact_count(http, COLLECTION, where)
                 assert info["points_count"] == count == len(model), (
                     f"points_count {info['points_count']}, exact count {count}, live points {len(model)} "
                     f"(a resurrected or duplicated point?); {where}")
 
-                stored_churn = exact_count(http, CHURN)
+                stored_churn = exact_count(http, CHURN, where)
                 allowed = [churn.state] + ([churn.in_flight[0]] if churn.in_flight else [])
                 assert stored_churn in allowed, (
                     f"collection {CHURN!r}: holds {stored_churn!r} points (None = absent), acknowledged "
