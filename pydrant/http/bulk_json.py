@@ -21,7 +21,7 @@ import threading
 import numpy as np
 import simdjson
 
-from pydrant.http.validation import parse_json
+from pydrant.http.validation import check_depth, parse_json
 
 
 _PARSERS = threading.local()  # a simdjson parser keeps its buffers between documents
@@ -71,6 +71,7 @@ class _BulkParse:
                 body[key] = self.plain(value)
         if raw.count(b"[") != self.brackets:
             raise _NotBulk  # a nested array hides inside something taken as a vector
+        check_depth(body)  # the vectors are arrays now: this walks ids and payloads
         return body
 
     def batch(self, batch) -> dict:

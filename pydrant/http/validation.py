@@ -15,6 +15,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import orjson
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
@@ -25,14 +26,52 @@ _CONSTRAINTS: dict[str, dict[str, dict]] = json.loads(
 )
 
 
+# Qdrant parses bodies with serde_json, whose recursion limit (128) refuses a document nested
+# 128 levels deep: 400 "recursion limit exceeded". orjson allows 1024, and values nested that
+# deep broke what comes after the parse (pydantic's serializer, the formula compiler, CBOR
+# decoding of a stored payload on every later read), so the limit is Qdrant's.
+MAX_JSON_DEPTH = 127
+
+
 def parse_json(raw: bytes) -> Any:
     """Parse a request body; an empty body is `None` (several endpoints allow it)."""
     if not raw or not raw.strip():
         return None
     try:
-        return orjson.loads(raw)
+        data = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
         raise BadInput(f"Json deserialize error: {exc}") from None
+    check_depth(data)
+    return data
+
+
+def check_depth(value: Any) -> None:
+    """BadInput when parsed JSON (plain values; numpy arrays count their dimensions) nests
+    deeper than MAX_JSON_DEPTH. Iterative, and a list holding no container is skipped at C
+    speed (`set(map(type, ...))`), so a body of long vectors costs little."""
+    stack = [(value, 1)]
+    pop, push = stack.pop, stack.append
+    while stack:
+        item, depth = pop()
+        if type(item) is np.ndarray:
+            depth += item.ndim - 1
+        if depth > MAX_JSON_DEPTH:
+            raise BadInput(
+                f"Json deserialize error: recursion limit exceeded: the body nests deeper than {MAX_JSON_DEPTH} levels"
+            )
+        if type(item) is dict:
+            children = item.values()
+        elif type(item) is list:
+            kinds = set(map(type, item))
+            if dict not in kinds and list not in kinds and np.ndarray not in kinds:
+                continue
+            children = item
+        else:
+            continue
+        for child in children:
+            kind = type(child)
+            if kind is dict or kind is list or kind is np.ndarray:
+                push((child, depth + 1))
 
 
 @lru_cache(maxsize=None)

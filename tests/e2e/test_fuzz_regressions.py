@@ -81,3 +81,59 @@ def test_query_batch_with_sparse_query_answers_as_query_does(http, cols, query):
     first = batch.json()["result"][0]["points"]
     assert [(p["id"], p["score"]) for p in first] == [(p["id"], p["score"]) for p in single.json()["result"]["points"]]
     assert [p["id"] for p in first] == [1, 2]
+
+
+# -- JSON nested deeper than Qdrant's parser allows -------------------------------------------
+# serde_json (Qdrant's parser) stops at 128 levels: 400 "recursion limit exceeded". pydrant
+# parsed up to orjson's 1024, and deep values then broke pydantic's serializer, the formula
+# compiler (RecursionError) or, for a stored payload, every later read of the point.
+
+
+def nested(depth: int, leaf: str = "1", key: str = "a") -> str:
+    return f'{{"{key}":' * depth + leaf + "}" * depth
+
+
+def post_raw(http, method, path, text):
+    return http.request(method, path, content=text.encode(), headers={"content-type": "application/json"})
+
+
+@pytest.mark.parametrize("method,path,body", [
+    ("PUT", "/collections/fz_plain/points?wait=true", '{"points": [{"id": 7, "vector": [1, 2], "payload": %s}]}'),
+    ("PUT", "/collections/fz_plain/points?wait=true", '{"batch": {"ids": [7], "vectors": [[1, 2]], "payloads": [%s]}}'),
+    ("POST", "/collections/fz_plain/points/payload?wait=true", '{"points": [1], "payload": %s}'),
+    ("POST", "/collections/fz_plain/points/batch?wait=true", '{"operations": [{"set_payload": {"points": [1], "payload": %s}}]}'),
+    ("POST", "/collections/fz_plain/points/scroll", '{"filter": {"must": [{"key": "a", "match": {"value": 1}}]}, "x": %s}'),
+])
+@pytest.mark.parametrize("depth", [200, 600])
+def test_json_nested_too_deep_is_400(http, cols, method, path, body, depth):
+    before = count(http, "fz_plain")
+    assert_4xx(post_raw(http, method, path, body % nested(depth)), "recursion limit exceeded")
+    assert count(http, "fz_plain") == before
+
+
+@pytest.mark.parametrize("depth", [200, 600])
+def test_deep_formula_is_400(http, cols, depth):
+    formula = '{"neg":' * depth + "1" + "}" * depth
+    r = post_raw(http, "POST", "/collections/fz_plain/points/query",
+                 '{"prefetch": {"query": [1, 2]}, "query": {"formula": %s}}' % formula)
+    assert_4xx(r, "recursion limit exceeded")
+
+
+def test_payload_nested_just_within_the_limit_is_stored_and_read_back(http, cols):
+    # the body's own levels: {"points": [{"payload": ...}]} is 3, so the payload may have 124
+    payload = nested(123)
+    r = post_raw(http, "PUT", "/collections/fz_plain/points?wait=true",
+                 '{"points": [{"id": 8, "vector": [1, 2], "payload": %s}]}' % payload)
+    assert r.status_code == 200, r.text
+    got = http.get("/collections/fz_plain/points/8")
+    assert got.status_code == 200, got.text
+    depth, value = 0, got.json()["result"]["payload"]
+    while isinstance(value, dict):
+        depth, value = depth + 1, value["a"]
+    assert depth == 123
+    r = post_raw(http, "POST", "/collections/fz_plain/points/payload?wait=true", '{"points": [8], "payload": %s}' % payload)
+    assert r.status_code == 200, r.text
+    formula = '{"neg":' * 120 + "1" + "}" * 120
+    r = post_raw(http, "POST", "/collections/fz_plain/points/query",
+                 '{"prefetch": {"query": [1, 2]}, "query": {"formula": %s}}' % formula)
+    assert r.status_code == 200, r.text

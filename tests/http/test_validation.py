@@ -34,3 +34,27 @@ def test_to_plain_uses_aliases_and_drops_nulls():
     assert to_plain(match) == {"except": [1, 2]}
     params = deserialize(models.VectorParams, {"size": 3, "distance": "Dot"})
     assert to_plain(params) == {"size": 3, "distance": "Dot"}
+
+
+
+def test_check_depth_allows_127_levels_and_refuses_128():
+    import numpy as np
+
+    from pydrant.http.validation import MAX_JSON_DEPTH, check_depth
+
+    def nested(depth, leaf=1):
+        for i in range(depth):
+            leaf = {"a": leaf} if i % 2 else [0.5, leaf]
+        return leaf
+
+    check_depth(nested(MAX_JSON_DEPTH))
+    with pytest.raises(BadInput, match="recursion limit exceeded"):
+        check_depth(nested(MAX_JSON_DEPTH + 1))
+    with pytest.raises(BadInput, match="recursion limit exceeded"):
+        parse_json(b"[" * 128 + b"]" * 128)
+    assert parse_json(b"[" * 127 + b"]" * 127) is not None
+    # a numpy array (a parsed vector column) counts its dimensions, like the JSON arrays it was
+    check_depth(nested(MAX_JSON_DEPTH - 2, np.zeros((2, 2))))
+    with pytest.raises(BadInput):
+        check_depth(nested(MAX_JSON_DEPTH - 1, np.zeros((2, 2))))
+    check_depth({"points": [[1.0] * 100 for _ in range(100)]})
