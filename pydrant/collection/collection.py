@@ -87,6 +87,7 @@ class Collection:
         # kept from `op_num` on (docs/durability.md).
         self.apply_failure: tuple[int, str] | None = None
         self._apply_retry = trio.Event()
+        self._reopen_needed = False  # the next retry opens the segments again first
         # Set when a manifest write failed: the manifest on disk may list the old segments
         # or the new ones, so the WAL is kept and no segment directory is removed until a
         # manifest write of the live list succeeds.
@@ -120,13 +121,7 @@ class Collection:
         manifest = read_json(path / MANIFEST_FILE)
         _remove_unlisted_segments(path / SEGMENTS_DIR, set(manifest["segments"]))
         segments = [open_segment(path / SEGMENTS_DIR / sid, schema) for sid in manifest["segments"]]
-        wal_config = config.get("wal_config") or {}
-        wal = Wal(
-            path / WAL_DIR,
-            capacity_bytes=wal_config.get("wal_capacity_mb", 32) * 1024 * 1024,
-            segments_ahead=wal_config.get("wal_segments_ahead", 0),
-        )
-        collection = cls(path, config, wal, segments)
+        collection = cls(path, config, _open_wal(path, config), segments)
         collection._build_payload_indexes()
         collection._replay_wal()
         return collection
@@ -269,8 +264,11 @@ class Collection:
         with trio.CancelScope(shield=True):
             try:
                 self._check_writable()  # the failure may have come after these were queued
-            except ServiceError as exc:
-                self._refuse(batch, exc)
+                if self.wal.failed:
+                    await trio.to_thread.run_sync(self._reopen_wal)
+            except Exception as exc:
+                self._refuse(batch, exc if isinstance(exc, ServiceError) else ServiceError(
+                    f"Service internal error: WAL write failed: {exc}"))
                 return
             for pending in batch:
                 pending.op_num = self.next_op_num
@@ -297,6 +295,22 @@ class Collection:
             if self.apply_failure is not None:
                 self._apply_retry.set()
             self.optimizer.wake()
+
+    def _reopen_wal(self) -> None:
+        """Open the WAL again after a failed write it could not undo: the scan cuts what
+        that write left, or keeps its records when they reached the disk whole. Such
+        records were answered as failed but are in the log, so they are applied now (as a
+        restart would) and their op_nums are not given out again."""
+        with self.apply_lock:
+            self.wal.close()
+            self.wal = _open_wal(self.path, self.config)
+            log.warning("collection %s: WAL opened again after a failed write", self.name)
+            for op_num, operation in self.wal.read(self.applied_op_num + 1):
+                try:
+                    self._apply(op_num, operation)
+                except BadInput:
+                    self.applied_op_num = max(self.applied_op_num, op_num)
+            self.next_op_num = max(self.next_op_num, (self.wal.last_op_num or 0) + 1)
 
     def _apply_batch(self, batch: list[PendingUpdate]) -> None:
         with self.apply_lock:
@@ -332,7 +346,17 @@ class Collection:
             f"({self.apply_failure[1]}); it will be applied when the cause is fixed"
         )
 
+    def _storage_failed(self, exc: Exception) -> None:
+        """A flush failed: RocksDB refuses every write after that until it is opened again,
+        so writes wait for the retrier to reopen the segments and replay."""
+        with self.apply_lock:
+            self._reopen_needed = True
+            if self.apply_failure is None:
+                self._set_apply_failure(self.applied_op_num + 1, exc)
+
     def _set_apply_failure(self, op_num: int, exc: Exception) -> None:
+        """Called with `apply_lock` held: the retrier clears the failure under it, and an
+        update batch reads it under it, so none of the three can interleave."""
         reason = f"{type(exc).__name__}: {exc}"
         self.apply_failure = (op_num, reason)
         self.last_error = f"applying operation {op_num} failed: {reason}"
@@ -350,28 +374,47 @@ class Collection:
             await self._apply_retry.wait()
             self._apply_retry = trio.Event()
             delay = RETRY_FIRST_SECONDS
+            attempt = 0
             while self.apply_failure is not None:
                 await trio.sleep(delay)
                 delay = min(delay * 2, RETRY_MAX_SECONDS)
-                await trio.to_thread.run_sync(self._retry_apply)
+                await trio.to_thread.run_sync(self._retry_apply, attempt > 0 or self._reopen_needed)
+                attempt += 1
 
-    def _retry_apply(self) -> None:
+    def _retry_apply(self, reopen: bool) -> None:
+        """One retry. The first applies the log from the failed operation on; later ones
+        first open every segment again, since RocksDB refuses all writes after a failed
+        one until it is reopened, and replay the log as a start would."""
         with self.apply_lock:
             failed_op, _ = self.apply_failure
             try:
-                for op_num, operation in self.wal.read(failed_op):
+                if reopen:
+                    self._reopen_segments()
+                    start = min(s.persisted_version for s in self.segments) + 1
+                else:
+                    start = failed_op
+                for op_num, operation in self.wal.read(start):
                     try:
                         self._apply(op_num, operation)
                     except BadInput:
                         self.applied_op_num = max(self.applied_op_num, op_num)
             except Exception as exc:
                 log.warning("collection %s: retrying operation %d failed: %s", self.name, failed_op, exc)
-                self.apply_failure = (max(failed_op, self.applied_op_num + 1), f"{type(exc).__name__}: {exc}")
+                self.apply_failure = (failed_op, f"{type(exc).__name__}: {exc}")
                 return
             log.info("collection %s: operations %d..%d applied on retry; accepting writes", self.name, failed_op, self.applied_op_num)
+            self._reopen_needed = False
             self.apply_failure = None
             self.last_error = None
             BOARD.resolve(collection_issue_id(APPLY_FAILED, self.name))
+
+    def _reopen_segments(self) -> None:
+        """Open every segment's RocksDB again, in place (apply lock held): RocksDB refuses
+        all writes after a failed write or flush until it is reopened. Segments keep their
+        in-memory state, so reads and a running optimization carry on."""
+        for segment in self.segments:
+            segment.reopen_store()
+        log.warning("collection %s: segment storage opened again after a storage error", self.name)
 
     # -- segments (the optimizer calls these with `apply_lock` held) -------------------------
 
@@ -444,6 +487,8 @@ class Collection:
             except Exception as exc:
                 delay = RETRY_FIRST_SECONDS if delay is None else min(delay * 2, RETRY_MAX_SECONDS)
                 self._set_flush_error(exc)
+                await trio.to_thread.run_sync(self._storage_failed, exc)
+                self._apply_retry.set()
             else:
                 delay = None
                 self._clear_flush_error()
@@ -483,8 +528,9 @@ class Collection:
                 self.manifest_unsure = False
                 log.info("collection %s: manifest written again after a failed write", self.name)
             return applied  # truncate from the next flush on, with the manifest settled
-        if self.apply_failure is None:
-            self.wal.truncate_before(applied + 1)
+        with self.apply_lock:  # the WAL object is replaced under it after a failed write
+            if self.apply_failure is None and not self.wal.failed:
+                self.wal.truncate_before(applied + 1)
         return applied
 
     # -- config ----------------------------------------------------------------------------
@@ -550,6 +596,15 @@ class Collection:
             for key, info in segment.payload_index_info().items():
                 totals[key] = totals.get(key, 0) + info["points"]
         return totals
+
+
+def _open_wal(path: Path, config: dict) -> Wal:
+    wal_config = config.get("wal_config") or {}
+    return Wal(
+        path / WAL_DIR,
+        capacity_bytes=wal_config.get("wal_capacity_mb", 32) * 1024 * 1024,
+        segments_ahead=wal_config.get("wal_segments_ahead", 0),
+    )
 
 
 def _remove_unlisted_segments(segments_dir: Path, live: set[str]) -> None:

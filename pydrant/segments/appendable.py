@@ -38,7 +38,7 @@ from typing import Callable, Iterable, Iterator, Mapping, Sequence
 
 import cbor2
 import numpy as np
-from rocksdict import DBCompactionStyle, Options, Rdict, UniversalCompactOptions, WriteBatch, WriteOptions
+from rocksdict import AccessType, DBCompactionStyle, Options, Rdict, UniversalCompactOptions, WriteBatch, WriteOptions
 
 from pydrant.errors import BadInput, ServiceError
 from pydrant.segments import filter_plan, scoring
@@ -395,18 +395,22 @@ class _RocksStore:
     or handle is alive, so `close()` drops every one of them before closing.
     """
 
-    def __init__(self, path: Path, cf_names: Iterable[str]):
+    def __init__(self, path: Path, cf_names: Iterable[str], read_only: bool = False):
         existing = Rdict.list_cf(str(path), Options(raw_mode=True)) if (path / "CURRENT").exists() else []
         # RocksDB refuses to open unless every existing column family is listed.
         names = dict.fromkeys([*existing, *cf_names])
         names.pop("default", None)
-        self._db = Rdict(str(path), _rocks_options(), column_families={n: _cf_options() for n in names})
+        access = AccessType.read_only() if read_only else AccessType.read_write()
+        self._db = Rdict(
+            str(path), _rocks_options(), column_families={n: _cf_options() for n in names}, access_type=access
+        )
         self._tables = {name: self._db.get_column_family(name) for name in names}
         self._handles = {name: self._db.get_column_family_handle(name) for name in names}
         self._write_options = WriteOptions()  # RocksDB WAL on, not synced
         self._synced_write = WriteOptions()
         self._synced_write.sync = True
-        self.compact_fragmented()
+        if not read_only:
+            self.compact_fragmented()
 
     def new_batch(self) -> WriteBatch:
         return WriteBatch(raw_mode=True)
@@ -453,12 +457,28 @@ class _RocksStore:
         return total
 
     def close(self) -> None:
-        for table in self._tables.values():
-            table.close()
-        self._tables.clear()
-        self._handles.clear()
-        self._db.close()
-        self._db = None
+        """Close the database; raises the first error, but always lets go of every handle.
+
+        rocksdict's close flushes first, and after an I/O error that flush fails: the
+        handles must still be dropped, or the database (and its LOCK) stays open in this
+        process and can never be opened again to recover."""
+        errors: list[Exception] = []
+        try:
+            for table in self._tables.values():
+                try:
+                    table.close()
+                except Exception as exc:
+                    errors.append(exc)
+            try:
+                self._db.close()
+            except Exception as exc:
+                errors.append(exc)
+        finally:
+            self._tables.clear()
+            self._handles.clear()
+            self._db = None
+        if errors:
+            raise errors[0]
 
 
 # ---------------------------------------------------------------------------------------
@@ -575,9 +595,32 @@ class AppendableSegment:
 
     def close(self) -> None:
         with self._flush_lock, self._lock:
-            if self._store is not None:
-                self._store.close()
-                self._store = None
+            store, self._store = self._store, None
+            if store is not None:
+                store.close()
+
+    def reopen_store(self) -> None:
+        """Close RocksDB and open it again, in place: after a failed write or flush RocksDB
+        refuses every later write until it is reopened. The in-memory state is kept: it
+        only ever changes after a write is committed (`_commit`), so it equals what the
+        reopened database recovers, and readers holding this segment carry on."""
+        with self._flush_lock, self._lock:
+            store, self._store = self._store, None
+            if store is not None:
+                try:
+                    store.close()
+                except Exception:  # the error being recovered from; every handle is let go
+                    pass
+            try:
+                self._store = _RocksStore(self._path, self._cf_names())
+            except Exception:
+                # Still failing: open it read-only (no LOCK, no writes) so reads go on
+                # until a later retry opens it for writing.
+                try:
+                    self._store = _RocksStore(self._path, self._cf_names(), read_only=True)
+                except Exception:
+                    pass
+                raise
 
     def drop(self) -> None:
         self.close()
@@ -585,6 +628,9 @@ class AppendableSegment:
 
     def _open_store(self) -> _RocksStore:
         if self._store is None:
+            with self._lock:  # `reopen_store` holds it while the store is swapped: wait
+                if self._store is not None:
+                    return self._store
             raise ServiceError(f"segment {self._path} is closed")
         return self._store
 

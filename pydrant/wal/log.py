@@ -127,6 +127,12 @@ class Wal:
             snapshot = [(f.path, f.data_end, f.last_op_num) for f in self._files if f.records]
         return _read_files(snapshot, from_op_num)
 
+    @property
+    def failed(self) -> bool:
+        """A failed write could not be undone: the WAL refuses writes until it is opened
+        again (which scans the file and cuts what the failed write left)."""
+        return self._failure is not None
+
     def statistics(self) -> dict:
         with self._lock:
             return {
