@@ -80,6 +80,10 @@ class Worker(threading.Thread):
         self.transport_errors = 0
         self.stop = threading.Event()
         self.lock = threading.Lock()
+        self.trace: dict = {}  # id -> [(request, answer)]: shown when a point mismatches
+        # Held for each request and its bookkeeping: `paused()` takes it, so a check of
+        # the server against the model sees no request half-way.
+        self.turn = threading.Lock()
 
     def run(self):
         with httpx.Client(base_url=self.url, timeout=30) as http:
@@ -89,27 +93,34 @@ class Worker(threading.Thread):
                 if not free:
                     time.sleep(0.05)
                     continue
-                point_id = self.rng.choice(free)
-                new_state, (method, path, options) = self.next_operation(point_id)
-                try:
-                    response = http.request(method, path, **options)
-                except httpx.HTTPError:
-                    self.transport_errors += 1
-                    with self.lock:
-                        self.uncertain[point_id] = [self.model.get(point_id), new_state]
-                    time.sleep(0.05)
-                    continue
-                with self.lock:
-                    if response.status_code == 200:
-                        self.model_apply(point_id, new_state)
-                        self.acknowledged += 1
-                        continue
-                    self.errors.append((response.status_code, response.text))
-                    if not (400 <= response.status_code < 600 and is_envelope_error(response)):
-                        self.bad_answers.append(f"{response.status_code} {response.text[:300]}")
-                    if not self.certain_refusal(response):
-                        self.uncertain[point_id] = [self.model.get(point_id), new_state]
-                time.sleep(0.01)  # refused writes come back fast: do not spin
+                with self.turn:
+                    self.one_request(http, free)
+
+    def one_request(self, http, free) -> None:
+        point_id = self.rng.choice(free)
+        new_state, (method, path, options) = self.next_operation(point_id)
+        try:
+            response = http.request(method, path, **options)
+        except httpx.HTTPError:
+            self.transport_errors += 1
+            with self.lock:
+                self.uncertain[point_id] = [self.model.get(point_id), new_state]
+            time.sleep(0.05)
+            return
+        with self.lock:
+            self.trace.setdefault(point_id, []).append(
+                (f"{method} {path.rsplit('/', 1)[-1]} -> {new_state!r:.40}", f"{response.status_code} {response.text[:90]}")
+            )
+            if response.status_code == 200:
+                self.model_apply(point_id, new_state)
+                self.acknowledged += 1
+                return
+            self.errors.append((response.status_code, response.text))
+            if not (400 <= response.status_code < 600 and is_envelope_error(response)):
+                self.bad_answers.append(f"{response.status_code} {response.text[:300]}")
+            if not self.certain_refusal(response):
+                self.uncertain[point_id] = [self.model.get(point_id), new_state]
+        time.sleep(0.01)  # refused writes come back fast: do not spin
 
     def model_apply(self, point_id, state):
         if state is None:
@@ -142,7 +153,9 @@ class Worker(threading.Thread):
                 got = stored.get(point_id)
                 allowed = self.uncertain.get(point_id, [self.model.get(point_id)])
                 if got not in allowed:
-                    problems.append(f"point {point_id}: stored {got!r}, expected one of {allowed!r}")
+                    problems.append(
+                        f"point {point_id}: stored {got!r}, expected one of {allowed!r}; history {self.trace.get(point_id, [])[-6:]}"
+                    )
             for point_id in self.uncertain:
                 self.model_apply(point_id, stored.get(point_id))
             self.uncertain.clear()

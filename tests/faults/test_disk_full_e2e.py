@@ -101,7 +101,11 @@ def run_disk_full(tmpfs: Path, min_free_mb: int, leave: int, seed: int):
         guarded = min_free_mb > 0
 
         def refused_before_wal(response: httpx.Response) -> bool:
-            return guarded and response.status_code == 500 and QDRANT_REFUSAL in response.text
+            # Qdrant's disk-full refusal, and a collection refusing writes while an
+            # operation waits to be applied: both answer before the WAL is touched.
+            if response.status_code != 500:
+                return False
+            return (guarded and QDRANT_REFUSAL in response.text) or "refuses writes until operation" in response.text
 
         rng = random.Random(seed)
         workers = [Worker(server.url, COLLECTION, i, rng.randrange(2**32), refused_before_wal) for i in range(WORKERS)]
