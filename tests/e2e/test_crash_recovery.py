@@ -79,7 +79,9 @@ def stored_payloads(url: str) -> dict:
     with httpx.Client(base_url=url, timeout=30) as http:
         while True:
             body = {"limit": 1000, "with_payload": True, **({"offset": offset} if offset is not None else {})}
-            result = http.post(f"/collections/{COLLECTION}/points/scroll", json=body).json()["result"]
+            response = http.post(f"/collections/{COLLECTION}/points/scroll", json=body)
+            assert response.status_code == 200, response.text
+            result = response.json()["result"]
             points.update({p["id"]: p["payload"] for p in result["points"]})
             offset = result["next_page_offset"]
             if offset is None:
