@@ -49,16 +49,23 @@ class ServerProcess:
         env.update(self.extra_env)
         return env
 
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "pydrant.cli", "serve"]
+
     def start(self) -> "ServerProcess":
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "pydrant.cli", "serve"],
+            self.command(),
             env=self.env(),
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=self.storage.parent,
         )
-        self.wait_ready()
+        try:
+            self.wait_ready()
+        except BaseException:
+            self.kill()  # a server that did not come up must not outlive the test
+            raise
         return self
 
     def wait_ready(self) -> None:

@@ -12,8 +12,6 @@ test knows was refused before the WAL (`certain_refusal`) leaves its point certa
 from __future__ import annotations
 
 import random
-import subprocess
-import sys
 import threading
 import time
 
@@ -32,17 +30,8 @@ class PrefixedServer(ServerProcess):
         super().__init__(storage, **kwargs)
         self.prefix = list(prefix)
 
-    def start(self):
-        log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(
-            [*self.prefix, sys.executable, "-m", "pydrant.cli", "serve"],
-            env=self.env(),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=self.storage.parent,
-        )
-        self.wait_ready()
-        return self
+    def command(self) -> list[str]:
+        return [*self.prefix, *super().command()]
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
