@@ -31,11 +31,11 @@ from pydrant.collection.config import search_settings, vector_schema
 from pydrant.collection.payload_index import PayloadIndexTable
 from pydrant.collection.reads import ReadEngine
 from pydrant.errors import BadInput, ServiceError
+from pydrant.fsutil import fsync_dir, read_json, write_json_atomic
 from pydrant.issues import BOARD, collection_issue_id
 from pydrant.optimizer.optimizer import Optimizer
 from pydrant.segments.appendable import AppendableSegment
 from pydrant.segments.indexed import IndexedSegment, open_segment
-from pydrant.storage.files import fsync_dir, read_json, write_json_atomic
 from pydrant.wal import Wal
 
 log = logging.getLogger("pydrant.collection")

@@ -16,10 +16,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from pydrant.errors import BadInput
+from pydrant.fsutil import read_json, write_json_atomic
 from pydrant.segments.field_index import INDEX_CLASSES, make_index, schema_params, schema_type
 from pydrant.segments.payload import parse_path
 from pydrant.segments.text_analyzer import TextAnalyzer
-from pydrant.storage.files import read_json, write_json_atomic
 
 INDEX_FILE = "payload_index.json"
 INDEX_OPERATIONS = ("create_field_index", "delete_field_index")

@@ -20,8 +20,8 @@ from pydrant.collection.collection import CONFIG_FILE, MANIFEST_FILE, SEGMENTS_D
 from pydrant.collection.config import vector_schema
 from pydrant.collection.payload_index import PayloadIndexTable
 from pydrant.errors import BadInput
+from pydrant.fsutil import read_json
 from pydrant.segments.appendable import AppendableSegment
-from pydrant.storage.files import read_json
 from pydrant.wal.scan import read_log
 
 

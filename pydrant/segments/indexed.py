@@ -48,6 +48,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pydrant.fsutil import read_json, write_json_atomic
 from pydrant.segments import scoring
 from pydrant.segments.appendable import AppendableSegment
 from pydrant.segments.field_index import MapIndex
@@ -58,7 +59,6 @@ from pydrant.segments.quantization import QuantizedVectors
 from pydrant.segments.scoring import ScoringQuery, VectorSpace
 from pydrant.segments.sparse_index import SparseInvertedIndex
 from pydrant.segments.types import PointId, VectorSchema
-from pydrant.storage.files import read_json, write_json_atomic
 
 log = logging.getLogger("pydrant.segments")
 

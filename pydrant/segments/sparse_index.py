@@ -33,7 +33,7 @@ from pathlib import Path
 import numba
 import numpy as np
 
-from pydrant.storage.files import fsync_dir, read_json, write_json_atomic
+from pydrant.fsutil import fsync_dir, read_json, write_json_atomic
 
 DATATYPES = ("float32", "float16", "uint8")
 _VALUE_DTYPES = {"float32": np.float32, "float16": np.float16, "uint8": np.uint8}

@@ -30,8 +30,8 @@ import trio
 from pydrant.collection.collection import CONFIG_FILE, Collection
 from pydrant.collection.config import CollectionDefaults, apply_update, build_config
 from pydrant.errors import AlreadyExists, BadInput, NotFound, ServiceError
+from pydrant.fsutil import fsync_dir, read_json, write_json_atomic
 from pydrant.issues import BOARD, collection_issue_id
-from pydrant.storage.files import fsync_dir, read_json, write_json_atomic
 from pydrant.storage.names import validate_name
 
 log = logging.getLogger("pydrant.storage")

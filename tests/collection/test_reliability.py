@@ -19,13 +19,13 @@ import numpy as np
 import pytest
 import trio
 
+from pydrant import fsutil
 from pydrant.collection import apply as applying
 from pydrant.collection.collection import Collection
 from pydrant.collection.config import CollectionDefaults, build_config
 from pydrant.collection.points import prepare_upsert
 from pydrant.issues import BOARD
 from pydrant.optimizer.planner import Plan
-from pydrant.storage import files
 
 DIM = 8
 
@@ -129,7 +129,7 @@ async def test_failed_manifest_write_after_the_rename_loses_no_segment(tmp_path,
     async with trio.open_nursery() as nursery:
         await nursery.start(collection.run)
         await upsert(collection, {i: (vector(i), "a") for i in range(30)})
-        real_fsync_dir = files.fsync_dir
+        real_fsync_dir = fsutil.fsync_dir
         failing = {"armed": True}
 
         def fsync_dir(directory):
@@ -143,7 +143,7 @@ async def test_failed_manifest_write_after_the_rename_loses_no_segment(tmp_path,
         optimizer = collection.optimizer
         await trio.to_thread.run_sync(optimizer._begin, plan)
         target = await trio.to_thread.run_sync(optimizer._build, plan)
-        monkeypatch.setattr(files, "fsync_dir", fsync_dir)
+        monkeypatch.setattr(fsutil, "fsync_dir", fsync_dir)
         with pytest.raises(OSError):
             await trio.to_thread.run_sync(optimizer._swap, plan, target)
         await trio.to_thread.run_sync(optimizer._abandon, plan, target)
@@ -265,8 +265,8 @@ async def test_new_segment_directories_are_durable_before_the_manifest_names_the
     path = tmp_path / "c"
     collection = await open_collection(path, make_config())
     events: list[tuple[str, Path]] = []
-    real_fsync_dir = files.fsync_dir
-    real_write = files.write_atomic
+    real_fsync_dir = fsutil.fsync_dir
+    real_write = fsutil.write_atomic
 
     def fsync_dir(directory):
         events.append(("fsync", Path(directory)))
@@ -276,8 +276,8 @@ async def test_new_segment_directories_are_durable_before_the_manifest_names_the
         events.append(("write", Path(target)))
         return real_write(target, data)
 
-    monkeypatch.setattr(files, "fsync_dir", fsync_dir)
-    monkeypatch.setattr(files, "write_atomic", write_atomic)
+    monkeypatch.setattr(fsutil, "fsync_dir", fsync_dir)
+    monkeypatch.setattr(fsutil, "write_atomic", write_atomic)
     import pydrant.collection.collection as collection_module
 
     monkeypatch.setattr(collection_module, "fsync_dir", fsync_dir)

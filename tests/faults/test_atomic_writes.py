@@ -1,5 +1,5 @@
 """config.json and manifest.json writes that fail (EIO, ENOSPC) at each step of the atomic
-switch (storage/files.py write_atomic: write the temporary, fsync it, rename it over the
+switch (pydrant/fsutil.py write_atomic: write the temporary, fsync it, rename it over the
 target, fsync the directory): the target always holds the old content or the new one,
 whole, never an empty or torn file, and no temporary is left behind. A collection whose
 manifest write fails keeps serving from its old segments and reopens whole."""
@@ -13,10 +13,10 @@ import orjson
 import pytest
 import trio
 
+from pydrant import fsutil
 from pydrant.collection import collection as collection_module
 from pydrant.collection.collection import MANIFEST_FILE, Collection
 from pydrant.collection.config import CollectionDefaults, build_config
-from pydrant.storage import files
 
 OLD = {"segments": ["a", "b"], "note": "old"}
 NEW = {"segments": ["a", "b", "c"], "note": "new" * 1000}
@@ -47,7 +47,7 @@ def inject(monkeypatch, step: str, err: int) -> None:
         raise OSError(err, os.strerror(err) + " (injected)")
 
     if step == "write":
-        monkeypatch.setattr(files, "open", lambda path, mode="r": FailingFile(open(path, mode), err), raising=False)
+        monkeypatch.setattr(fsutil, "open", lambda path, mode="r": FailingFile(open(path, mode), err), raising=False)
     elif step == "fsync":  # the temporary's fsync (the first fsync of write_atomic)
         real = os.fsync
         calls = {"n": 0}
@@ -58,11 +58,11 @@ def inject(monkeypatch, step: str, err: int) -> None:
                 fail()
             return real(fd)
 
-        monkeypatch.setattr(files.os, "fsync", fsync)
+        monkeypatch.setattr(fsutil.os, "fsync", fsync)
     elif step == "replace":
-        monkeypatch.setattr(files.os, "replace", fail)
+        monkeypatch.setattr(fsutil.os, "replace", fail)
     elif step == "fsync_dir":
-        monkeypatch.setattr(files, "fsync_dir", fail)
+        monkeypatch.setattr(fsutil, "fsync_dir", fail)
 
 
 def leftovers(directory) -> list[str]:
@@ -73,10 +73,10 @@ def leftovers(directory) -> list[str]:
 @pytest.mark.parametrize("step", STEPS)
 def test_write_atomic_failure_leaves_the_old_or_the_new_content_whole(tmp_path, monkeypatch, step, err):
     target = tmp_path / "config.json"
-    files.write_json_atomic(target, OLD)
+    fsutil.write_json_atomic(target, OLD)
     inject(monkeypatch, step, err)
     with pytest.raises(OSError) as raised:
-        files.write_json_atomic(target, NEW)
+        fsutil.write_json_atomic(target, NEW)
     assert raised.value.errno == err
     monkeypatch.undo()
     content = orjson.loads(target.read_bytes())  # never empty, never torn
@@ -85,7 +85,7 @@ def test_write_atomic_failure_leaves_the_old_or_the_new_content_whole(tmp_path, 
     else:
         assert content == OLD
     assert leftovers(tmp_path) == []
-    files.write_json_atomic(target, NEW)  # and the next write works
+    fsutil.write_json_atomic(target, NEW)  # and the next write works
     assert orjson.loads(target.read_bytes()) == NEW
 
 
@@ -123,4 +123,4 @@ async def test_failed_manifest_write_keeps_the_old_segments(tmp_path, monkeypatc
 
 def test_collection_writes_its_files_through_write_atomic():
     # the injection points above are the ones the collection's writes go through
-    assert collection_module.write_json_atomic is files.write_json_atomic
+    assert collection_module.write_json_atomic is fsutil.write_json_atomic

@@ -10,7 +10,7 @@ process, each failing with a chosen errno (failinfo: 5 EIO, 28 ENOSPC):
   posix/io/sync/fdatasync  the WAL's fsync and RocksDB's syncs when it flushes
   posix/io/rw/write        RocksDB's writes (its own log and SST files) and Python file
                            writes (config.json, manifest.json, the server's log)
-  posix/io/sync/fsync      the fsync of config.json / manifest.json (storage/files.py)
+  posix/io/sync/fsync      the fsync of config.json / manifest.json (pydrant/fsutil.py)
 
 Under every fault the server must keep running and answer reads; failing writes get a 5xx
 in Qdrant's error envelope and GET /issues names the collection; once the fault is off,

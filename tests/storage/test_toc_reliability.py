@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 import trio
 
+from pydrant import fsutil
 from pydrant.collection.config import CollectionDefaults
 from pydrant.collection.points import prepare_upsert
 from pydrant.errors import NotFound, ServiceError, ValidationFailed
 from pydrant.issues import BOARD
-from pydrant.storage import files
 from pydrant.storage import toc as toc_module
 from pydrant.storage.toc import TableOfContent
 
@@ -146,7 +146,7 @@ def test_concurrent_atomic_writes_of_one_file_never_leave_it_empty_or_mixed(tmp_
     def writer(value):
         try:
             for _ in range(20):
-                files.write_json_atomic(target, value)
+                fsutil.write_json_atomic(target, value)
         except Exception as exc:  # pragma: no cover - the failure being tested for
             errors.append(exc)
 
@@ -156,7 +156,7 @@ def test_concurrent_atomic_writes_of_one_file_never_leave_it_empty_or_mixed(tmp_
     for t in threads:
         t.join()
     assert not errors
-    assert files.read_json(target) in values
+    assert fsutil.read_json(target) in values
     assert [p.name for p in tmp_path.iterdir()] == ["config.json"]  # no temporary left
 
 
@@ -193,7 +193,7 @@ async def test_a_failed_delete_keeps_the_collection_and_its_aliases(tmp_path, mo
         monkeypatch.undo()
         assert toc.get("a").points_count() == 0  # served again, through its alias
         assert toc.aliases == {"a": "c"}
-        assert (tmp_path / "aliases.json").exists() and files.read_json(tmp_path / "aliases.json") == {"a": "c"}
+        assert (tmp_path / "aliases.json").exists() and fsutil.read_json(tmp_path / "aliases.json") == {"a": "c"}
 
     await run_toc(tmp_path, body)
 

@@ -1,4 +1,6 @@
-"""Crash-safe file switches: write a temporary file, fsync it, rename it over the target,
+"""Durable-file helpers (ground floor: segments, collection and storage use them).
+
+Crash-safe file switches: write a temporary file, fsync it, rename it over the target,
 fsync the directory. A crash at any moment leaves either the old or the new content."""
 
 from __future__ import annotations
