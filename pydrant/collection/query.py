@@ -126,7 +126,7 @@ class QueryEngine:
         query = request.get("query")
         if request.get("prefetch") or request.get("lookup_from") or _query_kind(query) != "nearest":
             return None
-        target = query.get("nearest") if isinstance(query, dict) else query
+        target = _nearest_target(query)
         if isinstance(target, (int, str, dict)) or (isinstance(query, dict) and query.get("mmr")):
             return None
         return (request.get("using") or DEFAULT_VECTOR, _json_key(request.get("filter")), _json_key(request.get("params")))
@@ -137,7 +137,7 @@ class QueryEngine:
         vectors = []
         for request in requests:
             query = request["query"]
-            raw = query["nearest"] if isinstance(query, dict) else query
+            raw = _nearest_target(query)
             vectors.append(_Vector(builder.nearest(parse_vector_input(raw)), using, builder.space))
         limits = [(r.get("limit") or DEFAULT_LIMIT) + (r.get("offset") or 0) for r in requests]
         found = self._search(vectors, max(limits), requests[0].get("filter"), requests[0].get("params"))
@@ -540,3 +540,9 @@ def _grouped(hits: list[Hit], values: dict, group_size: int, limit: int) -> list
             if len(groups[key]) < group_size:
                 groups[key].append(hit)
     return [(key[1], groups[key]) for key in order]
+
+
+def _nearest_target(query):
+    """What a nearest query searches for: `{"nearest": x}` or a bare x (a vector, an id, or
+    a sparse vector, which is itself a dict)."""
+    return query["nearest"] if isinstance(query, dict) and "nearest" in query else query
