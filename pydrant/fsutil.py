@@ -48,3 +48,16 @@ def write_json_atomic(path: Path, value) -> None:
 
 def read_json(path: Path):
     return orjson.loads(path.read_bytes())
+
+
+def mkdir_durable(path: Path) -> None:
+    """`mkdir -p` whose new directories survive a power cut: after each directory it
+    creates, its parent is fsynced (a new entry is durable only once its directory is)."""
+    missing = []
+    current = Path(path)
+    while not current.exists():
+        missing.append(current)
+        current = current.parent
+    for directory in reversed(missing):
+        directory.mkdir(exist_ok=True)
+        fsync_dir(directory.parent)

@@ -30,7 +30,7 @@ import trio
 from pydrant.collection.collection import CONFIG_FILE, Collection
 from pydrant.collection.config import CollectionDefaults, apply_update, build_config
 from pydrant.errors import AlreadyExists, BadInput, NotFound, ServiceError
-from pydrant.fsutil import fsync_dir, read_json, write_json_atomic
+from pydrant.fsutil import fsync_dir, mkdir_durable, read_json, write_json_atomic
 from pydrant.issues import BOARD, collection_issue_id
 from pydrant.storage.names import validate_name
 
@@ -128,7 +128,7 @@ class TableOfContent:
                     await collection.close()
 
     def _load_from_disk(self) -> list[Collection]:
-        self.collections_dir.mkdir(parents=True, exist_ok=True)
+        mkdir_durable(self.collections_dir)
         self._clear_pending()
         loaded = []
         for entry in sorted(self.collections_dir.iterdir()):
@@ -164,7 +164,7 @@ class TableOfContent:
 
     def _clear_pending(self) -> None:
         """Remove creations and deletions a crash interrupted (never a collection)."""
-        self.pending_dir.mkdir(parents=True, exist_ok=True)
+        mkdir_durable(self.pending_dir)
         for entry in self.pending_dir.iterdir():
             log.warning("removing leftover %s from an interrupted create/delete", entry)
             shutil.rmtree(entry, ignore_errors=True)
@@ -301,7 +301,7 @@ class TableOfContent:
                 self.collections[collection.name] = collection
 
     def _remove_on_disk(self, path: Path) -> None:
-        self.pending_dir.mkdir(parents=True, exist_ok=True)
+        mkdir_durable(self.pending_dir)
         doomed = self.pending_dir / f"delete-{uuid.uuid4().hex}"
         path.rename(doomed)
         fsync_dir(self.collections_dir)
@@ -358,5 +358,5 @@ class TableOfContent:
             raise BadInput(f"Wrong input: unknown alias action {sorted(action)}")
 
     def _save_aliases(self) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
+        mkdir_durable(self.root)
         write_json_atomic(self.root / ALIASES_FILE, self.aliases)
