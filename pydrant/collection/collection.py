@@ -111,6 +111,10 @@ class Collection:
         write_json_atomic(path / CONFIG_FILE, config)
         segment_id = uuid.uuid4().hex
         AppendableSegment.create(path / SEGMENTS_DIR / segment_id, vector_schema(config)).close()
+        # The segment's entries must be durable before the manifest names it (and
+        # `segments/` in the collection directory, which the manifest write syncs).
+        fsync_dir(path / SEGMENTS_DIR / segment_id)
+        fsync_dir(path / SEGMENTS_DIR)
         write_json_atomic(path / MANIFEST_FILE, {"segments": [segment_id]})
 
     @classmethod
@@ -211,7 +215,7 @@ class Collection:
         if self._closed:
             raise ServiceError(f"Collection `{self.name}` is closed")
         diskspace.check(self)  # disk almost full: refused before the WAL (collection/diskspace.py)
-        self._check_writable()
+        self.check_writable()
         pending = PendingUpdate(operation)
         self._send.send_nowait(pending)
         await pending.durable.wait()
@@ -242,7 +246,7 @@ class Collection:
                         pending.durable.set()
                         pending.applied.set()
 
-    def _check_writable(self) -> None:
+    def check_writable(self) -> None:
         if self.apply_failure is not None:
             op_num, reason = self.apply_failure
             raise ServiceError(
@@ -263,7 +267,7 @@ class Collection:
         # together, or the in-memory state and the log would disagree.
         with trio.CancelScope(shield=True):
             try:
-                self._check_writable()  # the failure may have come after these were queued
+                self.check_writable()  # the failure may have come after these were queued
                 if self.wal.failed:
                     await trio.to_thread.run_sync(self._reopen_wal)
             except Exception as exc:
@@ -564,14 +568,18 @@ class Collection:
     def points_count(self) -> int:
         return sum(segment.point_count for segment in self.segments)
 
+    def error(self) -> str | None:
+        """Why the collection is red (a failed apply, optimization or flush), or None."""
+        return self.last_error or self.optimizer.error or (
+            f"flushing failed: {self.flush_error}" if self.flush_error else None
+        )
+
     def info(self) -> dict:
         """Collection info (blocking: asks every segment's indexes for their point counts).
 
         status: red after a failed write or optimization (the error in optimizer_status),
         yellow while an optimization runs or is due, green otherwise."""
-        error = self.last_error or self.optimizer.error or (
-            f"flushing failed: {self.flush_error}" if self.flush_error else None
-        )
+        error = self.error()
         if error:
             status = "red"
         else:

@@ -43,8 +43,13 @@ async def _submit(collection, operations: list[dict], wait: bool) -> list[dict]:
 
 
 async def _check_ids_exist(collection, operations: list[dict]) -> None:
-    """Payload and vector updates by id need the points to exist (404, as Qdrant)."""
+    """Payload and vector updates by id need the points to exist (404, as Qdrant).
+
+    A collection that refuses writes says so first: a point it has acknowledged but not
+    applied yet would otherwise be reported missing."""
     import trio
+
+    collection.check_writable()
 
     upserted = set()  # points an earlier operation of the same batch creates
     for operation in operations:

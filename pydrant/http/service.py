@@ -130,7 +130,29 @@ def _cores():
 
 def _collection_telemetry(name: str, collection, anonymize: bool) -> dict:
     shown = uuid.uuid5(uuid.NAMESPACE_URL, name).hex if anonymize else name
-    return {"id": shown, "init_time_ms": 0, "config": collection.config, "shards": []}
+    return {"id": shown, "init_time_ms": 0, "config": collection.config, "shards": [_local_shard_telemetry(collection)]}
+
+
+def _local_shard_telemetry(collection) -> dict:
+    """The one local shard, in Qdrant's ReplicaSetTelemetry shape: its status, and the
+    reason it is red (a failed apply, flush or optimization) as the optimizer status."""
+    error = collection.error()
+    status = "red" if error else ("yellow" if collection.optimizer.running is not None else "green")
+    return {
+        "id": 0,
+        "local": {
+            "variant_name": "local_shard",
+            "status": status,
+            "total_optimized_points": 0,
+            "num_points": collection.points_count(),
+            "optimizations": {
+                "status": {"error": error} if error else "ok",
+                "optimizations": {"count": collection.optimizer.completed},
+            },
+        },
+        "remote": [],
+        "replicate_states": {},
+    }
 
 
 @blueprint.get("/metrics")
