@@ -388,6 +388,21 @@ def _rocks_options() -> Options:
     return options
 
 
+def _probe_writable(directory: Path) -> None:
+    """Raise OSError unless a small file can be written, synced and removed in `directory`."""
+    probe = directory / f".probe-{os.getpid()}-{threading.get_ident()}"
+    fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        os.write(fd, b"pydrant write probe\n" * 256)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+        try:
+            os.unlink(probe)
+        except OSError:
+            pass
+
+
 class _RocksStore:
     """One RocksDB with named column families, and the handles rocksdict needs released.
 
@@ -604,6 +619,7 @@ class AppendableSegment:
         refuses every later write until it is reopened. The in-memory state is kept: it
         only ever changes after a write is committed (`_commit`), so it equals what the
         reopened database recovers, and readers holding this segment carry on."""
+        _probe_writable(self._path)  # still failing: keep the old store, which serves reads
         with self._flush_lock, self._lock:
             store, self._store = self._store, None
             if store is not None:
