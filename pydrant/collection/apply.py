@@ -7,11 +7,21 @@ from typing import Callable
 import numpy as np
 
 from pydrant.collection.payload_index import INDEX_OPERATIONS
-from pydrant.errors import BadInput
+from pydrant.errors import BadInput, NotFound
 from pydrant.segments import payload as payload_ops
 from pydrant.segments.filters import compile_filter
 from pydrant.segments.ids import id_sort_key
 from pydrant.segments.types import PointInput, SparseVector, VectorSchema
+
+
+# Errors an operation raises because of its input or the points it names: raised before
+# anything changes, the same way live and on replay (which skips such an operation).
+REFUSED = (BadInput, NotFound)
+
+# Set on a logged operation by ids that needs every id to exist (payload and vector
+# updates, as Qdrant): checked when applied, in order with the writes before it, so a
+# point an acknowledged but not yet applied upsert creates is found (no check-then-act).
+IDS_MUST_EXIST = "ids_must_exist"
 
 
 def apply_logged(segments: list, schema: VectorSchema, payload_index, op_num: int, operation: dict) -> None:
@@ -34,7 +44,16 @@ def apply_operation(segments: list, schema: VectorSchema, op_num: int, operation
     handler = _HANDLERS.get(operation.get("type"))
     if handler is None:
         raise BadInput(f"unknown operation type {operation.get('type')!r}")
+    if operation.get(IDS_MUST_EXIST):
+        _check_ids_exist(segments, operation)
     return handler(segments, schema, op_num, operation, lambda filter_: compile_filter(filter_, text_fields))
+
+
+def _check_ids_exist(segments: list, operation: dict) -> None:
+    ids = operation.get("ids") or [p["id"] for p in operation.get("points", [])]
+    missing = next((i for i in ids if not any(s.has_point(i) for s in segments)), None)
+    if missing is not None:
+        raise NotFound(f"Not found: No point with id {missing} found")
 
 
 def _writable(segments: list):

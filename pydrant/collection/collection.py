@@ -142,7 +142,7 @@ class Collection:
         for op_num, operation in self.wal.read(start):
             try:
                 self._apply(op_num, operation)
-            except BadInput as exc:
+            except applying.REFUSED as exc:
                 # Deterministic: the live apply refused it the same way and changed nothing.
                 log.info("collection %s: replayed op %d refused as it was live: %s", self.name, op_num, exc.message)
                 self.applied_op_num = max(self.applied_op_num, op_num)
@@ -312,7 +312,7 @@ class Collection:
             for op_num, operation in self.wal.read(self.applied_op_num + 1):
                 try:
                     self._apply(op_num, operation)
-                except BadInput:
+                except applying.REFUSED:
                     self.applied_op_num = max(self.applied_op_num, op_num)
             self.next_op_num = max(self.next_op_num, (self.wal.last_op_num or 0) + 1)
 
@@ -329,7 +329,7 @@ class Collection:
                 continue
             try:
                 self._apply(pending.op_num, pending.operation)
-            except BadInput as exc:  # e.g. a filter that only fails on stored data
+            except applying.REFUSED as exc:  # e.g. a filter that only fails on stored data
                 pending.error = exc
                 self.applied_op_num = max(self.applied_op_num, pending.op_num)
             except Exception as exc:
@@ -400,7 +400,7 @@ class Collection:
                 for op_num, operation in self.wal.read(start):
                     try:
                         self._apply(op_num, operation)
-                    except BadInput:
+                    except applying.REFUSED:
                         self.applied_op_num = max(self.applied_op_num, op_num)
             except Exception as exc:
                 log.warning("collection %s: retrying operation %d failed: %s", self.name, failed_op, exc)

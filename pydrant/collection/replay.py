@@ -19,7 +19,6 @@ from pydrant.collection import apply as applying
 from pydrant.collection.collection import CONFIG_FILE, MANIFEST_FILE, SEGMENTS_DIR, WAL_DIR, Collection
 from pydrant.collection.config import vector_schema
 from pydrant.collection.payload_index import PayloadIndexTable
-from pydrant.errors import BadInput
 from pydrant.fsutil import read_json
 from pydrant.segments.appendable import AppendableSegment
 from pydrant.wal.scan import read_log
@@ -46,7 +45,7 @@ def replay_into(wal_path: Path, target: Path, config: dict) -> dict:
         for op_num, operation in read_log(wal_path):
             try:
                 applying.apply_logged([segment], schema, index_table, op_num, operation)
-            except BadInput:
+            except applying.REFUSED:
                 pass  # refused live the same way: it changed nothing there either
             first = op_num if first is None else first
             last = op_num

@@ -13,8 +13,9 @@ from quart import Blueprint
 
 from pydrant.http import spec_models as models
 
+from pydrant.collection.apply import IDS_MUST_EXIST
 from pydrant.collection.points import prepare_update_vectors, prepare_upsert
-from pydrant.errors import BadInput, NotFound
+from pydrant.errors import BadInput
 from pydrant.http.context import check_write_allowed, toc
 from pydrant.http.bulk_json import parse_upsert_body
 from pydrant.http.envelope import body, json_from_bytes, off_loop, ok, write_params
@@ -34,7 +35,7 @@ async def _submit(collection, operations: list[dict], wait: bool) -> list[dict]:
     for operation in operations:
         collection.check_filter_indexed(operation.get("filter"), update=True)
         collection.check_filter_indexed(operation.get("update_filter"), update=True)
-    await _check_ids_exist(collection, operations)
+    _require_existing_ids(collection, operations)
     results = []
     for operation in operations:
         op_num, status = await collection.update(operation, wait=wait)
@@ -42,30 +43,18 @@ async def _submit(collection, operations: list[dict], wait: bool) -> list[dict]:
     return results
 
 
-async def _check_ids_exist(collection, operations: list[dict]) -> None:
-    """Payload and vector updates by id need the points to exist (404, as Qdrant).
+def _require_existing_ids(collection, operations: list[dict]) -> None:
+    """Payload and vector updates by id need the points to exist (404, as Qdrant). The
+    update worker checks it when it applies the operation (`IDS_MUST_EXIST`), in order
+    with the writes before it: a point that an acknowledged upsert creates exists by then.
 
-    A collection that refuses writes says so first: a point it has acknowledged but not
-    applied yet would otherwise be reported missing."""
-    import trio
-
+    A collection that refuses writes says so before anything is queued."""
     collection.check_writable()
-
-    upserted = set()  # points an earlier operation of the same batch creates
     for operation in operations:
-        if operation["type"] == "upsert":
-            upserted.update(p["id"] for p in operation["points"])
+        if operation["type"] in ("upsert", "delete_points"):
             continue
-        if operation["type"] == "delete_points":
-            continue
-        ids = operation.get("ids") or [p["id"] for p in operation.get("points", [])]
-        if not ids:
-            continue
-        existing = await trio.to_thread.run_sync(collection.reads.existing_ids, ids)
-        existing |= upserted
-        missing = next((i for i in ids if i not in existing), None)
-        if missing is not None:
-            raise NotFound(f"Not found: No point with id {missing} found")
+        if operation.get("ids") or operation.get("points"):
+            operation[IDS_MUST_EXIST] = True
 
 
 # -- request bodies to engine operations ---------------------------------------------------

@@ -295,3 +295,32 @@ async def test_new_segment_directories_are_durable_before_the_manifest_names_the
             assert any(p < listed_at for p in parent_syncs)
         await collection.close()
         nursery.cancel_scope.cancel()
+
+
+async def test_payload_update_right_after_an_unapplied_upsert_finds_the_point(tmp_path):
+    """Existence is checked when an operation is applied, in order with the writes before
+    it (no check-then-act): a set_payload right after an acknowledged (wait=false) upsert
+    of a new point finds it; one on a point that does not exist is refused with 404 and
+    changes nothing, live and on replay."""
+    from pydrant.collection.apply import IDS_MUST_EXIST
+    from pydrant.errors import NotFound
+
+    path = tmp_path / "c"
+    collection = await open_collection(path, make_config())
+    async with trio.open_nursery() as nursery:
+        await nursery.start(collection.run)
+        for point_id in range(50):
+            await upsert(collection, {point_id: (vector(point_id), "new")}, wait=False)
+            op = {"type": "set_payload", "ids": [point_id], "payload": {"w": point_id}, IDS_MUST_EXIST: True}
+            await collection.update(op, wait=True)
+        with pytest.raises(NotFound, match="No point with id 999"):
+            await collection.update({"type": "set_payload", "ids": [1, 999], "payload": {"x": 1}, IDS_MUST_EXIST: True})
+        assert payload_of(collection, 1) == {"v": "new", "w": 1}
+        nursery.cancel_scope.cancel()
+    for segment in collection.segments:  # a crash: everything comes back from the WAL
+        segment.close()
+    collection.wal.close()
+    reopened = await open_collection(path)
+    assert reopened.points_count() == 50
+    assert payload_of(reopened, 1) == {"v": "new", "w": 1}
+    await reopened.close()
