@@ -60,12 +60,7 @@ TOP_MODULE_LAYER = {
 
 # Known violations not fixed yet: (importing file, imported module) -> why, and which issue
 # removes it. Keep it empty; an entry that no longer matches a violation fails the test.
-ALLOWED: dict[tuple[str, str], str] = {
-    # The optimizer reads the index, search and thread settings through collection/config.py
-    # helpers; the engine-contracts issue (item 2) makes the collection hand them over
-    # through a protocol the optimizer defines, and removes this entry.
-    ("pydrant/optimizer/optimizer.py", "pydrant.collection.config"): "settings helpers (engine contracts, item 2)",
-}
+ALLOWED: dict[tuple[str, str], str] = {}
 
 
 def _closure(arrows: dict[str, set[str]]) -> dict[str, set[str]]:

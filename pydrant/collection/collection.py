@@ -27,7 +27,7 @@ import trio
 
 from pydrant.collection import apply as applying
 from pydrant.collection import diskspace
-from pydrant.collection.config import search_settings, vector_schema
+from pydrant.collection.config import index_settings, indexing_threads, search_settings, vector_schema
 from pydrant.collection.payload_index import PayloadIndexTable
 from pydrant.collection.reads import ReadEngine
 from pydrant.errors import BadInput, ServiceError
@@ -419,6 +419,20 @@ class Collection:
         for segment in self.segments:
             segment.reopen_store()
         log.warning("collection %s: segment storage opened again after a storage error", self.name)
+
+    # -- the optimizer's host (optimizer/host.py `OptimizerHost`) ------------------------------
+
+    def optimizer_settings(self) -> dict:
+        return self.config.get("optimizer_config") or {}
+
+    def index_settings(self) -> dict:
+        return index_settings(self.config)
+
+    def search_settings(self) -> dict:
+        return search_settings(self.config)
+
+    def indexing_threads(self) -> int | None:
+        return indexing_threads(self.config)
 
     # -- segments (the optimizer calls these with `apply_lock` held) -------------------------
 

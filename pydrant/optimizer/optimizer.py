@@ -28,7 +28,7 @@ import time
 
 import trio
 
-from pydrant.collection.config import index_settings, indexing_threads, search_settings
+from pydrant.optimizer.host import OptimizerHost
 from pydrant.optimizer.planner import Plan, facts_of, next_plan
 from pydrant.segments.appendable import AppendableSegment
 from pydrant.segments.hnsw import BuildCancelled
@@ -52,9 +52,10 @@ class OptimizationCancelled(Exception):
 
 
 class Optimizer:
-    """Runs `next_plan` until the collection is optimized; woken by every applied update."""
+    """Runs `next_plan` until the collection is optimized; woken by every applied update.
+    The collection is reached only through the `OptimizerHost` protocol (host.py)."""
 
-    def __init__(self, collection):
+    def __init__(self, collection: OptimizerHost):
         self.collection = collection
         self.running: Plan | None = None
         self.error: str | None = None
@@ -105,7 +106,7 @@ class Optimizer:
         collection = self.collection
         segments = list(collection.segments)
         facts = [facts_of(segment) for segment in segments]
-        return next_plan(facts, collection.config.get("optimizer_config") or {}, index_settings(collection.config))
+        return next_plan(facts, collection.optimizer_settings(), collection.index_settings())
 
     def pending(self) -> bool:
         """Whether an optimization runs or is due (blocking)."""
@@ -152,10 +153,10 @@ class Optimizer:
             target.advance_version(max(source.version for source in plan.sources))
             if plan.indexed:
                 self._check_stop()
-                target.set_search_settings(search_settings(collection.config))  # sizes tenant subgraphs
+                target.set_search_settings(collection.search_settings())  # sizes tenant subgraphs
                 try:
                     target.build_indexes(
-                        index_settings(collection.config), indexing_threads(collection.config), self._stop.is_set
+                        collection.index_settings(), collection.indexing_threads(), self._stop.is_set
                     )
                 except BuildCancelled:
                     raise OptimizationCancelled() from None
