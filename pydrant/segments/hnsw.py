@@ -1,11 +1,14 @@
 """HNSW graph index: Numba kernels over plain numpy arrays, and a small `HnswIndex` wrapper.
 
-Similarity is larger-is-closer for every metric, as in `scoring.py`: Cosine and Dot the dot
-product (Cosine vectors must already be normalised, as segments store them), Euclid the
-negative squared distance, Manhattan the negative L1 distance. The kernels take float32
-(n, dim) C-contiguous vectors; `HnswIndex` converts anything else (float16, uint8 storage)
-into a float32 copy. uint8 Cosine, dot / (|a| |b|) rather than a plain dot product, is not
-supported yet: build such an index over normalised float32 copies.
+Similarity is larger-is-closer for every metric, as in `distance.py` (which holds the metric
+codes, the `DISTANCES` table whose index `meta` stores, and `score`, the scorer the kernels
+inline): Cosine and Dot the dot product (Cosine vectors must already be normalised, as
+segments store them), Euclid the negative squared distance, Manhattan the negative L1
+distance. The kernels take float32 (n, dim) C-contiguous vectors; `HnswIndex` converts
+anything else (float16, uint8 storage) into a float32 copy. uint8 Cosine, dot / (|a| |b|)
+rather than a plain dot product, is not supported yet: build such an index over normalised
+float32 copies (`distance.graph_vectors`). The similarities the kernels return carry
+`FASTMATH` rounding; segments report `distance.reference` scores for graph hits.
 
 Graph layout (all numpy, so it can be saved as `.npy` and memory-mapped; see `arrays()`):
 
@@ -63,16 +66,12 @@ from llvmlite import ir
 from numba.core import cgutils, types
 from numba.extending import intrinsic, overload
 
-DISTANCES = ("Cosine", "Dot", "Euclid", "Manhattan")  # their index is stored in `meta`
-_DOT, _EUCLID, _MANHATTAN = 0, 1, 2  # the kernels' metric codes
-METRICS = {"Cosine": _DOT, "Dot": _DOT, "Euclid": _EUCLID, "Manhattan": _MANHATTAN}
+from pydrant.segments.distance import DISTANCES, DOT as _DOT, EUCLID as _EUCLID, FASTMATH, \
+    MANHATTAN as _MANHATTAN, METRICS, score as _score
 
-# Reassociation lets LLVM vectorise the float32 reductions (SIMD partial sums) and contract
-# fuses multiply-adds; similarities can differ from a sequential sum in the last bits. No
-# "nnan"/"ninf": infinities (the -inf of an empty result) keep their meaning. The distance
-# is inlined (Numba IR) into the kernels below, which carry these flags for its sake; the
-# kernels do no other float arithmetic that the flags could change.
-_FASTMATH = {"reassoc", "contract", "nsz", "arcp"}
+# The one table of distances, the kernels' metric codes and float flags, and the scorer
+# the kernels inline (`_score`) live in distance.py.
+_FASTMATH = FASTMATH
 
 _CAND_CAP = 2048  # candidate heap capacity of a search (see _search_layer)
 _BATCH_DIVISOR = 8
@@ -89,113 +88,8 @@ _jit_math = numba.njit(nogil=True, cache=True, fastmath=_FASTMATH)
 @numba.njit(nogil=True, cache=True, fastmath=_FASTMATH, inline="always")
 def _sim(a, i, b, j, metric):
     """Similarity of row i of float vectors a and row j of float vectors b (larger is
-    closer): the float case of `_score` below, which the build calls under this name."""
+    closer): the float case of `distance.score`, which the build calls under this name."""
     return _score(a, i, b, j, metric)
-
-
-@intrinsic
-def _popcount(typingctx, x):
-    """The number of set bits of a uint64 (llvm.ctpop: one popcnt instruction)."""
-    if x != types.uint64:
-        return None
-    sig = types.int64(x)
-
-    def codegen(context, builder, signature, args):
-        i64 = ir.IntType(64)
-        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(i64, [i64]),
-                                            "llvm.ctpop.i64")
-        return builder.call(fn, [args[0]])
-
-    return sig, codegen
-
-
-def _score(q, qi, vectors, j, metric):
-    """Similarity of query row qi of `q` to stored row j of `vectors`, larger is closer; the
-    search kernels call this. Which formula is chosen at compile time from the array types
-    (the overload below), so one set of kernels serves the float vectors and every kind of
-    quantized codes (pydrant/segments/quantization.py):
-
-        vectors float (n, dim),  q float (nq, dim)        the exact similarity
-        vectors uint8 (n, dim),  q float32 (nq, dim)      scalar codes: that of q and the
-                                                          codes as float32 (q transformed)
-        vectors uint8 (n, m),    q float32 (nq, m, 256)   product codes: sum_t q[qi, t, c_t]
-        vectors uint64 (n, w),   q uint64 (nq, w)         binary codes, binary query:
-                                                          -popcount(q xor c)
-        vectors uint64 (n, w),   q uint64 (nq, B, w)      binary codes, bit-sliced B-bit
-                                                          two's complement weights:
-                                                          sum_b +-2^b popcount(q_b and c)
-
-    For codes the result is a "raw" score, monotone in the approximate similarity; the
-    quantization module maps it back to the metric's units."""
-    raise NotImplementedError("only callable from Numba kernels")
-
-
-@overload(_score, inline="always")
-def _score_overload(q, qi, vectors, j, metric):
-    if not (isinstance(vectors, types.Array) and vectors.ndim == 2 and isinstance(q, types.Array)):
-        return None
-    dt = vectors.dtype
-    if isinstance(dt, types.Float):
-        def score_float(q, qi, vectors, j, metric):
-            dim = q.shape[1]
-            acc = np.float32(0.0)
-            if metric == _DOT:
-                for t in range(dim):
-                    acc += q[qi, t] * vectors[j, t]
-                return acc
-            if metric == _EUCLID:
-                for t in range(dim):
-                    d = q[qi, t] - vectors[j, t]
-                    acc += d * d
-                return -acc
-            for t in range(dim):
-                acc += abs(q[qi, t] - vectors[j, t])
-            return -acc
-        return score_float
-    if dt == types.uint8 and q.ndim == 2:
-        def score_scalar(q, qi, vectors, j, metric):
-            dim = q.shape[1]
-            acc = np.float32(0.0)
-            if metric == _DOT:
-                for t in range(dim):
-                    acc += q[qi, t] * np.float32(vectors[j, t])
-                return acc
-            if metric == _EUCLID:
-                for t in range(dim):
-                    d = q[qi, t] - np.float32(vectors[j, t])
-                    acc += d * d
-                return -acc
-            for t in range(dim):
-                acc += abs(q[qi, t] - np.float32(vectors[j, t]))
-            return -acc
-        return score_scalar
-    if dt == types.uint8 and q.ndim == 3:
-        def score_product(q, qi, vectors, j, metric):
-            acc = np.float32(0.0)
-            for t in range(vectors.shape[1]):
-                acc += q[qi, t, vectors[j, t]]
-            return acc
-        return score_product
-    if dt == types.uint64 and q.dtype == types.uint64 and q.ndim == 2:
-        def score_hamming(q, qi, vectors, j, metric):
-            acc = 0
-            for t in range(vectors.shape[1]):
-                acc += _popcount(q[qi, t] ^ vectors[j, t])
-            return np.float32(-acc)
-        return score_hamming
-    if dt == types.uint64 and q.dtype == types.uint64 and q.ndim == 3:
-        def score_sliced(q, qi, vectors, j, metric):
-            top = q.shape[1] - 1
-            acc = 0
-            for t in range(vectors.shape[1]):
-                x = vectors[j, t]
-                part = 0
-                for b in range(top):
-                    part += _popcount(x & q[qi, b, t]) << b
-                acc += part - (_popcount(x & q[qi, top, t]) << top)
-            return np.float32(acc)
-        return score_sliced
-    return None
 
 
 def _line_elements(vectors):

@@ -49,6 +49,7 @@ from pathlib import Path
 import numpy as np
 
 from pydrant.fsutil import read_json, write_json_atomic
+from pydrant.segments import distance as metric
 from pydrant.segments import scoring
 from pydrant.segments.appendable import AppendableSegment
 from pydrant.segments.field_index import MapIndex
@@ -196,13 +197,13 @@ class IndexedSegment(AppendableSegment):
             # One node per sub-vector; `rows` maps each to the slot of the point owning it.
             rows = np.repeat(slots, [len(v) for v in values]).astype(np.int32)
             flat = np.vstack(values) if values else np.zeros((0, spec.size), spec.dtype)
-            vectors = _graph_vectors(flat, np.arange(len(flat)), spec.distance, spec.datatype)
+            vectors = metric.graph_vectors(flat, np.arange(len(flat)), spec.distance, spec.datatype)
         elif _shares_storage(spec, wanted, slots):
             rows = slots
             vectors = matrix[: len(rows)]  # a view of the segment's own float32 vectors: no copy
         else:
             rows = slots
-            vectors = _graph_vectors(matrix, rows, spec.distance, spec.datatype)
+            vectors = metric.graph_vectors(matrix, rows, spec.distance, spec.datatype)
         directory = self._index_dir(name)
         directory.mkdir(parents=True, exist_ok=True)
         np.save(directory / "rows.npy", rows)
@@ -354,6 +355,7 @@ class IndexedSegment(AppendableSegment):
         with self._lock:
             self._open_store()
             column = self._columns[name]
+            matrix = column.matrix  # rows below _next_offset are never rewritten
             n = self._next_offset
             if predicate is None:
                 allowed = self._unfiltered_allowed(name, index, column, built)
@@ -367,9 +369,9 @@ class IndexedSegment(AppendableSegment):
             if tenant is None:
                 allowed = index.node_mask(mask)
         if tenant is not None:
-            found = [self._tenant_search(index, tenant, q, limit, space, mask, params) for q in queries]
+            found = [self._tenant_search(index, tenant, q, limit, space, mask, params, matrix) for q in queries]
         else:
-            found = [self._graph_search(index, q, limit, space, allowed, params) for q in queries]
+            found = [self._graph_search(index, q, limit, space, allowed, params, matrix) for q in queries]
         if tail.any():  # points that moved past the indexed slots: scanned exactly
             exact = scoring.search_dense(column.matrix[built:n], tail, queries, limit, space.distance, space.datatype)
             found = [_merge(a, (rows + built, scores), limit) for a, (rows, scores) in zip(found, exact)]
@@ -386,31 +388,36 @@ class IndexedSegment(AppendableSegment):
         self._allowed_cache[name] = (self.writes, allowed)
         return allowed
 
-    def _graph_search(self, index: _DenseIndex, query: ScoringQuery, limit: int, space: VectorSpace, allowed, params):
-        """(slots, similarities) of one nearest query through the graph (or the codes)."""
-        vector = _graph_query(np.asarray(query.examples[0], np.float32), space)
+    def _graph_search(self, index: _DenseIndex, query: ScoringQuery, limit: int, space: VectorSpace, allowed, params, matrix):
+        """(slots, similarities) of one nearest query through the graph (or the codes). The
+        graph ranks; the hits are reported with their reference scores (`distance.reference`
+        on the stored rows), as an exact scan reports them."""
+        vector = metric.graph_query(query.examples[0], space.distance, space.datatype)
         default_ef = index.graph.ef_construct if index.graph is not None else 100
         ef = max(int(params.get("hnsw_ef") or default_ef), limit)
         quantization = params.get("quantization") or {}
         if index.quantized is not None and not quantization.get("ignore"):
-            nodes, sims = self._quantized_search(index, vector, limit, ef, allowed, quantization, space)
+            nodes, sims, rescore = self._quantized_search(index, vector, limit, ef, allowed, quantization)
+            if not rescore:  # the approximate scores, as asked
+                return index.rows[nodes].astype(np.int64), np.asarray(sims, np.float32)
         else:
-            nodes, sims = index.graph.search(vector, limit, ef, allowed)
-        return index.rows[nodes].astype(np.int64), np.asarray(sims, np.float32)
+            nodes, _ = index.graph.search(vector, limit, ef, allowed)
+        return _reported(matrix, index.rows[nodes].astype(np.int64), query, space, limit)
 
     @staticmethod
-    def _tenant_search(index: _DenseIndex, tenant: _TenantGraph, query: ScoringQuery, limit: int, space, mask, params):
+    def _tenant_search(index: _DenseIndex, tenant: _TenantGraph, query: ScoringQuery, limit: int, space, mask, params, matrix):
         """(slots, similarities) through one tenant's subgraph; the filter's mask over its
         nodes is the `allowed` mask (original vectors: codes are not used here)."""
-        vector = _graph_query(np.asarray(query.examples[0], np.float32), space)
+        vector = metric.graph_query(query.examples[0], space.distance, space.datatype)
         ef = max(int(params.get("hnsw_ef") or tenant.graph.ef_construct), limit)
-        found, sims = tenant.graph.search(vector, limit, ef, index.node_mask(mask, tenant.nodes))
-        return index.rows[tenant.nodes[found]].astype(np.int64), np.asarray(sims, np.float32)
+        found, _ = tenant.graph.search(vector, limit, ef, index.node_mask(mask, tenant.nodes))
+        return _reported(matrix, index.rows[tenant.nodes[found]].astype(np.int64), query, space, limit)
 
     @staticmethod
-    def _quantized_search(index: _DenseIndex, vector, limit: int, ef: int, allowed, quantization: dict, space):
-        """Search on the codes; with `rescore` (default), `limit * oversampling` candidates
-        are scored again with the original vectors and the best `limit` kept."""
+    def _quantized_search(index: _DenseIndex, vector, limit: int, ef: int, allowed, quantization: dict):
+        """Search on the codes: (nodes, approximate similarities, rescore). With `rescore`
+        (default) `limit * oversampling` candidates, which the caller scores again with the
+        original vectors (`_reported`), keeping the best `limit`."""
         rescore = quantization.get("rescore")
         rescore = True if rescore is None else bool(rescore)
         oversampling = float(quantization.get("oversampling") or 1.0)
@@ -419,12 +426,7 @@ class IndexedSegment(AppendableSegment):
             nodes, sims = index.quantized.graph_search(index.graph, vector, wanted, max(ef, wanted), allowed)
         else:
             nodes, sims = index.quantized.scan(vector, wanted, allowed)
-        if not rescore or not len(nodes):
-            return nodes, sims
-        nodes = np.sort(nodes)  # in storage order: memory-mapped originals read forwards
-        sims = _similarities(index.vectors[nodes], vector, space.distance)
-        top = scoring.top_k(sims, limit)
-        return nodes[top], sims[top]
+        return nodes, sims, rescore
 
     def _search_multi(self, name, index: _DenseIndex, queries, limit, space, predicate, params):
         """MaxSim through the sub-vector graph: each query row's `hnsw_ef` nearest sub-vectors
@@ -447,7 +449,7 @@ class IndexedSegment(AppendableSegment):
         for query in queries:
             nominated = [tail]
             for row in np.atleast_2d(np.asarray(query.examples[0], np.float32)):
-                vector = _graph_query(row, space)
+                vector = metric.graph_query(row, space.distance, space.datatype)
                 if ignore_codes:
                     nodes, _ = index.graph.search(vector, ef, ef, allowed)
                 elif index.graph is not None:
@@ -571,30 +573,14 @@ def _always_ram(wanted: dict) -> bool:
     return any(bool((value or {}).get("always_ram")) for value in config.values())
 
 
-def _graph_vectors(matrix: np.ndarray, rows: np.ndarray, distance: str, datatype: str) -> np.ndarray:
-    """The float32 (nodes, dim) vectors a graph is built over."""
-    vectors = np.ascontiguousarray(matrix[rows], dtype=np.float32)
-    if distance == "Cosine" and datatype == "uint8":
-        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-        vectors = np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0)
-    return vectors
-
-
-def _graph_query(vector: np.ndarray, space: VectorSpace) -> np.ndarray:
-    if space.distance == "Cosine" and space.datatype == "uint8":
-        norm = float(np.linalg.norm(vector))
-        return (vector / norm).astype(np.float32) if norm > 0 else np.zeros_like(vector)
-    return np.ascontiguousarray(vector, np.float32)
-
-
-def _similarities(vectors: np.ndarray, query: np.ndarray, distance: str) -> np.ndarray:
-    vectors = np.asarray(vectors, np.float32)
-    if distance == "Euclid":
-        diff = vectors - query
-        return -np.einsum("ij,ij->i", diff, diff).astype(np.float32)
-    if distance == "Manhattan":
-        return -np.abs(vectors - query).sum(axis=1).astype(np.float32)
-    return (vectors @ query).astype(np.float32)
+def _reported(matrix: np.ndarray, slots: np.ndarray, query: ScoringQuery, space: VectorSpace, limit: int):
+    """The best `limit` of `slots` by their reference scores (`distance.reference` of the
+    query and the stored rows): the scores an exact scan reports for the same points."""
+    if not len(slots):
+        return slots, np.empty(0, np.float32)
+    sims = metric.rescore(matrix[slots], query.examples[0], space.distance, space.datatype)
+    top = scoring.top_k(sims, limit)
+    return slots[top], sims[top]
 
 
 def _merge(a: tuple, b: tuple, limit: int) -> tuple[np.ndarray, np.ndarray]:

@@ -10,7 +10,7 @@ larger is closer, as `scoring.py`): for scalar, product and asymmetric binary th
 exact similarity of the query to the *dequantized* vector (up to float32 rounding and, for
 asymmetric binary, the rounding of the query weights), so ranking on codes agrees with
 that dequantized similarity. The search kernels return a "raw" score monotone in it
-(`hnsw._score`), turned into the similarity by `_Query.finish`.
+(`distance.score`), turned into the similarity by `_Query.finish`.
 
 Formats (see docs/quantization.md for the formulas):
 
@@ -39,11 +39,10 @@ from pathlib import Path
 import numba
 import numpy as np
 
-from pydrant.segments.hnsw import METRICS, _DOT, _EUCLID, _NO_ALLOWED, _NO_DELETED, _mask, \
-    scan_kernel
+from pydrant.segments.distance import DISTANCES, DOT as _DOT, EUCLID as _EUCLID, FASTMATH, METRICS
+from pydrant.segments.hnsw import _NO_ALLOWED, _NO_DELETED, _mask, scan_kernel
 
 KINDS = ("scalar", "binary", "product")
-DISTANCES = tuple(METRICS)
 PQ_DIMS = {"x4": 1, "x8": 2, "x16": 4, "x32": 8, "x64": 16}  # dims per one-byte sub-vector
 BINARY_ENCODINGS = ("one_bit", "two_bits", "one_and_half_bits")
 QUERY_ENCODINGS = ("default", "binary", "scalar4bits", "scalar8bits")
@@ -58,7 +57,7 @@ _META = "quantization.json"
 _FORMAT = 1
 
 _jit = numba.njit(nogil=True, cache=True)
-_jit_math = numba.njit(nogil=True, cache=True, fastmath={"reassoc", "contract", "nsz", "arcp"})
+_jit_math = numba.njit(nogil=True, cache=True, fastmath=FASTMATH)
 
 
 # -- kernels ----------------------------------------------------------------------------------

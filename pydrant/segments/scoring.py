@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from pydrant.segments import kernels
+from pydrant.segments import distance as metric
 from pydrant.segments.types import SparseVector
 
 NEAREST = "nearest"
@@ -47,7 +47,7 @@ _F32_BLOCK_ROWS = 1 << 18
 _CONVERTED_BLOCK_ROWS = 1 << 14
 # Below this share of candidate rows, gathering them beats scanning everything.
 _GATHER_SHARE = 0.25
-_F32_EPSILON = np.float32(np.finfo(np.float32).eps)
+_F32_EPSILON = metric.F32_EPSILON
 _CONTEXT_MARGIN = _F32_EPSILON
 
 
@@ -151,41 +151,21 @@ def _best_score(positives: np.ndarray, negatives: np.ndarray) -> np.ndarray:
 
 def postprocess(query: ScoringQuery, distance: str, scores: np.ndarray) -> np.ndarray:
     """Scores as reported: distances for nearest Euclid/Manhattan, else unchanged."""
-    if not query.is_nearest:
-        return scores
-    if distance == "Euclid":
-        return np.sqrt(np.abs(scores))
-    if distance == "Manhattan":
-        return np.abs(scores)
-    return scores
+    return metric.reported(distance, scores) if query.is_nearest else scores
 
 
 def reported_order_ascending(query: ScoringQuery, distance: str) -> bool:
     """Whether reported scores improve downwards (nearest by a distance)."""
-    return query.is_nearest and distance in ("Euclid", "Manhattan")
+    return query.is_nearest and distance in metric.ASCENDING
 
 
 # -- dense similarities ---------------------------------------------------------------------
 
 
 def dense_similarities(rows: np.ndarray, examples: np.ndarray, distance: str, datatype: str) -> np.ndarray:
-    """(E, n) float32 similarities of float32 examples to float32 rows. Examples first:
-    each example's similarities are then one contiguous row, which the per-query top-k
-    reads without a strided copy."""
-    if distance == "Euclid":
-        return kernels.neg_sq_euclid(np.ascontiguousarray(rows), np.ascontiguousarray(examples))
-    if distance == "Manhattan":
-        return kernels.neg_manhattan(np.ascontiguousarray(rows), np.ascontiguousarray(examples))
-    if len(examples) == 1:
-        sims = (rows @ examples[0])[None, :]  # a matrix-vector product, the common case
-    else:
-        sims = examples @ rows.T
-    if distance == "Cosine" and datatype == "uint8":
-        row_norms = np.linalg.norm(rows, axis=1)[None, :]
-        example_norms = np.linalg.norm(examples, axis=1)[:, None]
-        denominator = example_norms * row_norms
-        sims = np.divide(sims, denominator, out=np.zeros_like(sims), where=denominator > 0)
-    return sims.astype(np.float32, copy=False)
+    """(E, n) float32 similarities of float32 examples to float32 rows, for ranking
+    (`distance.similarities`: BLAS for Cosine/Dot, the reference kernel for Euclid/Manhattan)."""
+    return metric.similarities(rows, examples, distance, datatype)
 
 
 def _stack_examples(queries: list[ScoringQuery]) -> np.ndarray:
@@ -222,8 +202,22 @@ def search_dense(
                 _score_block(matrix[start : start + step], block_mask, queries, examples, distance, datatype, limit, start)
             )
     if len(scored) == 1:
-        return [_finite(*found) for found in scored[0]]
-    return [_merge_blocks([block[i] for block in scored], limit) for i in range(len(queries))]
+        found = [_finite(*found) for found in scored[0]]
+    else:
+        found = [_merge_blocks([block[i] for block in scored], limit) for i in range(len(queries))]
+    if distance in metric.ASCENDING:
+        return found  # ranked with the reference kernel itself: the scores are reported as they are
+    return [_reference_scores(matrix, query, rows, distance, datatype) for query, (rows, _) in zip(queries, found)]
+
+
+def _reference_scores(matrix, query: ScoringQuery, rows: np.ndarray, distance: str, datatype: str):
+    """The top rows of a query ranked by BLAS similarities, scored again with the reference
+    (`distance.reference`: what every path reports for a (query, point) pair) and re-sorted."""
+    if not len(rows):
+        return rows, np.empty(0, np.float32)
+    scores = combine(query, metric.reference(matrix[rows], _stack_examples([query]), distance, datatype))
+    order = np.argsort(-scores, kind="stable")
+    return rows[order], scores[order].astype(np.float32, copy=False)
 
 
 def _score_block(rows, mask, queries, examples, distance, datatype, limit, where):
@@ -274,7 +268,7 @@ def top_k(scores: np.ndarray, k: int) -> np.ndarray:
 
 def multi_similarity(doc: np.ndarray, query: np.ndarray, distance: str, datatype: str) -> float:
     """MaxSim: the sum over the query's rows of the best similarity to any row of `doc`."""
-    sims = dense_similarities(np.asarray(doc, dtype=np.float32), query, distance, datatype)  # (q rows, doc rows)
+    sims = metric.reference(doc, query, distance, datatype)  # (q rows, doc rows)
     return float(sims.max(axis=1).sum())
 
 
@@ -336,7 +330,7 @@ def score_rows(values, rows: np.ndarray, query: ScoringQuery, space: VectorSpace
     if space.kind == "dense":
         examples = _stack_examples([query])
         block = np.asarray(values[rows], dtype=np.float32)
-        return combine(query, dense_similarities(block, examples, space.distance, space.datatype))
+        return combine(query, metric.reference(block, examples, space.distance, space.datatype))
     picked = [values[r] for r in rows.tolist()]
     if not picked:
         return np.empty(0, np.float32)
