@@ -36,6 +36,7 @@ from typing import Callable
 
 from pydrant.errors import BadInput
 from pydrant.segments.filter_datetime import parse_datetime, parse_payload_datetime
+from pydrant.segments.geo import EARTH_RADIUS_M, haversine_m  # noqa: F401  (EARTH_RADIUS_M re-exported)
 from pydrant.segments.payload import WILDCARD, format_path, parse_path, raw_values
 from pydrant.segments.types import PointContext
 
@@ -48,7 +49,6 @@ DEFAULT_SCORE = 0.0  # a missing prefetch score without default (Qdrant's DEFAUL
 DEFAULT_DECAY_TARGET = 0.0
 DEFAULT_DECAY_MIDPOINT = 0.5
 DEFAULT_DECAY_SCALE = 1.0
-EARTH_RADIUS_M = 6371008.8  # geo::MEAN_EARTH_RADIUS, which Qdrant's Haversine uses
 _MAX_INDEX = (1 << 64) - 1  # a prefetch index is a usize in Qdrant
 
 _UNARY_OPERATORS = ("neg", "abs", "sqrt", "exp", "log10", "ln")
@@ -374,16 +374,6 @@ def _as_timestamp(value) -> float:
     return float(micros) / 1_000_000.0
 
 
-def _haversine_m(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
-    """The `geo` crate's Haversine distance from (lon1, lat1) to (lon2, lat2), in metres."""
-    theta1 = math.radians(lat1)
-    theta2 = math.radians(lat2)
-    delta_theta = math.radians(lat2 - lat1)
-    delta_lambda = math.radians(lon2 - lon1)
-    a = math.sin(delta_theta / 2.0) ** 2 + math.cos(theta1) * math.cos(theta2) * math.sin(delta_lambda / 2.0) ** 2
-    return EARTH_RADIUS_M * (2.0 * math.asin(math.sqrt(a)))
-
-
 # --- math with Qdrant's results where Python raises ------------------------------------------
 
 
@@ -524,7 +514,7 @@ class _Compiler:
 
         def geo_distance(payload, scores, ctx) -> float:
             to_lon, to_lat = point_at(payload)
-            return _haversine_m(lon, lat, to_lon, to_lat)
+            return haversine_m(lon, lat, to_lon, to_lat)
 
         return geo_distance
 

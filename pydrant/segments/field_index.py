@@ -25,7 +25,6 @@ opens (docs/filtering.md says why and what it costs).
 from __future__ import annotations
 
 import gc
-import math
 import uuid as uuid_module
 from typing import Iterable
 
@@ -33,10 +32,10 @@ import numpy as np
 
 from pydrant.errors import BadInput
 from pydrant.segments.filter_datetime import parse_payload_datetime
+from pydrant.segments.geo import haversine_m_array
 from pydrant.segments.payload import field_values, parse_path
 
 _MAX_EXACT_INT = 1 << 53  # integers beyond this are not exact as float64: left to the scan
-_EARTH_RADIUS_M = 6371008.8
 
 Mask = "np.ndarray | bool | None"  # a bool array over slots; True = every slot, None = none
 
@@ -541,7 +540,7 @@ class GeoIndex(_RunIndex):
             lon, lat, radius = condition[1]
             margin = radius / 111_000.0 + 1e-6  # degrees of latitude the circle can span
             slots, lons, lats = self._band(gen, live, lat - margin, lat + margin)
-            d = _haversine(lon, lat, lons, lats)
+            d = haversine_m_array(lon, lat, lons, lats)
             sure = d < radius * (1 - 1e-9)
             maybe = d < radius * (1 + 1e-9) + 1e-6
             yes = slots_mask(slots[sure], n) if sure.any() else None
@@ -553,13 +552,6 @@ class GeoIndex(_RunIndex):
             maybe = (lons >= min_lon - eps) & (lons <= max_lon + eps)
             return None, (slots_mask(slots[maybe], n) if maybe.any() else None)
         return None
-
-
-def _haversine(lon: float, lat: float, lons: np.ndarray, lats: np.ndarray) -> np.ndarray:
-    phi1 = math.radians(lat)
-    phi2 = np.radians(lats)
-    a = np.sin((phi2 - phi1) / 2) ** 2 + math.cos(phi1) * np.cos(phi2) * np.sin((np.radians(lons) - math.radians(lon)) / 2) ** 2
-    return 2 * _EARTH_RADIUS_M * np.arcsin(np.minimum(1.0, np.sqrt(a)))
 
 
 class TextIndex(FieldIndex):

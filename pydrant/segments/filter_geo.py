@@ -3,8 +3,8 @@
 - Bounding box: strictly inside, in the manner of Qdrant. When `top_left.lon` is greater
   than `bottom_right.lon` the box crosses the antimeridian and covers lon > left or
   lon < right.
-- Radius: haversine great-circle distance on a sphere of radius 6371008.8 m (the mean Earth
-  radius the `geo` crate uses), strictly less than `radius` metres.
+- Radius: the haversine great-circle distance of `geo.py` (the `geo` crate's, on a sphere of
+  radius 6371008.8 m), strictly less than `radius` metres.
 - Polygon: planar in (lon, lat), as Qdrant's (unprojected, datum-agnostic). A location
   matches when it is inside the exterior ring or on any ring's boundary, and not strictly
   inside an interior ring (a hole).
@@ -12,10 +12,10 @@
 
 from __future__ import annotations
 
-import math
 from typing import Callable
 
-EARTH_RADIUS_M = 6371008.8
+from pydrant.segments.geo import EARTH_RADIUS_M, haversine_m  # noqa: F401  (re-exported)
+
 _BOUNDARY_EPS = 1e-12
 
 GeoCheck = Callable[[float, float], bool]
@@ -35,25 +35,9 @@ def bounding_box_check(left: float, top: float, right: float, bottom: float) -> 
     return check
 
 
-def haversine_m(lon1: float, lat1: float, lon2: float, lat2: float) -> float:
-    """Great-circle distance in metres between two (lon, lat) points in degrees."""
-    phi1, phi2 = math.radians(lat1), math.radians(lat2)
-    dphi = phi2 - phi1
-    dlmb = math.radians(lon2 - lon1)
-    a = math.sin(dphi / 2) ** 2 + math.cos(phi1) * math.cos(phi2) * math.sin(dlmb / 2) ** 2
-    return 2 * EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(a)))
-
-
 def radius_check(center_lon: float, center_lat: float, radius: float) -> GeoCheck:
-    phi1 = math.radians(center_lat)
-    cos_phi1 = math.cos(phi1)
-    lmb1 = math.radians(center_lon)
-    sin, cos, sqrt, asin, radians = math.sin, math.cos, math.sqrt, math.asin, math.radians
-
     def check(lon: float, lat: float) -> bool:
-        phi2 = radians(lat)
-        a = sin((phi2 - phi1) / 2) ** 2 + cos_phi1 * cos(phi2) * sin((radians(lon) - lmb1) / 2) ** 2
-        return 2 * EARTH_RADIUS_M * asin(min(1.0, sqrt(a))) < radius
+        return haversine_m(center_lon, center_lat, lon, lat) < radius
 
     return check
 
