@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from pydrant.fsutil import fsync_dir
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from powercutfs import FuseUnavailable, Model, PowerCutFS, unavailable_reason  # noqa: E402
@@ -182,14 +184,6 @@ def fs(tmp_path):
         pytest.skip(f"FUSE unavailable: cannot mount powercutfs: {exc}")
     yield fs
     fs.unmount()
-
-
-def fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def test_syscalls_through_fuse_follow_the_model(fs):
