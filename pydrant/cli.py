@@ -20,7 +20,7 @@ import json
 import logging
 import sys
 import time
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 from pydrant import QDRANT_API_VERSION, __version__
 from pydrant.config import ConfigError, Settings, load_settings, log_levels

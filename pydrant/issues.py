@@ -13,7 +13,7 @@ where `solution` is `{"refactor": text}`, `{"immediate": {...}}` or `"none"`.
 from __future__ import annotations
 
 import threading
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 
 
 class IssueBoard:
@@ -26,7 +26,7 @@ class IssueBoard:
             "id": issue_id,
             "description": description,
             "solution": {"refactor": solution} if solution else "none",
-            "timestamp": datetime.now(timezone.utc).isoformat().replace("+00:00", "Z"),
+            "timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
         }
         with self._lock:
             self._records[issue_id] = record

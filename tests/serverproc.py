@@ -52,7 +52,7 @@ class ServerProcess:
     def command(self) -> list[str]:
         return [sys.executable, "-m", "pydrant.cli", "serve"]
 
-    def start(self) -> "ServerProcess":
+    def start(self) -> ServerProcess:
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             self.command(),
@@ -105,6 +105,6 @@ class ServerProcess:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait()
 
-    def restart(self) -> "ServerProcess":
+    def restart(self) -> ServerProcess:
         self.stop()
         return self.start()

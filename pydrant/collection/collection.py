@@ -118,7 +118,7 @@ class Collection:
         write_json_atomic(path / MANIFEST_FILE, {"segments": [segment_id]})
 
     @classmethod
-    def load(cls, path: Path) -> "Collection":
+    def load(cls, path: Path) -> Collection:
         """Open a collection and replay its WAL: afterwards every acknowledged write is visible."""
         config = read_json(path / CONFIG_FILE)
         schema = vector_schema(config)

@@ -32,7 +32,7 @@ import threading
 import time
 import weakref
 from pathlib import Path
-from typing import Callable
+from collections.abc import Callable
 
 from pydrant.errors import ServiceError
 from pydrant.issues import BOARD, collection_issue_id
@@ -152,7 +152,7 @@ class DiskSpaceGuard:
 
 # -- one guard per collection, made on first use --------------------------------------------
 
-_guards: "weakref.WeakKeyDictionary[object, DiskSpaceGuard]" = weakref.WeakKeyDictionary()
+_guards: weakref.WeakKeyDictionary[object, DiskSpaceGuard] = weakref.WeakKeyDictionary()
 _guards_lock = threading.Lock()
 
 
@@ -172,7 +172,7 @@ def check(collection) -> None:
 
 # -- the watcher: clears the issue when space returns, with no write needed ------------------
 
-_watched: "weakref.WeakSet[DiskSpaceGuard]" = weakref.WeakSet()
+_watched: weakref.WeakSet[DiskSpaceGuard] = weakref.WeakSet()
 _watcher: threading.Thread | None = None
 
 

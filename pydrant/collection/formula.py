@@ -32,7 +32,7 @@ import math
 import re
 import struct
 from decimal import Decimal
-from typing import Callable
+from collections.abc import Callable
 
 from pydrant.errors import BadInput
 from pydrant.segments.filter_datetime import parse_datetime, parse_payload_datetime

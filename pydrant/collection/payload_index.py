@@ -49,7 +49,7 @@ class PayloadIndexTable:
         self._analyzers: dict | None = None
 
     @classmethod
-    def load(cls, collection_dir: Path) -> "PayloadIndexTable":
+    def load(cls, collection_dir: Path) -> PayloadIndexTable:
         path = collection_dir / INDEX_FILE
         return cls(path, read_json(path)["fields"] if path.exists() else {})
 

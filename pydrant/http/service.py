@@ -6,9 +6,8 @@ import functools
 import os
 import platform
 import sys
-import time
 import uuid
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from pathlib import Path
 
 from pydrant.http import spec_models as models
@@ -103,7 +102,7 @@ def _ram_kib() -> int | None:
 
 def telemetry_data(details: int, anonymize: bool) -> dict:
     collections = toc().collections
-    started = datetime.fromtimestamp(current_app.extensions["started_at"], tz=timezone.utc)
+    started = datetime.fromtimestamp(current_app.extensions["started_at"], tz=UTC)
     data = {
         "id": NODE_ID,
         "app": {

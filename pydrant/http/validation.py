@@ -11,7 +11,7 @@ Two steps, as Qdrant does them:
 from __future__ import annotations
 
 import json
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -74,7 +74,7 @@ def check_depth(value: Any) -> None:
                 push((child, depth + 1))
 
 
-@lru_cache(maxsize=None)
+@cache
 def _adapter(model) -> TypeAdapter:
     return TypeAdapter(model)
 

@@ -34,7 +34,7 @@ import struct
 import threading
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
 import cbor2
 import numpy as np

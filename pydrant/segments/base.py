@@ -8,7 +8,8 @@ model-based suite over every kind.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Mapping, Protocol, Sequence, runtime_checkable
+from typing import Protocol, runtime_checkable
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
 import numpy as np
 

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import gc
 import uuid as uuid_module
-from typing import Iterable
+from collections.abc import Iterable
 
 import numpy as np
 

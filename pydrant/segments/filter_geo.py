@@ -12,7 +12,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from pydrant.segments.geo import EARTH_RADIUS_M, haversine_m  # noqa: F401  (re-exported)
 

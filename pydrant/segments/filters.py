@@ -29,7 +29,7 @@ clause, so a point that fails on its id never has its payload loaded.
 from __future__ import annotations
 
 from contextvars import ContextVar
-from typing import Callable, Mapping
+from collections.abc import Callable, Mapping
 
 from pydrant.errors import BadInput
 from pydrant.segments.filter_datetime import parse_datetime, parse_payload_datetime

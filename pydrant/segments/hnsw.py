@@ -66,8 +66,8 @@ from llvmlite import ir
 from numba.core import cgutils, types
 from numba.extending import intrinsic, overload
 
-from pydrant.segments.distance import DISTANCES, DOT as _DOT, EUCLID as _EUCLID, FASTMATH, \
-    MANHATTAN as _MANHATTAN, METRICS, score as _score
+from pydrant.segments.distance import DISTANCES, FASTMATH, \
+    METRICS, score as _score
 
 # The one table of distances, the kernels' metric codes and float flags, and the scorer
 # the kernels inline (`_score`) live in distance.py.
@@ -789,7 +789,7 @@ class HnswIndex:
     @classmethod
     def build(cls, vectors: np.ndarray, distance: str = "Cosine", m: int = 16,
               ef_construct: int = 100, seed: int = 0, threads: int | None = None,
-              should_stop=None) -> "HnswIndex":
+              should_stop=None) -> HnswIndex:
         """Build over `vectors` (float32 (n, dim); Cosine vectors already normalised; other
         dtypes are converted to a float32 copy). threads=None uses every core. The graph is
         the same for any thread count."""
@@ -807,7 +807,7 @@ class HnswIndex:
 
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray], vectors: np.ndarray,
-                    check: bool = True) -> "HnswIndex":
+                    check: bool = True) -> HnswIndex:
         """An index over saved (or memory-mapped) arrays and the vectors it was built on.
         check=False skips the id range check (which reads every array once)."""
         return cls(vectors, arrays, check=check)

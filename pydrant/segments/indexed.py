@@ -108,7 +108,7 @@ class _DenseIndex:
             allowed = slot_mask[self.rows]
         return None if allowed.all() else np.ascontiguousarray(allowed)
 
-    def tenant_for(self, predicate) -> "_TenantGraph | None":
+    def tenant_for(self, predicate) -> _TenantGraph | None:
         """The subgraph of a tenant the filter requires (a top-level `must` match of a
         tenant field's value), else None. The filter's own mask still decides the hits."""
         plan = getattr(predicate, "plan", None)
@@ -145,7 +145,7 @@ class IndexedSegment(AppendableSegment):
         self._allowed_cache: dict = {}  # name -> (writes, allowed mask of unfiltered searches)
 
     @classmethod
-    def open(cls, path: str | os.PathLike, schema: VectorSchema) -> "IndexedSegment":
+    def open(cls, path: str | os.PathLike, schema: VectorSchema) -> IndexedSegment:
         segment = super().open(path, schema)
         segment._load_indexes()
         return segment

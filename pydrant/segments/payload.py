@@ -31,7 +31,8 @@ share unchanged sub-objects with the input, so treat stored payloads as immutabl
 from __future__ import annotations
 
 import functools
-from typing import Iterable, Union
+from typing import Union
+from collections.abc import Iterable
 
 from pydrant.errors import BadInput
 

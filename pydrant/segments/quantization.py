@@ -39,7 +39,7 @@ from pathlib import Path
 import numba
 import numpy as np
 
-from pydrant.segments.distance import DISTANCES, DOT as _DOT, EUCLID as _EUCLID, FASTMATH, METRICS
+from pydrant.segments.distance import DOT as _DOT, EUCLID as _EUCLID, FASTMATH, METRICS
 from pydrant.segments.hnsw import _NO_ALLOWED, _NO_DELETED, _mask, scan_kernel
 
 KINDS = ("scalar", "binary", "product")
@@ -209,7 +209,7 @@ class QuantizedVectors:
     # -- building
 
     @classmethod
-    def build(cls, config: dict, vectors: np.ndarray, distance: str) -> "QuantizedVectors":
+    def build(cls, config: dict, vectors: np.ndarray, distance: str) -> QuantizedVectors:
         """Quantize `vectors` (float32 (n, dim); Cosine ones normalised) per Qdrant's
         QuantizationConfig `config` ({"scalar": {...}} | {"product": {...}} | {"binary":
         {...}}). Raises ValueError on a bad config."""
@@ -261,7 +261,7 @@ class QuantizedVectors:
             os.close(fd)
 
     @classmethod
-    def load(cls, directory: Path, mmap: bool = False) -> "QuantizedVectors":
+    def load(cls, directory: Path, mmap: bool = False) -> QuantizedVectors:
         """Read what `save` wrote. mmap=True memory-maps the arrays (read-only) instead of
         reading them."""
         directory = Path(directory)

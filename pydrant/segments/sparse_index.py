@@ -234,7 +234,7 @@ class SparseInvertedIndex:
     # -- construction
 
     @classmethod
-    def build(cls, rows: np.ndarray, vectors: list, datatype: str = "float32") -> "SparseInvertedIndex":
+    def build(cls, rows: np.ndarray, vectors: list, datatype: str = "float32") -> SparseInvertedIndex:
         """Index `vectors` (SparseVector each, may be empty) stored at segment slots `rows`
         (int64 (m,), unique, each < 2**31 - 1). Blocking CPU (a Numba counting sort by dimension)."""
         if datatype not in DATATYPES:
@@ -303,7 +303,7 @@ class SparseInvertedIndex:
         })
 
     @classmethod
-    def load(cls, directory: Path, mmap: bool = False) -> "SparseInvertedIndex":
+    def load(cls, directory: Path, mmap: bool = False) -> SparseInvertedIndex:
         """Read a saved index; mmap=True maps the arrays read-only (on_disk) instead of
         reading them into RAM."""
         directory = Path(directory)

@@ -99,7 +99,7 @@ import unicodedata
 from dataclasses import dataclass
 from functools import cache, lru_cache
 from importlib import resources
-from typing import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 import regex
 
@@ -357,7 +357,7 @@ class TextAnalyzer:
         self._min_ngram = 1 if config.min_token_len is None else config.min_token_len
 
     @classmethod
-    def from_params(cls, params: dict | None) -> "TextAnalyzer":
+    def from_params(cls, params: dict | None) -> TextAnalyzer:
         """params: the TextIndexParams dict as the user sent it (may include "type": "text"),
         or None for defaults. Raises BadInput ("Wrong input: ...") naming the bad option."""
         return cls(_parse_params(params))

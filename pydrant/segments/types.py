@@ -18,7 +18,6 @@ PointId = Union[int, str]
 
 DEFAULT_VECTOR = ""  # the name Qdrant uses internally for the single unnamed vector
 
-from pydrant.segments.distance import DISTANCES  # noqa: E402  (the one table; re-exported)
 DATATYPES = {"float32": np.float32, "float16": np.float16, "uint8": np.uint8}
 
 

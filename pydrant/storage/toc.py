@@ -93,7 +93,7 @@ class TableOfContent:
         self._nursery: trio.Nursery | None = None
 
     @classmethod
-    def from_settings(cls, settings) -> "TableOfContent":
+    def from_settings(cls, settings) -> TableOfContent:
         return cls(Path(settings.storage.storage_path), defaults_from_settings(settings))
 
     @property

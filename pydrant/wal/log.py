@@ -26,7 +26,7 @@ import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 from pydrant.wal.framing import MAX_OP_NUM, encode_batch
 from pydrant.wal.scan import (
@@ -56,7 +56,7 @@ class _LogFile:
     last_op_num: int | None
 
     @classmethod
-    def from_scan(cls, scan: FileScan) -> "_LogFile":
+    def from_scan(cls, scan: FileScan) -> _LogFile:
         return cls(scan.path, scan.name_op_num, scan.data_end, scan.records, scan.first_op_num, scan.last_op_num)
 
     def add_batch(self, op_nums: list[int], size: int) -> None:
@@ -301,7 +301,7 @@ class Wal:
             self._closed = True
             self._close_fd()
 
-    def __enter__(self) -> "Wal":
+    def __enter__(self) -> Wal:
         return self
 
     def __exit__(self, *exc_info) -> None:

@@ -1,6 +1,5 @@
 """Payload index declarations: create, report in collection info, survive restart, delete."""
 
-import httpx
 import pytest
 from qdrant_client import QdrantClient, models
 

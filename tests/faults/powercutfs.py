@@ -810,7 +810,7 @@ class PowerCutFS:
     def mounted(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
-    def mount(self, timeout: float = 20.0) -> "PowerCutFS":
+    def mount(self, timeout: float = 20.0) -> PowerCutFS:
         if self.mounted:
             raise RuntimeError("already mounted")
         reason = unavailable_reason()
@@ -877,7 +877,7 @@ class PowerCutFS:
                 pass
             self._wait_gone()
 
-    def __enter__(self) -> "PowerCutFS":
+    def __enter__(self) -> PowerCutFS:
         return self.mount()
 
     def __exit__(self, *exc) -> None:

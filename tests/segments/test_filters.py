@@ -9,6 +9,7 @@ from pydrant.segments.filter_datetime import parse_datetime
 from pydrant.segments.filter_geo import haversine_m
 from pydrant.segments.filters import compile_filter
 from pydrant.segments.types import PointContext
+from datetime import UTC
 
 
 def ctx(payload=None, point_id=1, vectors=()):
@@ -300,12 +301,12 @@ def test_range_without_bounds_matches_any_number():
     ],
 )
 def test_parse_datetime_formats(text, iso_utc):
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     expected = datetime.fromisoformat(iso_utc)
     micros = parse_datetime(text)
     assert micros is not None
-    assert datetime.fromtimestamp(micros / 1_000_000, tz=timezone.utc) == expected
+    assert datetime.fromtimestamp(micros / 1_000_000, tz=UTC) == expected
 
 
 @pytest.mark.parametrize(
