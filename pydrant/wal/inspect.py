@@ -72,7 +72,7 @@ def _file_report(file_scan: FileScan) -> dict:
 def _record_reports(scan: LogScan, from_op_num: int | None):
     """Every good record (those before a file's first bad one), as JSON-ready dicts."""
     for file_scan in scan.files:
-        if not file_scan.records:
+        if not file_scan.records or file_scan.last_op_num is None:
             continue
         if from_op_num is not None and file_scan.last_op_num < from_op_num:
             continue

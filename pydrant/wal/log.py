@@ -124,7 +124,7 @@ class Wal:
         """
         with self._lock:
             self._check_open()
-            snapshot = [(f.path, f.data_end, f.last_op_num) for f in self._files if f.records]
+            snapshot = [(f.path, f.data_end, f.last_op_num) for f in self._files if f.records and f.last_op_num is not None]
         return _read_files(snapshot, from_op_num)
 
     @property
@@ -252,13 +252,19 @@ class Wal:
 
     def _write_durably(self, target: _LogFile, frames: bytes) -> None:
         offset = target.data_end
+        fd = self._append_fd()
         try:
-            _pwrite_all(self._fd, frames, offset)
-            os.fdatasync(self._fd)
+            _pwrite_all(fd, frames, offset)
+            os.fdatasync(fd)
         except OSError:
             self._undo_write(offset, len(frames))
             raise
         self._stats["fsyncs"] += 1
+
+    def _append_fd(self) -> int:
+        """The last file's descriptor: open whenever the WAL has a file to append to."""
+        assert self._fd is not None, "the last WAL file is open for appending"
+        return self._fd
 
     def _undo_write(self, offset: int, size: int) -> None:
         """Zero a failed batch's bytes so that no part of it can be read back as records.
@@ -266,9 +272,10 @@ class Wal:
         If even that fails, the file's end is unknown and the WAL refuses further writes
         until it is reopened (and scanned) again.
         """
+        fd = self._append_fd()
         try:
-            _pwrite_all(self._fd, bytes(size), offset)
-            os.fdatasync(self._fd)
+            _pwrite_all(fd, bytes(size), offset)
+            os.fdatasync(fd)
         except OSError as exc:
             log.error("WAL %s: could not undo a failed write at offset %d: %s", self.directory, offset, exc)
             self._failure = exc
@@ -396,7 +403,7 @@ class Wal:
             log.warning("WAL %s: could not prepare spare files: %s", self.directory, exc)
 
     def _create_spare(self) -> Path:
-        numbers = [int(SPARE_FILE_PATTERN.match(p.name).group(1)) for p in self._spares]
+        numbers = [_spare_number(p) for p in self._spares]
         path = self.directory / spare_file_name(max(numbers, default=0) + 1)
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
         try:
@@ -416,6 +423,12 @@ def _read_files(snapshot: list[tuple[Path, int, int]], from_op_num: int | None) 
             continue  # nothing wanted in this file: do not even read it
         for record in iter_records(path, data_end, from_op_num=from_op_num):
             yield record.op_num, record.value
+
+
+def _spare_number(path: Path) -> int:
+    match = SPARE_FILE_PATTERN.match(path.name)
+    assert match is not None, f"spare files are named by spare_file_name, not {path.name}"
+    return int(match.group(1))
 
 
 def _preallocate(fd: int, size: int) -> None:

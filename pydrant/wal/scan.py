@@ -79,9 +79,11 @@ class FileScan:
         """How many bytes a torn-tail repair saves and zeroes (trailing zeros excluded)."""
         if self.state != TORN:
             return 0
+        assert self.damaged_end is not None, "a TORN scan records where the damage ends"
         return self.damaged_end - self.data_end
 
     def corrupt_wal(self) -> CorruptWal:
+        assert self.problem_offset is not None and self.problem is not None, "only a scan that found a problem"
         return CorruptWal(self.path, self.problem_offset, self.problem)
 
 
@@ -258,17 +260,17 @@ def iter_records(path: Path, data_end: int, *, from_op_num: int | None = None) -
     """
     with open(path, "rb") as file:
         data = file.read(data_end)
-    skipping = from_op_num is not None
+    skip_below = from_op_num  # None once the records are wanted
     offset = 0
     while offset < data_end:
         try:
-            record = read_record(data, offset, decode_value=not skipping)
-            if skipping and record.op_num >= from_op_num:
-                skipping = False  # op_nums increase: every later record is wanted too
+            record = read_record(data, offset, decode_value=skip_below is None)
+            if skip_below is not None and record.op_num >= skip_below:
+                skip_below = None  # op_nums increase: every later record is wanted too
                 record = read_record(data, offset)
         except WalRecordError as exc:
             raise CorruptWal(path, offset, f"{exc.reason} (changed since the WAL was opened)") from exc
-        if not skipping:
+        if skip_below is None:
             yield record
         offset += record.size
 
