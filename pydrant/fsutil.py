@@ -61,3 +61,23 @@ def mkdir_durable(path: Path) -> None:
     for directory in reversed(missing):
         directory.mkdir(exist_ok=True)
         fsync_dir(directory.parent)
+
+
+def fsync_file(path: Path | str) -> None:
+    """fsync one existing file's content (opened read-only: fsync needs no write access)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_tree(root: Path) -> None:
+    """fsync every file under `root`, then each directory (its own entries), so a power
+    cut loses none of them once this returns. Nothing happens when `root` does not exist."""
+    if not root.exists():
+        return
+    for directory, _dirs, files in os.walk(root):
+        for file_name in files:
+            fsync_file(os.path.join(directory, file_name))
+        fsync_dir(Path(directory))

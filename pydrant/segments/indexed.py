@@ -48,7 +48,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pydrant.fsutil import read_json, write_json_atomic
+from pydrant.fsutil import fsync_tree, read_json, write_json_atomic
 from pydrant.segments import distance as metric
 from pydrant.segments import scoring
 from pydrant.segments.appendable import AppendableSegment
@@ -172,7 +172,8 @@ class IndexedSegment(AppendableSegment):
         for name in self.schema.sparse:
             wanted = settings.get("sparse", {}).get(name) or {}
             sparse[name] = self._build_sparse(name, built_slots, wanted)
-        _fsync_tree(self.path / INDEX_DIR)
+        # every index file durable before segment.json (and the manifest swap after it) names it
+        fsync_tree(self.path / INDEX_DIR)
         write_json_atomic(self.path / SEGMENT_FILE, {"built_slots": built_slots, "settings": settings})
         with self._lock:
             self._dense, self._sparse = dense, sparse
@@ -589,21 +590,3 @@ def _merge(a: tuple, b: tuple, limit: int) -> tuple[np.ndarray, np.ndarray]:
     top = scoring.top_k(scores, limit)
     return rows[top], scores[top]
 
-
-def _fsync_tree(root: Path) -> None:
-    """fsync every file under `root` and the directories, so the manifest swap that follows
-    never points at an index whose files a power cut could lose."""
-    if not root.exists():
-        return
-    for directory, _dirs, files in os.walk(root):
-        for file_name in files:
-            fd = os.open(os.path.join(directory, file_name), os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
