@@ -133,7 +133,7 @@ def run_set(name, base, queries, distance, space, efs):
     rows = []
     for ef in efs:
         peer.set_ef(ef)
-        py_qps, py_found = loop_qps(lambda q: py.search(q, K, ef=ef)[0], queries)
+        py_qps, py_found = loop_qps(lambda q, ef=ef: py.search(q, K, ef=ef)[0], queries)
         h_qps, h_found = loop_qps(lambda q: peer.knn_query(q, k=K)[0][0], queries)
         rows.append((ef, recall(py_found, truth), py_qps, recall(h_found, truth), h_qps))
         print(f"  ef {ef}: pydrant {rows[-1][1]:.4f} {py_qps:,.0f}/s, "

@@ -28,7 +28,6 @@ temporary directory. Prints a markdown table of targets vs measured numbers.
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import platform
 import subprocess
@@ -39,6 +38,8 @@ from pathlib import Path
 
 import numpy as np
 import orjson
+
+from pydrant.segments.geo import haversine_m_array
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
@@ -56,7 +57,6 @@ VOCABULARY = (
     "oscar papa quebec romeo sierra tango uniform victor whiskey xray yankee zulu red green "
     "blue yellow black white orange purple silver golden quick lazy brown fox"
 ).split()
-EARTH_RADIUS_M = 6371008.8
 # Issue targets (ms), checked against p50 of the three named queries.
 TARGETS = {"keyword_count": 5.0, "range_count_10": 20.0, "facet": 50.0}
 
@@ -111,13 +111,6 @@ class Data:
             {"batch": {"ids": ids, "vectors": self.vectors[start:stop], "payloads": payloads}},
             option=orjson.OPT_SERIALIZE_NUMPY,
         )
-
-
-def haversine(lon: float, lat: float, lons: np.ndarray, lats: np.ndarray) -> np.ndarray:
-    phi1 = math.radians(lat)
-    phi2 = np.radians(lats)
-    a = np.sin((phi2 - phi1) / 2) ** 2 + math.cos(phi1) * np.cos(phi2) * np.sin((np.radians(lons) - math.radians(lon)) / 2) ** 2
-    return 2 * EARTH_RADIUS_M * np.arcsin(np.minimum(1.0, np.sqrt(a)))
 
 
 # ---------------------------------------------------------------------------------------
@@ -265,7 +258,6 @@ def timed(client: Client, method: str, path: str, body: dict, queries: int, warm
 
 
 def run_queries(client: Client, data: Data, name: str, queries: int, warmup: int) -> list[dict]:
-    n = data.n
     count_path = f"/collections/{name}/points/count"
     out = []
 
@@ -402,7 +394,7 @@ def run_queries(client: Client, data: Data, name: str, queries: int, warmup: int
         f"{combo_truth:,} points",
     )
     center_lon, center_lat, radius = 10.0, 50.0, 2_000_000.0
-    distances = haversine(center_lon, center_lat, data.lon, data.lat)
+    distances = haversine_m_array(center_lon, center_lat, data.lon, data.lat)
     geo_truth = int(np.count_nonzero(distances < radius))
 
     def geo_check(result):

@@ -91,14 +91,14 @@ def main() -> None:
 
     rows = []
     for ef in EFS:
-        qps, found = measure(lambda q: index.search(q, K, ef)[0].tolist(), queries)
+        qps, found = measure(lambda q, ef=ef: index.search(q, K, ef)[0].tolist(), queries)
         rows.append((ef, "unquantized", "-", recall(found, truth), qps))
         print(rows[-1], flush=True)
         for name, qv, oversamplings, _ in built:
             for over in oversamplings:
                 limit = K * over
 
-                def run(q, qv=qv, limit=limit):
+                def run(q, qv=qv, limit=limit, ef=ef):
                     ids, _ = qv.graph_search(index, q, limit, ef)
                     exact = base[ids] @ q  # rescore on the originals
                     return ids[np.argsort(-exact, kind="stable")[:K]].tolist()

@@ -6,6 +6,7 @@ import platform
 import httpx
 import pytest
 from qdrant_client import QdrantClient, models
+from qdrant_client.http.exceptions import UnexpectedResponse
 
 pytestmark = pytest.mark.e2e
 
@@ -163,13 +164,14 @@ def test_collections_and_aliases_survive_restart(fresh_server):
 
 def test_failed_alias_batch_changes_nothing(client):
     client.create_collection("alias_atomic", vectors_config=models.VectorParams(size=2, distance="Dot"))
-    with pytest.raises(Exception):
+    with pytest.raises(UnexpectedResponse) as refused:
         client.update_collection_aliases(
             change_aliases_operations=[
                 models.CreateAliasOperation(create_alias=models.CreateAlias(collection_name="alias_atomic", alias_name="ok_alias")),
                 models.DeleteAliasOperation(delete_alias=models.DeleteAlias(alias_name="no_such_alias")),
             ]
         )
+    assert refused.value.status_code == 404, refused.value
     assert "ok_alias" not in {a.alias_name for a in client.get_aliases().aliases}
 
 

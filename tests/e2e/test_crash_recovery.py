@@ -107,7 +107,7 @@ def test_acknowledged_writes_survive_sigkill(fresh_server):
     model: dict = {}
     rng = random.Random(20261124)
     total_acknowledged = 0
-    for cycle in range(CYCLES):
+    for _ in range(CYCLES):
         workers = [Worker(fresh_server.url, i, model, rng.randrange(2**32)) for i in range(WORKERS)]
         for w in workers:
             w.start()

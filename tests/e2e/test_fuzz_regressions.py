@@ -115,7 +115,7 @@ def test_json_nested_too_deep_is_400(http, cols, method, path, body, depth):
 def test_deep_formula_is_400(http, cols, depth):
     formula = '{"neg":' * depth + "1" + "}" * depth
     r = post_raw(http, "POST", "/collections/fz_plain/points/query",
-                 '{"prefetch": {"query": [1, 2]}, "query": {"formula": %s}}' % formula)
+                 '{"prefetch": {"query": [1, 2]}, "query": {"formula": ' + formula + "}}")
     assert_4xx(r, "recursion limit exceeded")
 
 
@@ -123,7 +123,7 @@ def test_payload_nested_just_within_the_limit_is_stored_and_read_back(http, cols
     # the body's own levels: {"points": [{"payload": ...}]} is 3, so the payload may have 124
     payload = nested(123)
     r = post_raw(http, "PUT", "/collections/fz_plain/points?wait=true",
-                 '{"points": [{"id": 8, "vector": [1, 2], "payload": %s}]}' % payload)
+                 '{"points": [{"id": 8, "vector": [1, 2], "payload": ' + payload + "}]}")
     assert r.status_code == 200, r.text
     got = http.get("/collections/fz_plain/points/8")
     assert got.status_code == 200, got.text
@@ -131,9 +131,9 @@ def test_payload_nested_just_within_the_limit_is_stored_and_read_back(http, cols
     while isinstance(value, dict):
         depth, value = depth + 1, value["a"]
     assert depth == 123
-    r = post_raw(http, "POST", "/collections/fz_plain/points/payload?wait=true", '{"points": [8], "payload": %s}' % payload)
+    r = post_raw(http, "POST", "/collections/fz_plain/points/payload?wait=true", '{"points": [8], "payload": ' + payload + "}")
     assert r.status_code == 200, r.text
     formula = '{"neg":' * 120 + "1" + "}" * 120
     r = post_raw(http, "POST", "/collections/fz_plain/points/query",
-                 '{"prefetch": {"query": [1, 2]}, "query": {"formula": %s}}' % formula)
+                 '{"prefetch": {"query": [1, 2]}, "query": {"formula": ' + formula + "}}")
     assert r.status_code == 200, r.text

@@ -158,7 +158,7 @@ def test_wal_append_failure_acknowledges_nothing(fiu_server):
         seen = len(errors_of(workers))
         server.enable("posix/io/rw/pwrite", errno)
         try:
-            assert wait_until(lambda: len(errors_of(workers)) >= seen + 10, 10), server.log_tail()
+            assert wait_until(lambda seen=seen: len(errors_of(workers)) >= seen + 10, 10), server.log_tail()
             reads = check_reads(server.url, COLLECTION)
             board = collection_issues(server)
         finally:
@@ -214,7 +214,7 @@ def test_segment_write_failure_turns_the_collection_red_until_a_retry_applies(fi
         seen = len(errors_of(workers))
         server.enable("posix/io/rw/write", errno)
         try:
-            assert wait_until(lambda: len(errors_of(workers)) >= seen + 10, 10)
+            assert wait_until(lambda seen=seen: len(errors_of(workers)) >= seen + 10, 10)
             info = httpx.get(f"{server.url}/collections/{COLLECTION}", timeout=10).json()["result"]
             telemetry = httpx.get(f"{server.url}/telemetry", params={"details_level": 2}, timeout=10).json()["result"]
             reads = check_reads(server.url, COLLECTION)

@@ -267,8 +267,9 @@ def test_wal_survives_power_cuts_mid_append(fs):
             acknowledged = [r for r in acknowledged if r[0] >= floor]
         in_flight: list = []
         stop = threading.Event()
+        seed = rng.random()
 
-        def append_until_cut(wal=wal, in_flight=in_flight, stop=stop, seed=rng.random()):
+        def append_until_cut(wal=wal, in_flight=in_flight, stop=stop, seed=seed, acknowledged=acknowledged):
             op_num = (wal.last_op_num or 0) + 1
             local = random.Random(seed)
             while not stop.is_set():

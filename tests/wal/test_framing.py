@@ -143,7 +143,7 @@ def test_a_batch_marks_each_record_with_its_offset_in_the_batch_and_the_records_
     entries = [(5, "a"), (6, {"v": np.ones(4, np.float32)}), (9, [1])]
     data = encode_batch(entries) + bytes(8)
     offset, places = 0, []
-    for op_num, value in entries:
+    for op_num, _ in entries:
         body = data[offset + 8 : offset + 8 + HEADER.unpack_from(data, offset)[0]]
         assert body[0] == 0x84  # [op_num, batch_offset, records_after, value]
         record = read_record(data, offset)
