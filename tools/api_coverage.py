@@ -3,7 +3,8 @@
 Usage:
     python tools/api_coverage.py [SPEC_JSON] > docs/api-coverage.md
 
-SPEC_JSON defaults to ../shared/qdrant-openapi-v1.15.5.json beside the repository root.
+SPEC_JSON defaults to the vendored spec/qdrant-openapi-v1.15.5.json; tests/test_generated.py
+checks the committed page is current.
 The state of each operation is kept in COVERAGE below, the one place to edit; every
 operation not listed there is "not yet". The script fails on an operationId that is not
 in the spec or on an unknown state, so a typo cannot hide an operation.
@@ -17,8 +18,8 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_SPEC = REPO_ROOT.parent / "shared" / "qdrant-openapi-v1.15.5.json"
+from specfile import SPEC
+
 HTTP_METHODS = ("get", "post", "put", "patch", "delete")
 
 DONE, PARTIAL, NOT_YET = "done", "partial", "not yet"
@@ -144,7 +145,7 @@ def render(operations: list[dict], spec_name: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("spec", nargs="?", type=Path, default=DEFAULT_SPEC, help="OpenAPI JSON of Qdrant")
+    parser.add_argument("spec", nargs="?", type=Path, default=SPEC, help="OpenAPI JSON of Qdrant")
     args = parser.parse_args(argv)
     spec = json.loads(args.spec.read_text(encoding="utf-8"))
     operations = load_operations(spec)

@@ -1,17 +1,24 @@
 """Extract numeric and length bounds from the Qdrant OpenAPI spec into pydrant/http/constraints.json.
 
-Usage: python tools/gen_spec_constraints.py [SPEC_PATH]
+Usage: python tools/gen_spec_constraints.py [SPEC_PATH] [--output PATH]
 
-qdrant-client's generated pydantic models check types and forbid unknown fields but carry
-none of the spec's `minimum`/`maximum`/`minLength` bounds, which Qdrant enforces with 422
-"Validation error in JSON body". The server checks validated request models against this
-table (pydrant/http/validation.py). The table is committed so that the server and its tests
-never need the spec file at run time; re-run this script when the spec changes.
+SPEC_PATH defaults to the vendored spec/qdrant-openapi-v1.15.5.json, the output to
+pydrant/http/constraints.json.
+
+The request models (pydrant/http/spec_models.py, generated from the same spec by
+tools/gen_spec_models.py) check types and forbid unknown fields, which Qdrant's serde
+refuses while deserializing (400). The spec's `minimum`/`maximum`/`minLength`... bounds are
+left out of them on purpose: Qdrant checks those after deserializing, with 422 "Validation
+error in JSON body". The server checks validated request models against this table
+(pydrant/http/validation.py). The table is committed so that the server and its tests never
+need the spec file at run time; tests/test_generated.py checks it is current.
 """
 
+import argparse
 import json
-import sys
 from pathlib import Path
+
+from specfile import SPEC
 
 BOUND_KEYS = ("minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "minLength", "maxLength", "minItems", "maxItems")
 REPO = Path(__file__).resolve().parent.parent
@@ -51,11 +58,13 @@ def extract(spec: dict) -> dict:
     return table
 
 
-def main(argv=None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    spec_path = Path(argv[0]) if argv else REPO.parent / "shared" / "qdrant-openapi-v1.15.5.json"
-    table = extract(json.loads(spec_path.read_text()))
-    out = REPO / "pydrant" / "http" / "constraints.json"
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("spec", nargs="?", type=Path, default=SPEC, help="OpenAPI JSON of Qdrant")
+    parser.add_argument("--output", type=Path, default=REPO / "pydrant" / "http" / "constraints.json")
+    args = parser.parse_args(argv)
+    table = extract(json.loads(args.spec.read_text()))
+    out = args.output
     out.write_text(json.dumps(table, indent=1, sort_keys=True) + "\n")
     print(f"wrote {out} ({len(table)} schemas with bounds)")
     return 0

@@ -1,7 +1,10 @@
 """Generate pydrant/http/spec_models.py, the request models, from Qdrant's OpenAPI spec.
 
-Usage: pip install datamodel-code-generator==0.89.0
-       python tools/gen_spec_models.py [SPEC_PATH]
+Usage: pip install -e '.[dev]'   (datamodel-code-generator and the black it formats with)
+       python tools/gen_spec_models.py [SPEC_PATH] [--output PATH]
+
+SPEC_PATH defaults to the vendored spec/qdrant-openapi-v1.15.5.json, the output to
+pydrant/http/spec_models.py; tests/test_generated.py checks the committed file is current.
 
 Why our own models: qdrant-client 1.15.1's generated models lag the v1.15.5 spec (no
 collection `metadata`, `update_filter`, `copy_vectors`, `wal_retain_closed`, `text_any`,
@@ -19,11 +22,14 @@ so that the models check what Qdrant's serde checks while deserializing, and not
 The output is committed; the server never needs the spec or the generator at run time.
 """
 
+import argparse
 import json
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from specfile import SPEC
 
 REPO = Path(__file__).resolve().parent.parent
 OUT = REPO / "pydrant" / "http" / "spec_models.py"
@@ -59,10 +65,10 @@ def adjust(node) -> None:
         adjust(value)
 
 
-def append_union_aliases(spec: dict) -> None:
+def append_union_aliases(spec: dict, out: Path) -> None:
     """--collapse-root-models inlines union schemas (PointsSelector, Query, ...); name them
     again as type aliases so that handlers can validate a body against a union."""
-    source = OUT.read_text()
+    source = out.read_text()
     lines = ["", "", "# Union schemas of the spec, inlined above by --collapse-root-models."]
     for name, schema in spec["components"]["schemas"].items():
         if f"\nclass {name}(" in source:
@@ -71,26 +77,29 @@ def append_union_aliases(spec: dict) -> None:
         names = [ref.rsplit("/", 1)[-1] for ref in refs]
         if names and all(names) and all(f"\nclass {n}(" in source for n in names):
             lines.append(f"{name} = {' | '.join(names)}")
-    OUT.write_text(source.rstrip("\n") + "\n".join(lines) + "\n")
+    out.write_text(source.rstrip("\n") + "\n".join(lines) + "\n")
 
 
-def main(argv=None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    spec_path = Path(argv[0]) if argv else REPO.parent / "shared" / "qdrant-openapi-v1.15.5.json"
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("spec", nargs="?", type=Path, default=SPEC, help="OpenAPI JSON of Qdrant")
+    parser.add_argument("--output", type=Path, default=OUT)
+    args = parser.parse_args(argv)
+    spec_path, out = args.spec, args.output
     spec = json.loads(spec_path.read_text())
     adjust(spec["components"])
     with tempfile.TemporaryDirectory() as tmp:
         adjusted = Path(tmp) / "spec.json"
         adjusted.write_text(json.dumps(spec))
         subprocess.run([
-            "datamodel-codegen", "--input", str(adjusted), "--input-file-type", "openapi",
-            "--output", str(OUT), "--output-model-type", "pydantic_v2.BaseModel",
+            sys.executable, "-m", "datamodel_code_generator", "--input", str(adjusted), "--input-file-type", "openapi",
+            "--output", str(out), "--output-model-type", "pydantic_v2.BaseModel",
             "--target-python-version", "3.11", "--disable-timestamp", "--collapse-root-models",
             "--strict-types", "str", "int", "float", "bool", "--formatters", "black",
             "--custom-file-header", f'"""Request models generated from {spec_path.name} by tools/gen_spec_models.py; do not edit."""',
         ], check=True)
-    append_union_aliases(spec)
-    print(f"wrote {OUT}")
+    append_union_aliases(spec, out)
+    print(f"wrote {out}")
     return 0
 
 
