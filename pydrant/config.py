@@ -37,7 +37,9 @@ __all__ = [
     "ACTED_ON",
     "ConfigError",
     "DEFAULT_CONFIG_FILE",
+    "DEFAULTS",
     "ENV_PREFIXES",
+    "SPARSE_FULL_SCAN_THRESHOLD",
     "Settings",
     "load_settings",
     "log_levels",
@@ -355,7 +357,7 @@ class Settings:
 
     def changed_but_not_acted_on(self) -> list[str]:
         """Dotted names set away from their defaults that pydrant does not act on yet."""
-        current, default = _flatten(self.to_dict()), _flatten(Settings().to_dict())
+        current, default = _flatten(self.to_dict()), _flatten(DEFAULTS.to_dict())
         changed = (name for name, value in current.items() if value != default.get(name))
         return sorted(name for name in changed if name not in ACTED_ON)
 
@@ -406,6 +408,17 @@ ACTED_ON = frozenset(
 )
 
 
+# The settings' own defaults (no file, no environment): the one copy of Qdrant's config.yaml
+# values. New collections take theirs from the loaded settings (collection/config.py
+# CollectionDefaults); code that needs a fallback for a setting missing from a stored
+# collection config reads it here, e.g. DEFAULTS.storage.hnsw_index.m.
+DEFAULTS = Settings()
+
+# Qdrant's default `full_scan_threshold` of a sparse vector index, in vectors (not kB). Not a
+# config.yaml setting, but a collection default as the ones above are.
+SPARSE_FULL_SCAN_THRESHOLD = 5000
+
+
 def setting_names() -> list[str]:
     """Every leaf setting's dotted name, in declaration order, including the keys of
     optional sections (such as `storage.snapshots_config.s3_config.bucket`)."""
@@ -417,7 +430,7 @@ def _leaves(cls: type, prefix: str = "") -> Iterator[tuple[str, type]]:
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
         base, _ = _unwrap_optional(hints[f.name])
-        if dataclasses.is_dataclass(base):
+        if isinstance(base, type) and dataclasses.is_dataclass(base):  # a section class
             yield from _leaves(base, f"{prefix}{f.name}.")
         else:
             yield f"{prefix}{f.name}", base
@@ -594,7 +607,7 @@ def _build(cls: type, node: dict, prefix: str):
 
 def _value(annotation, spec: dataclasses.Field, given, name: str):
     base, optional = _unwrap_optional(annotation)
-    if dataclasses.is_dataclass(base):
+    if isinstance(base, type) and dataclasses.is_dataclass(base):  # a section class
         return _section_value(base, optional, given, name)
     if base is dict:
         value = _mapping_value(optional, given, name)

@@ -476,3 +476,39 @@ def test_changed_settings_that_pydrant_ignores_are_listed():
     settings = load_settings(env={"PYDRANT__SERVICE__GRPC_PORT": "7334", "PYDRANT__SERVICE__HTTP_PORT": "7333"})
     assert settings.changed_but_not_acted_on() == ["service.grpc_port"]
     assert Settings().changed_but_not_acted_on() == []
+
+
+def test_new_collections_default_to_the_settings_defaults():
+    """One copy of each default: a collection's are the server settings' (config.yaml's),
+    under the API's names; nothing in collection/config.py spells a value of its own."""
+    from pydrant.collection.config import CollectionDefaults
+    from pydrant.config import DEFAULTS
+
+    assert DEFAULTS == Settings()
+    defaults = CollectionDefaults()
+    assert defaults == CollectionDefaults.from_settings(Settings())
+    assert defaults.hnsw_config == {
+        "m": 16, "ef_construct": 100, "full_scan_threshold": 10000, "max_indexing_threads": 0, "on_disk": False,
+    }
+    assert defaults.optimizer_config == {
+        "deleted_threshold": 0.2, "vacuum_min_vector_number": 1000, "default_segment_number": 0,
+        "max_segment_size": None, "memmap_threshold": None, "indexing_threshold": 10000,
+        "flush_interval_sec": 5, "max_optimization_threads": None,
+    }
+    assert defaults.wal_config == {"wal_capacity_mb": 32, "wal_segments_ahead": 0, "wal_retain_closed": 1}
+    assert defaults.on_disk_payload is True and defaults.quantization_config is None
+
+
+def test_collection_defaults_follow_the_loaded_settings():
+    from pydrant.collection.config import CollectionDefaults
+
+    settings = load_settings(env={}, overrides={
+        "storage.hnsw_index.m": 32, "storage.hnsw_index.payload_m": 8,
+        "storage.optimizers.indexing_threshold_kb": 500, "storage.wal.wal_capacity_mb": 4,
+        "storage.on_disk_payload": False, "storage.collection.quantization": {"binary": {}},
+    })
+    defaults = CollectionDefaults.from_settings(settings)
+    assert defaults.hnsw_config["m"] == 32 and defaults.hnsw_config["payload_m"] == 8
+    assert defaults.optimizer_config["indexing_threshold"] == 500
+    assert defaults.wal_config["wal_capacity_mb"] == 4
+    assert defaults.on_disk_payload is False and defaults.quantization_config == {"binary": {}}

@@ -4,6 +4,9 @@
 here; this module fills defaults (from the server settings, as Qdrant fills them from its
 config file), applies PATCH diffs and derives the engine's `VectorSchema`. The stored form
 is exactly what `GET /collections/{name}` returns under `config`.
+
+Defaults are not spelled here: they are the server settings' (pydrant/config.py, Qdrant's
+config.yaml values), mapped to the API's field names by `CollectionDefaults.from_settings`.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass, field
 
+from pydrant.config import DEFAULTS, SPARSE_FULL_SCAN_THRESHOLD, Settings
 from pydrant.errors import BadInput
 from pydrant.segments.types import (
     DEFAULT_VECTOR,
@@ -20,39 +24,74 @@ from pydrant.segments.types import (
 )
 
 
+# Qdrant's WalConfig default; config.yaml has no setting for it.
+WAL_RETAIN_CLOSED = 1
+
+
+def _hnsw_config(settings: Settings) -> dict:
+    hnsw = settings.storage.hnsw_index
+    return {
+        "m": hnsw.m,
+        "ef_construct": hnsw.ef_construct,
+        "full_scan_threshold": hnsw.full_scan_threshold_kb,
+        "max_indexing_threads": hnsw.max_indexing_threads,
+        "on_disk": bool(hnsw.on_disk),
+        **({"payload_m": hnsw.payload_m} if hnsw.payload_m is not None else {}),
+    }
+
+
+def _optimizer_config(settings: Settings) -> dict:
+    opt = settings.storage.optimizers
+    return {
+        "deleted_threshold": opt.deleted_threshold,
+        "vacuum_min_vector_number": opt.vacuum_min_vector_number,
+        "default_segment_number": opt.default_segment_number,
+        "max_segment_size": opt.max_segment_size_kb,
+        "memmap_threshold": opt.memmap_threshold_kb,
+        "indexing_threshold": opt.indexing_threshold_kb,
+        "flush_interval_sec": opt.flush_interval_sec,
+        "max_optimization_threads": opt.max_optimization_threads,
+    }
+
+
+def _wal_config(settings: Settings) -> dict:
+    wal = settings.storage.wal
+    return {
+        "wal_capacity_mb": wal.wal_capacity_mb,
+        "wal_segments_ahead": wal.wal_segments_ahead,
+        "wal_retain_closed": WAL_RETAIN_CLOSED,
+    }
+
+
 @dataclass(frozen=True)
 class CollectionDefaults:
-    """The server-wide defaults a new collection starts from (Qdrant's config.yaml values)."""
+    """The server-wide defaults a new collection starts from, in the API's shape.
 
-    hnsw_config: dict = field(
-        default_factory=lambda: {
-            "m": 16,
-            "ef_construct": 100,
-            "full_scan_threshold": 10000,
-            "max_indexing_threads": 0,
-            "on_disk": False,
-        }
-    )
-    optimizer_config: dict = field(
-        default_factory=lambda: {
-            "deleted_threshold": 0.2,
-            "vacuum_min_vector_number": 1000,
-            "default_segment_number": 0,
-            "max_segment_size": None,
-            "memmap_threshold": None,
-            "indexing_threshold": 10000,
-            "flush_interval_sec": 5,
-            "max_optimization_threads": None,
-        }
-    )
-    wal_config: dict = field(
-        default_factory=lambda: {"wal_capacity_mb": 32, "wal_segments_ahead": 0, "wal_retain_closed": 1}
-    )
-    on_disk_payload: bool = True
-    replication_factor: int = 1
-    write_consistency_factor: int = 1
-    vectors_on_disk: bool | None = None
-    quantization_config: dict | None = None  # for collections created without one
+    `CollectionDefaults()` holds the server settings' own defaults (Qdrant's config.yaml
+    values); a server builds its own with `from_settings` from the settings it loaded.
+    """
+
+    hnsw_config: dict = field(default_factory=lambda: _hnsw_config(DEFAULTS))
+    optimizer_config: dict = field(default_factory=lambda: _optimizer_config(DEFAULTS))
+    wal_config: dict = field(default_factory=lambda: _wal_config(DEFAULTS))
+    on_disk_payload: bool = DEFAULTS.storage.on_disk_payload
+    # Not taken from the settings by `from_settings` (pydrant does not act on them yet).
+    replication_factor: int = DEFAULTS.storage.collection.replication_factor
+    write_consistency_factor: int = DEFAULTS.storage.collection.write_consistency_factor
+    vectors_on_disk: bool | None = DEFAULTS.storage.collection.vectors.on_disk
+    quantization_config: dict | None = DEFAULTS.storage.collection.quantization  # for collections created without one
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> CollectionDefaults:
+        """The defaults of a server started with `settings` (storage.hnsw_index,
+        storage.optimizers, storage.wal, storage.on_disk_payload, storage.collection.quantization)."""
+        return cls(
+            hnsw_config=_hnsw_config(settings),
+            optimizer_config=_optimizer_config(settings),
+            wal_config=_wal_config(settings),
+            on_disk_payload=settings.storage.on_disk_payload,
+            quantization_config=settings.storage.collection.quantization,
+        )
 
 
 def build_config(request: dict, defaults: CollectionDefaults) -> dict:
@@ -255,10 +294,6 @@ def index_settings(config: dict) -> dict:
     return {"dense": dense, "sparse": sparse}
 
 
-# Qdrant's default sparse `full_scan_threshold` (a number of vectors, not kB).
-SPARSE_FULL_SCAN_THRESHOLD = 5000
-
-
 def search_settings(config: dict) -> dict:
     """name -> {"full_scan_threshold": ...}: search planning settings (no rebuild needed);
     kB of vectors for dense vectors, a number of vectors for sparse ones, as in Qdrant."""
@@ -266,7 +301,9 @@ def search_settings(config: dict) -> dict:
     settings = {}
     for name, vector in iter_dense_params(config["params"].get("vectors") or {}):
         threshold = (vector.get("hnsw_config") or {}).get("full_scan_threshold")
-        settings[name] = {"full_scan_threshold": threshold if threshold is not None else collection_hnsw.get("full_scan_threshold", 10000)}
+        if threshold is None:
+            threshold = collection_hnsw.get("full_scan_threshold", DEFAULTS.storage.hnsw_index.full_scan_threshold_kb)
+        settings[name] = {"full_scan_threshold": threshold}
     for name, params in (config["params"].get("sparse_vectors") or {}).items():
         threshold = ((params or {}).get("index") or {}).get("full_scan_threshold")
         settings[name] = {"full_scan_threshold": SPARSE_FULL_SCAN_THRESHOLD if threshold is None else threshold}

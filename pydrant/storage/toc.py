@@ -43,36 +43,7 @@ LOAD_FAILED = "COLLECTION_LOAD_FAILED"
 
 
 def defaults_from_settings(settings) -> CollectionDefaults:
-    storage = settings.storage
-    hnsw = storage.hnsw_index
-    opt = storage.optimizers
-    return CollectionDefaults(
-        hnsw_config={
-            "m": hnsw.m,
-            "ef_construct": hnsw.ef_construct,
-            "full_scan_threshold": hnsw.full_scan_threshold_kb,
-            "max_indexing_threads": hnsw.max_indexing_threads,
-            "on_disk": bool(hnsw.on_disk),
-            **({"payload_m": hnsw.payload_m} if hnsw.payload_m is not None else {}),
-        },
-        optimizer_config={
-            "deleted_threshold": opt.deleted_threshold,
-            "vacuum_min_vector_number": opt.vacuum_min_vector_number,
-            "default_segment_number": opt.default_segment_number,
-            "max_segment_size": opt.max_segment_size_kb,
-            "memmap_threshold": opt.memmap_threshold_kb,
-            "indexing_threshold": opt.indexing_threshold_kb,
-            "flush_interval_sec": opt.flush_interval_sec,
-            "max_optimization_threads": opt.max_optimization_threads,
-        },
-        wal_config={
-            "wal_capacity_mb": storage.wal.wal_capacity_mb,
-            "wal_segments_ahead": storage.wal.wal_segments_ahead,
-            "wal_retain_closed": 1,
-        },
-        on_disk_payload=storage.on_disk_payload,
-        quantization_config=storage.collection.quantization,
-    )
+    return CollectionDefaults.from_settings(settings)
 
 
 class TableOfContent:
