@@ -34,6 +34,7 @@ import struct
 import threading
 from abc import ABC, abstractmethod
 from pathlib import Path
+from typing import Any, TypeGuard, cast
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
 import cbor2
@@ -42,8 +43,23 @@ from rocksdict import AccessType, DBCompactionStyle, Options, Rdict, UniversalCo
 
 from pydrant.errors import BadInput, ServiceError
 from pydrant.segments import filter_plan, scoring
-from pydrant.segments.base import PayloadSelection, Predicate, VectorSelection
-from pydrant.segments.field_index import PayloadIndexes, build_indexes
+from pydrant.segments.base import (
+    ExportedPoint,
+    PayloadSelection,
+    PlannedPredicate,
+    Predicate,
+    SegmentHit,
+    VectorSelection,
+)
+from pydrant.segments.field_index import (
+    DatetimeIndex,
+    FieldIndex,
+    FloatIndex,
+    IntegerIndex,
+    MapIndex,
+    PayloadIndexes,
+    build_indexes,
+)
 from pydrant.segments.scoring import ScoringQuery, VectorSpace
 from pydrant.segments.ids import decode_id, encode_id, id_sort_key, normalize_id
 from pydrant.segments.types import (
@@ -119,14 +135,9 @@ class _Column(ABC):
         n = len(live)
         return int(np.count_nonzero(self.present[:n] & live))
 
+    @abstractmethod
     def stored_bytes(self, live: np.ndarray) -> int:
         """Bytes of the vectors of the live slots (`live` covers the used slots)."""
-        rows = np.flatnonzero(self.present[: len(live)] & live)
-        return sum(self.value_bytes(self.values[r]) for r in rows.tolist())
-
-    @staticmethod
-    def value_bytes(value) -> int:
-        return value.indices.nbytes + value.values.nbytes if isinstance(value, SparseVector) else value.nbytes
 
     @abstractmethod
     def coerce(self, name: str, value) -> VectorValue:
@@ -137,8 +148,8 @@ class _Column(ABC):
         """A copy of the slot's vector."""
 
     @abstractmethod
-    def encode(self, value: VectorValue) -> bytes:
-        """The on-disk bytes of a coerced value."""
+    def encode(self, value: Any) -> bytes:
+        """The on-disk bytes of a value `coerce` returned (each column its own kind)."""
 
     @abstractmethod
     def load(self, offsets: list[int], blobs: list[bytes]) -> None:
@@ -209,6 +220,10 @@ class _ListColumn(_Column):
     def grow(self, capacity: int) -> None:
         super().grow(capacity)
         self.values.extend([None] * (capacity - len(self.values)))
+
+    def stored_bytes(self, live: np.ndarray) -> int:
+        rows = np.flatnonzero(self.present[: len(live)] & live)
+        return sum(_value_bytes(self.values[r]) for r in rows.tolist())
 
     def set(self, offset: int, value) -> None:
         self.values[offset] = value
@@ -286,6 +301,10 @@ class _SparseColumn(_ListColumn):
 
     def ram_bytes(self) -> int:
         return self.present.nbytes + sum(v.indices.nbytes + v.values.nbytes + 200 for v in self.values if v is not None)
+
+
+def _value_bytes(value: VectorValue) -> int:
+    return value.indices.nbytes + value.values.nbytes if isinstance(value, SparseVector) else value.nbytes
 
 
 def _make_column(schema: VectorSchema, name: str, capacity: int) -> _Column:
@@ -416,11 +435,10 @@ class _RocksStore:
         names = dict.fromkeys([*existing, *cf_names])
         names.pop("default", None)
         access = AccessType.read_only() if read_only else AccessType.read_write()
-        self._db = Rdict(
-            str(path), _rocks_options(), column_families={n: _cf_options() for n in names}, access_type=access
-        )
-        self._tables = {name: self._db.get_column_family(name) for name in names}
-        self._handles = {name: self._db.get_column_family_handle(name) for name in names}
+        db = Rdict(str(path), _rocks_options(), column_families={n: _cf_options() for n in names}, access_type=access)
+        self._db: Rdict | None = db  # None once closed
+        self._tables = {name: db.get_column_family(name) for name in names}
+        self._handles = {name: db.get_column_family_handle(name) for name in names}
         self._write_options = WriteOptions()  # RocksDB WAL on, not synced
         self._synced_write = WriteOptions()
         self._synced_write.sync = True
@@ -437,17 +455,24 @@ class _RocksStore:
         batch.delete(key, self._handles[cf])
 
     def write(self, batch: WriteBatch, sync: bool = False) -> None:
-        self._db.write(batch, self._synced_write if sync else self._write_options)
+        db = self._db
+        if db is None:
+            raise ServiceError("the segment's RocksDB is closed")
+        db.write(batch, self._synced_write if sync else self._write_options)
 
     def get(self, cf: str, key: bytes) -> bytes | None:
         return self._tables[cf].get(key)
 
     def get_many(self, cf: str, keys: list[bytes]) -> list[bytes | None]:
-        return self._tables[cf].get(keys) if keys else []
+        if not keys:
+            return []
+        # Given a list, rocksdict's `get` returns a list (its stub only says Any).
+        return cast("list[bytes | None]", self._tables[cf].get(cast("list[str | int | float | bytes | bool]", keys)))
 
     def items(self, cf: str) -> list[tuple[bytes, bytes]]:
         # Materialised so no iterator outlives the call (it would keep the database open).
-        return list(self._tables[cf].items())
+        # Raw mode: keys and values are bytes.
+        return cast("list[tuple[bytes, bytes]]", list(self._tables[cf].items()))
 
     def flush_all(self) -> None:
         """Write every column family's memtable to SST files and wait for it."""
@@ -485,7 +510,8 @@ class _RocksStore:
                 except Exception as exc:
                     errors.append(exc)
             try:
-                self._db.close()
+                if self._db is not None:
+                    self._db.close()
             except Exception as exc:
                 errors.append(exc)
         finally:
@@ -505,8 +531,9 @@ class _PendingWrite:
     """One write call in the making: its RocksDB batch, the in-memory changes to make once
     the batch is written, and the slots it has taken."""
 
-    def __init__(self, batch: WriteBatch, next_offset: int):
-        self.batch = batch
+    def __init__(self, store: _RocksStore, next_offset: int):
+        self.store = store
+        self.batch = store.new_batch()
         self.next_offset = next_offset
         self.changed = 0
         self._after_write: list[tuple[Callable, tuple]] = []
@@ -574,7 +601,9 @@ class AppendableSegment:
         self._next_offset = 0
         self._capacity = capacity
         self._offset_by_key: dict[int, int] = {}  # id_sort_key -> slot of the live point
-        self._ids: list[PointId | None] = [None] * capacity  # slot -> id living (or that lived) there
+        # slot -> id living (or that lived) there. Slots past `_next_offset` hold None;
+        # everything here reads only used slots, so the list is typed by what those hold.
+        self._ids: list[PointId] = cast("list[PointId]", [None] * capacity)
         self._versions = np.zeros(capacity, dtype=np.uint64)
         self._live = np.zeros(capacity, dtype=bool)
         self._sorted = _SortedKeys()
@@ -582,11 +611,12 @@ class AppendableSegment:
         self._indexes = PayloadIndexes(capacity)
 
     def _write_meta_initial(self) -> None:
-        batch = self._store.new_batch()
+        store = self._open_store()
+        batch = store.new_batch()
         for key, value in self._meta_entries(0, 0).items():
-            self._store.put(batch, CF_META, key, value)
-        self._store.put(batch, CF_META, META_PERSISTED_VERSION, _U64.pack(0))
-        self._store.write(batch, sync=True)
+            store.put(batch, CF_META, key, value)
+        store.put(batch, CF_META, META_PERSISTED_VERSION, _U64.pack(0))
+        store.write(batch, sync=True)
 
     def _meta_entries(self, version: int, next_offset: int) -> dict[bytes, bytes]:
         return {META_VERSION: _U64.pack(version), META_NEXT_OFFSET: _U32.pack(next_offset)}
@@ -653,7 +683,7 @@ class AppendableSegment:
     # -- loading --
 
     def _load(self) -> None:
-        store = self._store
+        store = self._open_store()
         meta = dict(store.items(CF_META))
         next_offset = _U32.unpack(meta[META_NEXT_OFFSET])[0]
         self._reset_memory(max(_INITIAL_CAPACITY, _next_capacity(next_offset)))
@@ -732,8 +762,8 @@ class AppendableSegment:
                 offset = self._writable_slot(key, op_num)
                 if offset is None:
                     continue
-                self._store.delete(pending.batch, CF_IDS, encode_id(self._ids[offset]))
-                self._erase_slot_on_disk(pending.batch, offset)
+                pending.store.delete(pending.batch, CF_IDS, encode_id(self._ids[offset]))
+                self._erase_slot_on_disk(pending, offset)
                 pending.then(self._forget_point, key, offset)
             return self._commit(pending, op_num)
 
@@ -742,11 +772,11 @@ class AppendableSegment:
         with self._lock:
             pending = self._begin()
             offsets = [o for o in (self._writable_slot(key, op_num) for key in keys) if o is not None]
-            blobs = self._store.get_many(CF_PAYLOAD, [_offset_key(o) for o in offsets])
+            blobs = pending.store.get_many(CF_PAYLOAD, [_offset_key(o) for o in offsets])
             for offset, blob in zip(offsets, blobs):
                 payload = transform(_decode_payload(blob))
-                self._put_payload_on_disk(pending.batch, offset, _encode_payload(payload), replace=True)
-                self._put_id_on_disk(pending.batch, offset, op_num)
+                self._put_payload_on_disk(pending, offset, _encode_payload(payload), replace=True)
+                self._put_id_on_disk(pending, offset, op_num)
                 pending.then(self._payload_rewritten, offset, op_num, payload)
             return self._commit(pending, op_num)
 
@@ -763,7 +793,7 @@ class AppendableSegment:
                 # The point moves to a fresh slot so the old rows, which a search may be
                 # reading, are never overwritten.
                 all_vectors = {**self._vectors_of(old), **vectors}
-                payload_blob = self._store.get(CF_PAYLOAD, _offset_key(old)) or _EMPTY_PAYLOAD
+                payload_blob = pending.store.get(CF_PAYLOAD, _offset_key(old)) or _EMPTY_PAYLOAD
                 payload = _decode_payload(payload_blob) if self._indexes else None
                 self._place_point(pending, op_num, key, self._ids[old], all_vectors, payload_blob, old, payload)
             return self._commit(pending, op_num)
@@ -780,8 +810,8 @@ class AppendableSegment:
                     continue
                 # In place: only the presence flag changes, never the stored rows.
                 for name in names:
-                    self._store.delete(pending.batch, vector_cf_name(name), _offset_key(offset))
-                self._put_id_on_disk(pending.batch, offset, op_num)
+                    pending.store.delete(pending.batch, vector_cf_name(name), _offset_key(offset))
+                self._put_id_on_disk(pending, offset, op_num)
                 pending.then(self._drop_vectors, offset, op_num, names)
             return self._commit(pending, op_num)
 
@@ -790,13 +820,14 @@ class AppendableSegment:
     # RocksDB write leaves memory agreeing with disk.
 
     def _begin(self) -> _PendingWrite:
-        return _PendingWrite(self._open_store().new_batch(), self._next_offset)
+        return _PendingWrite(self._open_store(), self._next_offset)
 
     def _commit(self, pending: _PendingWrite, op_num: int) -> int:
         version = max(self._version, op_num)
+        store = pending.store
         for key, value in self._meta_entries(version, pending.next_offset).items():
-            self._store.put(pending.batch, CF_META, key, value)
-        self._store.write(pending.batch)
+            store.put(pending.batch, CF_META, key, value)
+        store.write(pending.batch)
         self._ensure_capacity(pending.next_offset)
         pending.apply_in_memory()
         self._next_offset = pending.next_offset
@@ -825,7 +856,7 @@ class AppendableSegment:
             exported.append((point_id, record.version, vectors, payload_blob))
         return self.import_points(exported)
 
-    def export_points(self, ids: Iterable[PointId]) -> list[tuple]:
+    def export_points(self, ids: Iterable[PointId]) -> list[ExportedPoint]:
         """(id, version, vectors, payload bytes) of the held points among `ids`: what
         `import_points` takes. The optimizer copies points this way, without decoding and
         re-encoding payloads."""
@@ -839,7 +870,7 @@ class AppendableSegment:
                 for o, blob in zip(offsets, blobs)
             ]
 
-    def import_points(self, points: Sequence[tuple]) -> int:
+    def import_points(self, points: Sequence[ExportedPoint]) -> int:
         """Insert `export_points` entries of a segment with the same schema, keeping their
         versions (a held copy is replaced only by a newer version)."""
         with self._lock:
@@ -865,8 +896,8 @@ class AppendableSegment:
                 offset = self._offset_by_key.get(key)
                 if offset is None:
                     continue
-                self._store.delete(pending.batch, CF_IDS, encode_id(self._ids[offset]))
-                self._erase_slot_on_disk(pending.batch, offset)
+                pending.store.delete(pending.batch, CF_IDS, encode_id(self._ids[offset]))
+                self._erase_slot_on_disk(pending, offset)
                 pending.then(self._forget_point, key, offset)
             return self._commit(pending, 0)
 
@@ -893,6 +924,15 @@ class AppendableSegment:
     def is_appendable(self) -> bool:
         return True
 
+    @property
+    def build_settings(self) -> dict | None:
+        return None  # an appendable segment has no indexes
+
+    def locked_view(self) -> SlotView:
+        """The segment's slots seen with its lock held, for a segment built on this one
+        (`indexed.IndexedSegment`): `with store.locked_view() as view: ...`."""
+        return SlotView(self)
+
     def slot_counts(self) -> tuple[int, int]:
         """(slots used, slots dead): how much a vacuum would reclaim."""
         with self._lock:
@@ -913,29 +953,30 @@ class AppendableSegment:
     def _place_point(self, pending, op_num, key, point_id, vectors, payload_blob, old, payload) -> None:
         """Write a whole point into a fresh slot, retiring its old slot if it had one."""
         offset = pending.allocate_slot()
-        batch = pending.batch
-        self._store.put(batch, CF_IDS, encode_id(point_id), _ID_ENTRY.pack(offset, op_num))
+        store, batch = pending.store, pending.batch
+        store.put(batch, CF_IDS, encode_id(point_id), _ID_ENTRY.pack(offset, op_num))
         for name, value in vectors.items():
-            self._store.put(batch, vector_cf_name(name), _offset_key(offset), self._columns[name].encode(value))
-        self._put_payload_on_disk(batch, offset, payload_blob, replace=False)
+            store.put(batch, vector_cf_name(name), _offset_key(offset), self._columns[name].encode(value))
+        self._put_payload_on_disk(pending, offset, payload_blob, replace=False)
         if old is not None:
-            self._erase_slot_on_disk(batch, old)
+            self._erase_slot_on_disk(pending, old)
         pending.then(self._install_point, key, point_id, offset, op_num, vectors, old, payload)
 
-    def _put_id_on_disk(self, batch: WriteBatch, offset: int, version: int) -> None:
-        self._store.put(batch, CF_IDS, encode_id(self._ids[offset]), _ID_ENTRY.pack(offset, version))
+    def _put_id_on_disk(self, pending: _PendingWrite, offset: int, version: int) -> None:
+        pending.store.put(pending.batch, CF_IDS, encode_id(self._ids[offset]), _ID_ENTRY.pack(offset, version))
 
-    def _put_payload_on_disk(self, batch: WriteBatch, offset: int, blob: bytes, replace: bool) -> None:
+    def _put_payload_on_disk(self, pending: _PendingWrite, offset: int, blob: bytes, replace: bool) -> None:
         if blob:
-            self._store.put(batch, CF_PAYLOAD, _offset_key(offset), blob)
+            pending.store.put(pending.batch, CF_PAYLOAD, _offset_key(offset), blob)
         elif replace:
-            self._store.delete(batch, CF_PAYLOAD, _offset_key(offset))
+            pending.store.delete(pending.batch, CF_PAYLOAD, _offset_key(offset))
 
-    def _erase_slot_on_disk(self, batch: WriteBatch, offset: int) -> None:
-        self._store.delete(batch, CF_PAYLOAD, _offset_key(offset))
+    def _erase_slot_on_disk(self, pending: _PendingWrite, offset: int) -> None:
+        store, batch = pending.store, pending.batch
+        store.delete(batch, CF_PAYLOAD, _offset_key(offset))
         for name, column in self._columns.items():
             if column.has(offset):
-                self._store.delete(batch, vector_cf_name(name), _offset_key(offset))
+                store.delete(batch, vector_cf_name(name), _offset_key(offset))
 
     # In-memory changes, run by _commit after the batch is written.
 
@@ -976,7 +1017,7 @@ class AppendableSegment:
         if needed <= self._capacity:
             return
         capacity = _next_capacity(needed)
-        self._ids.extend([None] * (capacity - self._capacity))
+        self._ids.extend(cast("list[PointId]", [None] * (capacity - self._capacity)))
         self._versions = _grown(self._versions, capacity)
         self._live = _grown(self._live, capacity)
         for column in self._columns.values():
@@ -1028,7 +1069,7 @@ class AppendableSegment:
         with self._lock:
             store = self._open_store()
             offsets = [o for o in (self._offset_by_key.get(key) for key in keys) if o is not None]
-            blobs = store.get_many(CF_PAYLOAD, [_offset_key(o) for o in offsets]) if with_payload else None
+            blobs = store.get_many(CF_PAYLOAD, [_offset_key(o) for o in offsets]) if with_payload else []
             records = [self._record_without_payload(offset, with_vectors) for offset in offsets]
         # Payloads decode outside the lock: CBOR decoding is the slow part of a retrieve.
         if with_payload:
@@ -1068,6 +1109,7 @@ class AppendableSegment:
             sure, to_check = self._split(predicate)
             candidates = sure | to_check
             found = int(np.count_nonzero(candidates))
+            slots: Iterable[int]
             if found * 16 < len(self._offset_by_key):
                 # Few candidates: sort just them by id instead of walking every id.
                 slots = self._candidates_in_id_order(candidates, start_key)
@@ -1118,7 +1160,7 @@ class AppendableSegment:
                 sure[slot] = True
         return sure
 
-    def estimate_cardinality(self, predicate) -> tuple[int, int, int]:
+    def estimate_cardinality(self, predicate: PlannedPredicate | None) -> tuple[int, int, int]:
         with self._lock:
             if predicate is None:
                 count = len(self._offset_by_key)
@@ -1239,7 +1281,7 @@ class AppendableSegment:
         space: VectorSpace,
         predicate: Predicate | None = None,
         params: dict | None = None,
-    ) -> list[list[tuple[float, PointId, int]]]:
+    ) -> list[list[SegmentHit]]:
         """Exact search: per query, the `limit` best (internal score, id, version) among
         live points that have vector `name` and match `predicate`, best first. `params`
         (Qdrant's SearchParams) choose nothing here; indexed segments plan with them.
@@ -1254,20 +1296,25 @@ class AppendableSegment:
             n = self._next_offset
             mask = self._candidates(column, predicate)
             if isinstance(column, _DenseColumn):
-                values = column.matrix[:n]
+                matrix = column.matrix[:n]
             else:
+                assert isinstance(column, _ListColumn)
                 rows = np.flatnonzero(mask)
                 values = [column.values[r] for r in rows.tolist()]
         if isinstance(column, _DenseColumn):
-            found = scoring.search_dense(values, mask, queries, limit, space.distance, space.datatype)
+            found = scoring.search_dense(matrix, mask, queries, limit, space.distance, space.datatype)
         else:
             found = scoring.search_lists(values, rows, queries, limit, space)
         with self._lock:
-            ids, versions = self._ids, self._versions
-            return [
-                [(score, ids[row], int(versions[row])) for row, score in zip(rows_.tolist(), scores.tolist())]
-                for rows_, scores in found
-            ]
+            return self._hits(found)
+
+    def _hits(self, found: Iterable[tuple[np.ndarray, np.ndarray]]) -> list[list[SegmentHit]]:
+        """(slots, scores) per query as (score, id, version) hits (call with the lock held)."""
+        ids, versions = self._ids, self._versions
+        return [
+            [(score, ids[row], int(versions[row])) for row, score in zip(rows.tolist(), scores.tolist())]
+            for rows, scores in found
+        ]
 
     def _candidates(self, column: _Column, predicate: Predicate | None) -> np.ndarray:
         """Mask of the used slots whose point is live, has the column's vector and matches
@@ -1296,7 +1343,7 @@ class AppendableSegment:
 
     def offset_ids(self) -> list[PointId | None]:
         with self._lock:
-            return self._ids[: self._next_offset]
+            return cast("list[PointId | None]", self._ids[: self._next_offset])
 
     def info(self) -> dict:
         with self._lock:
@@ -1325,6 +1372,89 @@ class AppendableSegment:
         return arrays + columns + per_point * self._capacity
 
 
+class SlotView:
+    """An appendable segment's in-memory slots, read with the segment's lock held: the
+    public surface a segment composed on this one (`indexed.IndexedSegment`) reads, so it
+    never touches the store's private fields.
+
+        with store.locked_view() as view:
+            n, live = view.n, view.live[: view.n]
+
+    Entering takes the segment's (re-entrant) lock, leaving releases it; writes wait
+    meanwhile, so everything read inside is one state between whole writes. What it
+    returns are the store's own arrays and lists, not copies (no cost per point): rows of
+    used slots (below `n`) are never rewritten, so slices of `matrix` and `values` stay
+    valid after the block; `live`, `present` and the payload indexes change with later
+    writes, so take copies (`&`, fancy indexing) inside the block of what must not.
+    """
+
+    __slots__ = ("_segment", "n")
+
+    def __init__(self, segment: AppendableSegment):
+        self._segment = segment
+        self.n = 0  # slots used (every slot below is or was a point's); set on entering
+
+    def __enter__(self) -> SlotView:
+        segment = self._segment
+        segment._lock.acquire()
+        self.n = segment._next_offset
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._segment._lock.release()
+
+    def check_open(self) -> None:
+        """ServiceError when the segment is closed (reads that need RocksDB or must not
+        answer from a closed segment)."""
+        self._segment._open_store()
+
+    @property
+    def writes(self) -> int:
+        """Write calls committed so far: a cache of what writes change is valid while it
+        stays the same."""
+        return self._segment.writes
+
+    @property
+    def live(self) -> np.ndarray:
+        """Per slot (the capacity, beyond `n` too): whether a live point is there."""
+        return self._segment._live
+
+    def present(self, name: str) -> np.ndarray:
+        """Per slot: whether the slot has vector `name` (KeyError for an unknown name)."""
+        return self._segment._columns[name].present
+
+    def matrix(self, name: str) -> np.ndarray:
+        """The dense single vector `name`'s matrix (rows are slots, the capacity of them)."""
+        column = self._segment._columns[name]
+        if not isinstance(column, _DenseColumn):
+            raise ValueError(f"`{name}` is not a dense single vector of this segment")
+        return column.matrix
+
+    def values(self, name: str) -> list:
+        """Per slot, the multi-vector (rows array) or SparseVector `name` (None if never set)."""
+        column = self._segment._columns[name]
+        if not isinstance(column, _ListColumn):
+            raise ValueError(f"`{name}` is a dense single vector: use `matrix`")
+        return column.values
+
+    @property
+    def payload_indexes(self) -> PayloadIndexes:
+        """The segment's payload indexes (`by_key`, `gen`)."""
+        return self._segment._indexes
+
+    def matching_mask(self, predicate: Predicate | None) -> np.ndarray:
+        """Per used slot: live and matching `predicate` (every live slot for None)."""
+        return self._segment._matching_mask(predicate)
+
+    def candidates(self, name: str, predicate: Predicate | None) -> np.ndarray:
+        """Per used slot: live, has vector `name` and matches `predicate`."""
+        return self._segment._candidates(self._segment._columns[name], predicate)
+
+    def hits(self, found: Iterable[tuple[np.ndarray, np.ndarray]]) -> list[list[SegmentHit]]:
+        """(slots, scores) per query as (score, id, version) search hits."""
+        return self._segment._hits(found)
+
+
 class _SegmentView:
     """What `filter_plan.evaluate` needs of a segment (call with the segment lock held)."""
 
@@ -1340,8 +1470,8 @@ class _SegmentView:
         return self.segment._indexes.for_path(path)
 
     def ids_mask(self, ids: frozenset):
-        offsets = [self.segment._offset_by_key.get(id_sort_key(i)) for i in ids]
-        offsets = [o for o in offsets if o is not None]
+        by_key = self.segment._offset_by_key
+        offsets = [o for o in (by_key.get(id_sort_key(i)) for i in ids) if o is not None]
         if not offsets:
             return None
         mask = np.zeros(self.n, dtype=bool)
@@ -1353,16 +1483,16 @@ class _SegmentView:
         return None if column is None else column.present[: self.n].copy()
 
 
-def _orderable(index) -> bool:
+def _orderable(index: FieldIndex | None) -> TypeGuard[IntegerIndex | FloatIndex | DatetimeIndex]:
     # Qdrant orders by integer (with `range`), float and datetime indexes.
     return index is not None and index.data_type in ("integer", "float", "datetime") and getattr(index, "has_range", True)
 
 
-def _facetable(index) -> bool:
+def _facetable(index: FieldIndex | None) -> TypeGuard[MapIndex | IntegerIndex]:
     # Qdrant facets keyword, integer (with `lookup`), bool and uuid indexes.
     if index is None:
         return False
-    return index.data_type in ("keyword", "bool", "uuid") or (index.data_type == "integer" and index.has_lookup)
+    return index.data_type in ("keyword", "bool", "uuid") or (isinstance(index, IntegerIndex) and index.has_lookup)
 
 
 def _next_capacity(needed: int) -> int:
@@ -1384,7 +1514,7 @@ def _unique_keys(ids: Iterable[PointId]) -> list[int]:
 
 def _last_per_id(items: Iterable, id_of: Callable) -> list:
     """Items with distinct ids, keeping the last of each (a later duplicate replaces)."""
-    latest = {}
+    latest: dict[int, Any] = {}
     for item in items:
         key = id_sort_key(id_of(item))
         latest.pop(key, None)  # re-insert so order follows the last occurrence

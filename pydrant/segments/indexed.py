@@ -1,5 +1,10 @@
 """The indexed segment: an appendable segment's storage plus search indexes over its points.
 
+`IndexedSegment` composes an `AppendableSegment` (it does not subclass it): the store keeps
+the points, answers the reads and takes the writes, and the indexes read its slots through
+the store's public, lock-held `locked_view()` (`appendable.SlotView`). Both implement the
+`Segment` protocol (segments/base.py).
+
 The optimizer (pydrant/optimizer) builds one by copying the live points of other segments
 into a fresh directory, then calling `build_indexes`, which adds per vector:
 
@@ -44,31 +49,42 @@ import logging
 import math
 import os
 import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
 from pydrant.fsutil import fsync_tree, read_json, write_json_atomic
 from pydrant.segments import distance as metric
 from pydrant.segments import scoring
-from pydrant.segments.appendable import AppendableSegment
+from pydrant.segments.appendable import AppendableSegment, SlotView
+from pydrant.segments.base import (
+    ExportedPoint,
+    PayloadSelection,
+    PlannedPredicate,
+    Predicate,
+    Segment,
+    SegmentHit,
+    VectorSelection,
+)
 from pydrant.segments.field_index import MapIndex
-from pydrant.segments.base import Predicate
 from pydrant.segments.hnsw import HnswIndex
 from pydrant.segments.payload import parse_path
 from pydrant.segments.quantization import QuantizedVectors
 from pydrant.segments.scoring import ScoringQuery, VectorSpace
 from pydrant.segments.sparse_index import SparseInvertedIndex
-from pydrant.segments.types import PointId, VectorSchema
+from pydrant.segments.types import PointId, PointInput, Record, VectorSchema, VectorValue
 
 log = logging.getLogger("pydrant.segments")
 
 SEGMENT_FILE = "segment.json"
 INDEX_DIR = "index"
 GRAPH_SEED = 0
+MmapMode = Literal["r"] | None  # how index arrays are loaded: memory-mapped read-only, or into RAM
 
 
-def open_segment(path: str | os.PathLike, schema: VectorSchema) -> AppendableSegment:
+def open_segment(path: str | os.PathLike, schema: VectorSchema) -> Segment:
     """Open a segment directory of either kind (an indexed one has a `segment.json`)."""
     path = Path(path)
     if (path / SEGMENT_FILE).exists():
@@ -132,11 +148,18 @@ class _TenantGraph:
         self.graph = graph
 
 
-class IndexedSegment(AppendableSegment):
-    """A non-appendable segment with HNSW graphs, quantized codes and sparse indexes."""
+class IndexedSegment:
+    """A non-appendable segment with HNSW graphs, quantized codes and sparse indexes.
 
-    def __init__(self, path: Path, schema: VectorSchema):
-        super().__init__(path, schema)
+    Composition, not inheritance: the points live in an `AppendableSegment` (`_points`,
+    its RocksDB and numpy mirrors), which answers every read and write of the `Segment`
+    protocol that the indexes do not change; this class adds the indexes, plans searches
+    with them, and reads the store's slots only through `AppendableSegment.locked_view()`
+    (`SlotView`), never its private fields. Until `build_indexes` has run (or on a
+    directory without `segment.json`) it behaves as the appendable segment it wraps."""
+
+    def __init__(self, points: AppendableSegment):
+        self._points = points
         self.built_slots: int | None = None  # slots covered by the indexes; None before build
         self.settings: dict = {}
         self._dense: dict[str, _DenseIndex] = {}
@@ -145,14 +168,25 @@ class IndexedSegment(AppendableSegment):
         self._allowed_cache: dict = {}  # name -> (writes, allowed mask of unfiltered searches)
 
     @classmethod
+    def create(cls, path: str | os.PathLike, schema: VectorSchema) -> IndexedSegment:
+        """A new, empty segment in `path` (which must not exist or be empty), to be filled
+        by the optimizer and then given its indexes (`build_indexes`)."""
+        return cls(AppendableSegment.create(path, schema))
+
+    @classmethod
     def open(cls, path: str | os.PathLike, schema: VectorSchema) -> IndexedSegment:
-        segment = super().open(path, schema)
+        """Open an indexed segment's directory (it has a `segment.json`) with its indexes."""
+        segment = cls(AppendableSegment.open(path, schema))
         segment._load_indexes()
         return segment
 
     @property
     def is_appendable(self) -> bool:
         return self.built_slots is None
+
+    @property
+    def build_settings(self) -> dict | None:
+        return self.settings if self.built_slots is not None else None
 
     # -- building (blocking: the optimizer calls it from a worker thread) --------------------
 
@@ -162,8 +196,8 @@ class IndexedSegment(AppendableSegment):
         "quantization": {...} | None, "on_disk": bool}}, "sparse": {name: {"index": {...}}}}
         (collection/config.py `index_settings`). `should_stop` is polled by graph builds
         (hnsw.BuildCancelled when it says stop)."""
-        with self._lock:
-            built_slots = self._next_offset
+        with self._points.locked_view() as view:
+            built_slots = view.n
         started = time.monotonic()
         dense, sparse = {}, {}
         for name in self.schema.dense:
@@ -175,7 +209,7 @@ class IndexedSegment(AppendableSegment):
         # every index file durable before segment.json (and the manifest swap after it) names it
         fsync_tree(self.path / INDEX_DIR)
         write_json_atomic(self.path / SEGMENT_FILE, {"built_slots": built_slots, "settings": settings})
-        with self._lock:
+        with self._points.locked_view():  # searches see the indexes and `built_slots` together
             self._dense, self._sparse = dense, sparse
             self.settings = settings
             self.built_slots = built_slots
@@ -187,13 +221,13 @@ class IndexedSegment(AppendableSegment):
 
     def _build_dense(self, name: str, built_slots: int, wanted: dict, threads: int | None, should_stop) -> _DenseIndex:
         spec = self.schema.dense[name]
-        with self._lock:
-            column = self._columns[name]
-            slots = np.flatnonzero(column.present[:built_slots] & self._live[:built_slots]).astype(np.int32)
+        with self._points.locked_view() as view:
+            slots = np.flatnonzero(view.present(name)[:built_slots] & view.live[:built_slots]).astype(np.int32)
             if spec.multivector:
-                values = [column.values[slot] for slot in slots.tolist()]
+                column_values = view.values(name)
+                values = [column_values[slot] for slot in slots.tolist()]
             else:
-                matrix = column.matrix[:built_slots]
+                matrix = view.matrix(name)[:built_slots]
         if spec.multivector:
             # One node per sub-vector; `rows` maps each to the slot of the point owning it.
             rows = np.repeat(slots, [len(v) for v in values]).astype(np.int32)
@@ -234,17 +268,19 @@ class IndexedSegment(AppendableSegment):
         if m < 2 or not len(index.rows):
             return {}
         min_points = max(1, self._full_scan_vectors(name))
-        with self._lock:
-            gen, live = self._indexes.gen, self._live[:built_slots]
+        with self._points.locked_view() as view:
+            indexes = view.payload_indexes
+            gen, live = indexes.gen, view.live[:built_slots]
             blocks = [
                 (key, value, posting.valid_slots(gen, live))
-                for key, field in self._indexes.by_key.items()
+                for key, field in indexes.by_key.items()
                 if isinstance(field, MapIndex) and field.params.get("is_tenant")
                 for value, posting in field.postings.items()
             ]
         node_of_slot = np.full(built_slots, -1, np.int64)
         node_of_slot[index.rows] = np.arange(len(index.rows))
-        tenants, entries = {}, []
+        tenants: dict[tuple, _TenantGraph] = {}
+        entries: list[dict] = []
         directory = self._index_dir(name) / "tenants"
         for key, value, slots in blocks:
             nodes = node_of_slot[np.asarray(slots, np.int64)]
@@ -264,7 +300,7 @@ class IndexedSegment(AppendableSegment):
             write_json_atomic(directory / "tenants.json", entries)
         return tenants
 
-    def _load_tenant_graphs(self, directory: Path, index: _DenseIndex, mmap) -> dict:
+    def _load_tenant_graphs(self, directory: Path, index: _DenseIndex, mmap: MmapMode) -> dict:
         if not (directory / "tenants.json").exists():
             return {}
         tenants = {}
@@ -276,10 +312,10 @@ class IndexedSegment(AppendableSegment):
         return tenants
 
     def _build_sparse(self, name: str, built_slots: int, wanted: dict) -> SparseInvertedIndex:
-        with self._lock:
-            column = self._columns[name]
-            rows = np.flatnonzero(column.present[:built_slots] & self._live[:built_slots])
-            values = [column.values[r] for r in rows.tolist()]
+        with self._points.locked_view() as view:
+            column_values = view.values(name)
+            rows = np.flatnonzero(view.present(name)[:built_slots] & view.live[:built_slots])
+            values = [column_values[r] for r in rows.tolist()]
         index_config = wanted.get("index") or {}
         index = SparseInvertedIndex.build(rows.astype(np.int64), values, index_config.get("datatype") or "float32")
         index.save(self._index_dir(name) / "sparse")
@@ -300,13 +336,14 @@ class IndexedSegment(AppendableSegment):
                 continue
             wanted = self.settings.get("dense", {}).get(name) or {}
             on_disk = bool((wanted.get("hnsw") or {}).get("on_disk"))
-            mmap = "r" if on_disk else None
+            mmap: MmapMode = "r" if on_disk else None
             rows = np.load(directory / "rows.npy")
             if _shares_storage(spec, wanted, rows):
                 # The graph reads the segment's own float32 matrix (one copy in RAM); the
                 # rows of deleted points, which RocksDB no longer has, come from the file.
-                vectors = self._columns[name].matrix[: len(rows)]
-                vectors[:] = np.load(directory / "vectors.npy", mmap_mode="r")
+                with self._points.locked_view() as view:
+                    vectors = view.matrix(name)[: len(rows)]
+                    vectors[:] = np.load(directory / "vectors.npy", mmap_mode="r")
             else:
                 vectors = np.load(directory / "vectors.npy", mmap_mode="r" if wanted.get("on_disk") else None)
             graph = None
@@ -339,34 +376,34 @@ class IndexedSegment(AppendableSegment):
         space: VectorSpace,
         predicate: Predicate | None = None,
         params: dict | None = None,
-    ) -> list[list[tuple[float, PointId, int]]]:
+    ) -> list[list[SegmentHit]]:
         params = params or {}
-        if self.built_slots is None or params.get("exact") or not all(q.is_nearest for q in queries):
-            return super().search(name, queries, limit, space, predicate, params)
+        built = self.built_slots
+        if built is None or params.get("exact") or not all(q.is_nearest for q in queries):
+            return self._points.search(name, queries, limit, space, predicate, params)
         if space.kind == "sparse" and name in self._sparse:
-            return self._search_sparse(name, queries, limit, space, predicate, params)
+            return self._search_sparse(name, built, queries, limit, space, predicate, params)
         index = self._dense.get(name)
         use_codes = index is not None and index.quantized is not None and not (params.get("quantization") or {}).get("ignore")
         tenant = index.tenant_for(predicate) if index is not None and predicate is not None else None
         if index is None or (index.graph is None and not use_codes and tenant is None):
-            return super().search(name, queries, limit, space, predicate, params)
+            return self._points.search(name, queries, limit, space, predicate, params)
         if index.multi:
-            return self._search_multi(name, index, queries, limit, space, predicate, params)
-        built = self.built_slots
-        with self._lock:
-            self._open_store()
-            column = self._columns[name]
-            matrix = column.matrix  # rows below _next_offset are never rewritten
-            n = self._next_offset
+            return self._search_multi(name, built, index, queries, limit, space, predicate, params)
+        with self._points.locked_view() as view:
+            view.check_open()
+            matrix = view.matrix(name)  # rows below `view.n` are never rewritten
+            present = view.present(name)
+            n = view.n
             if predicate is None:
-                allowed = self._unfiltered_allowed(name, index, column, built)
-                tail = self._live[built:n] & column.present[built:n]
+                allowed = self._unfiltered_allowed(name, index, view, built)
+                tail = view.live[built:n] & present[built:n]
             else:
-                mask = self._matching_mask(predicate) & column.present[:n]
+                mask = view.matching_mask(predicate) & present[:n]
                 tail = mask[built:]
         if predicate is not None:
             if self._small_candidate_set(name, int(np.count_nonzero(mask[:built]))):
-                return super().search(name, queries, limit, space, predicate, params)
+                return self._points.search(name, queries, limit, space, predicate, params)
             if tenant is None:
                 allowed = index.node_mask(mask)
         if tenant is not None:
@@ -374,19 +411,19 @@ class IndexedSegment(AppendableSegment):
         else:
             found = [self._graph_search(index, q, limit, space, allowed, params, matrix) for q in queries]
         if tail.any():  # points that moved past the indexed slots: scanned exactly
-            exact = scoring.search_dense(column.matrix[built:n], tail, queries, limit, space.distance, space.datatype)
+            exact = scoring.search_dense(matrix[built:n], tail, queries, limit, space.distance, space.datatype)
             found = [_merge(a, (rows + built, scores), limit) for a, (rows, scores) in zip(found, exact)]
         return self._hits(found)
 
-    def _unfiltered_allowed(self, name: str, index: _DenseIndex, column, built: int):
+    def _unfiltered_allowed(self, name: str, index: _DenseIndex, view: SlotView, built: int) -> np.ndarray | None:
         """The graph's `allowed` mask (node order) of an unfiltered search: the nodes whose
         point is live and has the vector; None when all are. Cached until the next write.
-        (Call with the segment lock held.)"""
+        (Call inside the store's locked view.)"""
         cached = self._allowed_cache.get(name)
-        if cached is not None and cached[0] == self.writes:
+        if cached is not None and cached[0] == view.writes:
             return cached[1]
-        allowed = index.node_mask(self._live[:built] & column.present[:built])
-        self._allowed_cache[name] = (self.writes, allowed)
+        allowed = index.node_mask(view.live[:built] & view.present(name)[:built])
+        self._allowed_cache[name] = (view.writes, allowed)
         return allowed
 
     def _graph_search(self, index: _DenseIndex, query: ScoringQuery, limit: int, space: VectorSpace, allowed, params, matrix):
@@ -402,6 +439,7 @@ class IndexedSegment(AppendableSegment):
             if not rescore:  # the approximate scores, as asked
                 return index.rows[nodes].astype(np.int64), np.asarray(sims, np.float32)
         else:
+            assert index.graph is not None  # `search` comes here with codes or a graph
             nodes, _ = index.graph.search(vector, limit, ef, allowed)
         return _reported(matrix, index.rows[nodes].astype(np.int64), query, space, limit)
 
@@ -423,23 +461,22 @@ class IndexedSegment(AppendableSegment):
         rescore = True if rescore is None else bool(rescore)
         oversampling = float(quantization.get("oversampling") or 1.0)
         wanted = max(limit, int(math.ceil(limit * oversampling))) if rescore else limit
+        assert index.quantized is not None
         if index.graph is not None:
             nodes, sims = index.quantized.graph_search(index.graph, vector, wanted, max(ef, wanted), allowed)
         else:
             nodes, sims = index.quantized.scan(vector, wanted, allowed)
         return nodes, sims, rescore
 
-    def _search_multi(self, name, index: _DenseIndex, queries, limit, space, predicate, params):
+    def _search_multi(self, name, built: int, index: _DenseIndex, queries, limit, space, predicate, params):
         """MaxSim through the sub-vector graph: each query row's `hnsw_ef` nearest sub-vectors
         nominate their points, which (with the tail) are scored exactly with MaxSim."""
-        built = self.built_slots
-        with self._lock:
-            self._open_store()
-            column = self._columns[name]
-            mask = self._candidates(column, predicate)
-            values = column.values
+        with self._points.locked_view() as view:
+            view.check_open()
+            mask = view.candidates(name, predicate)
+            values = view.values(name)
         if predicate is not None and self._small_candidate_set(name, int(np.count_nonzero(mask[:built]))):
-            return super().search(name, queries, limit, space, predicate, params)
+            return self._points.search(name, queries, limit, space, predicate, params)
         allowed = index.node_mask(mask)
         tail = np.flatnonzero(mask[built:]) + built
         default_ef = index.graph.ef_construct if index.graph is not None else 100
@@ -452,10 +489,13 @@ class IndexedSegment(AppendableSegment):
             for row in np.atleast_2d(np.asarray(query.examples[0], np.float32)):
                 vector = metric.graph_query(row, space.distance, space.datatype)
                 if ignore_codes:
+                    assert index.graph is not None
                     nodes, _ = index.graph.search(vector, ef, ef, allowed)
                 elif index.graph is not None:
+                    assert index.quantized is not None
                     nodes, _ = index.quantized.graph_search(index.graph, vector, ef, ef, allowed)
                 else:
+                    assert index.quantized is not None
                     nodes, _ = index.quantized.scan(vector, ef, allowed)
                 nominated.append(index.rows[nodes].astype(np.int64))
             candidates = np.unique(np.concatenate(nominated)).astype(np.int64)
@@ -472,30 +512,25 @@ class IndexedSegment(AppendableSegment):
         threshold_kb = (self._search_settings.get(name) or {}).get("full_scan_threshold", 10_000)
         return threshold_kb * 1024 / (self.schema.dense[name].size * 4)
 
-    def _hits(self, found: list[tuple[np.ndarray, np.ndarray]]) -> list[list[tuple[float, PointId, int]]]:
+    def _hits(self, found: list[tuple[np.ndarray, np.ndarray]]) -> list[list[SegmentHit]]:
         """(slots, scores) per query as (score, id, version) entries."""
-        with self._lock:
-            ids, versions = self._ids, self._versions
-            return [
-                [(score, ids[row], int(versions[row])) for row, score in zip(rows.tolist(), scores.tolist())]
-                for rows, scores in found
-            ]
+        with self._points.locked_view() as view:
+            return view.hits(found)
 
-    def _search_sparse(self, name: str, queries: list[ScoringQuery], limit: int, space: VectorSpace, predicate, params):
+    def _search_sparse(self, name: str, built: int, queries: list[ScoringQuery], limit: int, space: VectorSpace, predicate, params):
         """Nearest sparse queries through the inverted index, plus the tail; a filter that
         leaves fewer than the sparse `full_scan_threshold` vectors is scored exactly."""
         inverted = self._sparse[name]
-        with self._lock:
-            self._open_store()
-            column = self._columns[name]
-            n = self._next_offset
-            mask = self._candidates(column, predicate)
-            built = self.built_slots
+        with self._points.locked_view() as view:
+            view.check_open()
+            column_values = view.values(name)
+            n = view.n
+            mask = view.candidates(name, predicate)
             tail_rows = np.flatnonzero(mask[built:]) + built
-            tail_values = [column.values[r] for r in tail_rows.tolist()]
+            tail_values = [column_values[r] for r in tail_rows.tolist()]
         threshold = (self._search_settings.get(name) or {}).get("full_scan_threshold", 5000)
         if predicate is not None and int(np.count_nonzero(mask[:built])) < threshold:
-            return super().search(name, queries, limit, space, predicate, params)
+            return self._points.search(name, queries, limit, space, predicate, params)
         found = []
         for query in queries:
             example = query.examples[0]
@@ -510,13 +545,14 @@ class IndexedSegment(AppendableSegment):
 
     def indexed_vectors(self) -> int:
         """Live vectors reachable through an index (Qdrant's indexed_vectors_count)."""
-        if self.built_slots is None:
+        built = self.built_slots
+        if built is None:
             return 0
-        with self._lock:
-            live = self._live[: self.built_slots]
+        with self._points.locked_view() as view:
+            live = view.live[:built]
             total = 0
             for name, index in self._dense.items():
-                present = self._columns[name].present[: self.built_slots] & live
+                present = view.present(name)[:built] & live
                 if index.graph is not None:
                     slots = np.unique(index.rows) if index.multi else index.rows  # a point once
                     total += int(np.count_nonzero(present[slots]))
@@ -524,11 +560,11 @@ class IndexedSegment(AppendableSegment):
                     nodes = np.unique(np.concatenate([t.nodes for t in index.tenants.values()]))
                     total += int(np.count_nonzero(present[index.rows[nodes]]))
             for name in self._sparse:
-                total += int(np.count_nonzero(self._columns[name].present[: self.built_slots] & live))
+                total += int(np.count_nonzero(view.present(name)[:built] & live))
             return total
 
     def info(self) -> dict:
-        info = super().info()
+        info = self._points.info()
         if self.built_slots is None:
             return info
         info.update(
@@ -540,6 +576,149 @@ class IndexedSegment(AppendableSegment):
         )
         return info
 
+    # -- everything else is the store's: points, writes, the optimizer's copy, lifecycle --
+    # (Explicit rather than __getattr__, so mypy and `Segment`'s runtime check see them.)
+
+    @property
+    def path(self) -> Path:
+        return self._points.path
+
+    @property
+    def schema(self) -> VectorSchema:
+        return self._points.schema
+
+    @property
+    def version(self) -> int:
+        return self._points.version
+
+    @property
+    def persisted_version(self) -> int:
+        return self._points.persisted_version
+
+    @property
+    def point_count(self) -> int:
+        return self._points.point_count
+
+    @property
+    def writes(self) -> int:
+        """Write calls committed (readers cache what writes invalidate)."""
+        return self._points.writes
+
+    def has_point(self, point_id: PointId) -> bool:
+        return self._points.has_point(point_id)
+
+    def point_version(self, point_id: PointId) -> int | None:
+        return self._points.point_version(point_id)
+
+    def vector_names_of(self, point_id: PointId) -> list[str]:
+        return self._points.vector_names_of(point_id)
+
+    def retrieve(
+        self,
+        ids: Iterable[PointId],
+        with_payload: PayloadSelection = True,
+        with_vectors: VectorSelection = False,
+    ) -> list[Record]:
+        return self._points.retrieve(ids, with_payload, with_vectors)
+
+    def read_ids(
+        self,
+        offset: PointId | None = None,
+        limit: int | None = None,
+        predicate: Predicate | None = None,
+    ) -> list[PointId]:
+        return self._points.read_ids(offset, limit, predicate)
+
+    def count(self, predicate: Predicate | None = None) -> int:
+        return self._points.count(predicate)
+
+    def iter_ids(self) -> Iterator[PointId]:
+        return self._points.iter_ids()
+
+    def dense_vectors(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        return self._points.dense_vectors(name)
+
+    def offset_ids(self) -> list[PointId | None]:
+        return self._points.offset_ids()
+
+    def facet(self, key: str, predicate: Predicate | None = None) -> dict | None:
+        return self._points.facet(key, predicate)
+
+    def read_ordered(
+        self, key: str, descending: bool, start_from: float | None, limit: int, predicate: Predicate | None = None
+    ) -> list[tuple[float, PointId]] | None:
+        return self._points.read_ordered(key, descending, start_from, limit, predicate)
+
+    def estimate_cardinality(self, predicate: PlannedPredicate | None) -> tuple[int, int, int]:
+        return self._points.estimate_cardinality(predicate)
+
+    def sparse_statistics(self, name: str, indices: np.ndarray) -> tuple[int, np.ndarray]:
+        return self._points.sparse_statistics(name, indices)
+
+    def payload_index_info(self) -> dict:
+        return self._points.payload_index_info()
+
+    def vector_bytes(self) -> dict[str, int]:
+        return self._points.vector_bytes()
+
+    def slot_counts(self) -> tuple[int, int]:
+        return self._points.slot_counts()
+
+    # Writes land in the store. A point whose vectors change moves to a slot past
+    # `built_slots` (the exactly-scanned tail); deletions leave graph nodes that are
+    # traversed but never returned.
+
+    def upsert_points(self, op_num: int, points: Sequence[PointInput]) -> int:
+        return self._points.upsert_points(op_num, points)
+
+    def delete_points(self, op_num: int, ids: Iterable[PointId]) -> int:
+        return self._points.delete_points(op_num, ids)
+
+    def update_payload(self, op_num: int, ids: Iterable[PointId], transform: Callable[[dict], dict]) -> int:
+        return self._points.update_payload(op_num, ids, transform)
+
+    def update_vectors(self, op_num: int, points: Sequence[tuple[PointId, Mapping[str, VectorValue]]]) -> int:
+        return self._points.update_vectors(op_num, points)
+
+    def delete_vectors(self, op_num: int, ids: Iterable[PointId], names: Iterable[str]) -> int:
+        return self._points.delete_vectors(op_num, ids, names)
+
+    def advance_version(self, version: int) -> None:
+        self._points.advance_version(version)
+
+    def set_payload_indexes(self, fields: Mapping[str, object]) -> None:
+        self._points.set_payload_indexes(fields)
+
+    def copy_points(self, records: Sequence[Record]) -> int:
+        return self._points.copy_points(records)
+
+    def export_points(self, ids: Iterable[PointId]) -> list[ExportedPoint]:
+        return self._points.export_points(ids)
+
+    def import_points(self, points: Sequence[ExportedPoint]) -> int:
+        return self._points.import_points(points)
+
+    def discard_points(self, ids: Iterable[PointId]) -> int:
+        return self._points.discard_points(ids)
+
+    def start_tracking(self) -> None:
+        self._points.start_tracking()
+
+    def take_tracked(self, stop: bool = False) -> list[PointId]:
+        return self._points.take_tracked(stop)
+
+    def flush(self) -> int:
+        return self._points.flush()
+
+    def close(self) -> None:
+        self._points.close()
+
+    def drop(self) -> None:
+        self._points.drop()
+
+    def reopen_store(self) -> None:
+        self._points.reopen_store()
+
 
 def _save_graph(directory: Path, graph: HnswIndex) -> None:
     directory.mkdir(parents=True, exist_ok=True)
@@ -547,7 +726,7 @@ def _save_graph(directory: Path, graph: HnswIndex) -> None:
         np.save(directory / f"{name}.npy", array)
 
 
-def _load_graph(directory: Path, vectors: np.ndarray, mmap: str | None) -> HnswIndex:
+def _load_graph(directory: Path, vectors: np.ndarray, mmap: MmapMode) -> HnswIndex:
     arrays = {name: np.load(directory / f"{name}.npy", mmap_mode=mmap) for name in HnswIndex.ARRAY_NAMES}
     return HnswIndex.from_arrays(arrays, vectors, check=True)
 
