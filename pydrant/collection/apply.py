@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 
 from pydrant.collection.payload_index import INDEX_OPERATIONS
 from pydrant.errors import BadInput, NotFound
 from pydrant.segments import payload as payload_ops
+from pydrant.segments.base import Predicate, Segment, writable_index, writable_segment
 from pydrant.segments.filters import compile_filter
 from pydrant.segments.ids import id_sort_key
-from pydrant.segments.types import PointInput, SparseVector, VectorSchema
+from pydrant.segments.types import PointId, PointInput, SparseVector, VectorSchema
+
+# The segments an operation applies to: a collection's list in order, the writable segment
+# (the one new points go to) last (segments/base.py, `writable_segment`).
+Segments = Sequence[Segment]
+# A filter dict compiled for the collection (its text indexes); None for no filter.
+Compile = Callable[[dict | None], Predicate | None]
 
 
 # Errors an operation raises because of its input or the points it names: raised before
@@ -24,7 +31,7 @@ REFUSED = (BadInput, NotFound)
 IDS_MUST_EXIST = "ids_must_exist"
 
 
-def apply_logged(segments: list, schema: VectorSchema, payload_index, op_num: int, operation: dict) -> None:
+def apply_logged(segments: Segments, schema: VectorSchema, payload_index, op_num: int, operation: dict) -> None:
     """Apply any logged operation: index declarations go to the collection's
     `PayloadIndexTable`, everything else to the segments. Live writes, WAL recovery and
     `pydrant wal replay` all come through here, so they cannot disagree."""
@@ -36,12 +43,13 @@ def apply_logged(segments: list, schema: VectorSchema, payload_index, op_num: in
         apply_operation(segments, schema, op_num, operation, payload_index.text_analyzers())
 
 
-def apply_operation(segments: list, schema: VectorSchema, op_num: int, operation: dict, text_fields=None) -> int:
+def apply_operation(segments: Segments, schema: VectorSchema, op_num: int, operation: dict, text_fields=None) -> int:
     """Apply `operation` logged as `op_num`; returns how many points changed.
 
     `text_fields` (parsed path -> TextAnalyzer) makes text conditions in the operation's
     filters follow the collection's full-text indexes, as reads do."""
-    handler = _HANDLERS.get(operation.get("type"))
+    op_type = operation.get("type")
+    handler = _HANDLERS.get(op_type) if isinstance(op_type, str) else None
     if handler is None:
         raise BadInput(f"unknown operation type {operation.get('type')!r}")
     if operation.get(IDS_MUST_EXIST):
@@ -49,17 +57,11 @@ def apply_operation(segments: list, schema: VectorSchema, op_num: int, operation
     return handler(segments, schema, op_num, operation, lambda filter_: compile_filter(filter_, text_fields))
 
 
-def _check_ids_exist(segments: list, operation: dict) -> None:
+def _check_ids_exist(segments: Segments, operation: dict) -> None:
     ids = operation.get("ids") or [p["id"] for p in operation.get("points", [])]
     missing = next((i for i in ids if not any(s.has_point(i) for s in segments)), None)
     if missing is not None:
         raise NotFound(f"Not found: No point with id {missing} found")
-
-
-def _writable(segments: list):
-    # The last segment is always appendable and takes every new point; the optimizer puts
-    # the segments it builds before it (collection/collection.py).
-    return segments[-1]
 
 
 def decode_vectors(vectors: dict) -> dict:
@@ -75,24 +77,24 @@ def decode_vectors(vectors: dict) -> dict:
     return decoded
 
 
-def selected_ids(segments: list, operation: dict, compile_=compile_filter) -> list:
+def selected_ids(segments: Segments, operation: dict, compile_=compile_filter) -> list:
     """The point ids an operation applies to: its `ids`, or the points matching its `filter`
     (compiled by `compile_`, which knows the collection's text indexes)."""
     if "ids" in operation:
         return list(operation["ids"])
     predicate = compile_(operation.get("filter"))
-    ids = []
+    ids: list[PointId] = []
     for segment in segments:
         ids.extend(segment.read_ids(None, None, predicate))
     return ids
 
 
-def _upsert(segments, schema, op_num, op, compile_) -> int:
+def _upsert(segments: Segments, schema: VectorSchema, op_num: int, op: dict, compile_: Compile) -> int:
     points = [PointInput(p["id"], decode_vectors(p.get("vectors") or {}), p.get("payload")) for p in op["points"]]
     if op.get("update_filter"):
         blocked = _existing_not_matching(segments, [p.id for p in points], op["update_filter"], compile_)
         points = [p for p in points if p.id not in blocked]
-    writable = _writable(segments)
+    writable = writable_segment(segments)
     if len(segments) == 1:
         return writable.upsert_points(op_num, points)
     holders = _holders(segments, [p.id for p in points])
@@ -100,11 +102,12 @@ def _upsert(segments, schema, op_num, op, compile_) -> int:
     # The new copies first, then the old ones go: an error in between leaves a point
     # twice (the newest copy wins every read, and a retry finishes the move), never gone.
     changed = writable.upsert_points(op_num, fresh)
-    _delete_stale(segments, op_num, holders, written_to=len(segments) - 1, written={id_sort_key(p.id) for p in fresh})
+    written = {id_sort_key(p.id) for p in fresh}
+    _delete_stale(segments, op_num, holders, written_to=writable_index(segments), written=written)
     return changed
 
 
-def _holders(segments: list, ids) -> dict:
+def _holders(segments: Segments, ids: Iterable[PointId]) -> dict:
     """id_sort_key -> [(version, segment index)] of the segments holding each id, for the
     ids held by any segment."""
     found: dict = {}
@@ -118,10 +121,12 @@ def _holders(segments: list, ids) -> dict:
 
 def _superseded(copies: list | None, op_num: int) -> bool:
     """Some segment already holds the point at `op_num` or later: a replayed operation."""
-    return bool(copies) and max(version for version, _, _ in copies) >= op_num
+    if not copies:
+        return False
+    return max(version for version, _, _ in copies) >= op_num
 
 
-def _delete_stale(segments: list, op_num: int, holders: dict, written_to: int | None = None, written=()) -> None:
+def _delete_stale(segments: Segments, op_num: int, holders: dict, written_to: int | None = None, written=()) -> None:
     """Delete every copy of a point but its newest (copy-on-write: a point lives in one
     segment). Besides the old copy an upsert moves away, this removes a stale copy that a
     crash brought back (a move's delete lost in an unflushed segment): the next operation
@@ -143,31 +148,31 @@ def _delete_stale(segments: list, op_num: int, holders: dict, written_to: int | 
             segments[index].delete_points(delete_as, ids)
 
 
-def drop_stale_copies(segments: list, op_num: int, ids) -> None:
+def drop_stale_copies(segments: Segments, op_num: int, ids) -> None:
     """Before an operation changes points in place: leave one copy of each (see
     `_delete_stale`), so the change never lands on a stale copy as well and ties it."""
     if len(segments) > 1:
         _delete_stale(segments, op_num, _holders(segments, ids))
 
 
-def _existing_not_matching(segments, ids: list, filter_: dict, compile_) -> set:
+def _existing_not_matching(segments: Segments, ids: list, filter_: dict, compile_: Compile) -> set:
     """Ids of points that exist but fail `update_filter`: a conditional write leaves them be."""
     predicate = compile_(filter_)
     existing = {i for i in ids if any(s.has_point(i) for s in segments)}
-    matching = set()
+    matching: set[PointId] = set()
     for segment in segments:
         matching.update(i for i in segment.read_ids(None, None, predicate) if i in existing)
     return existing - matching
 
 
-def _delete_points(segments, schema, op_num, op, compile_) -> int:
+def _delete_points(segments: Segments, schema: VectorSchema, op_num: int, op: dict, compile_: Compile) -> int:
     ids = selected_ids(segments, op, compile_)
     drop_stale_copies(segments, op_num, ids)
     return sum(segment.delete_points(op_num, ids) for segment in segments)
 
 
 def _payload_update(transform_for: Callable[[dict], Callable[[dict], dict]]):
-    def handler(segments, schema, op_num, op, compile_) -> int:
+    def handler(segments: Segments, schema: VectorSchema, op_num: int, op: dict, compile_: Compile) -> int:
         ids = selected_ids(segments, op, compile_)
         transform = transform_for(op)
         drop_stale_copies(segments, op_num, ids)
@@ -195,7 +200,7 @@ def _clear_transform(op):
     return lambda current: {}
 
 
-def _update_vectors(segments, schema, op_num, op, compile_) -> int:
+def _update_vectors(segments: Segments, schema: VectorSchema, op_num: int, op: dict, compile_: Compile) -> int:
     points = [(p["id"], decode_vectors(p["vectors"])) for p in op["points"]]
     if op.get("update_filter"):
         blocked = _existing_not_matching(segments, [pid for pid, _ in points], op["update_filter"], compile_)
@@ -204,7 +209,7 @@ def _update_vectors(segments, schema, op_num, op, compile_) -> int:
     return sum(segment.update_vectors(op_num, points) for segment in segments)
 
 
-def _delete_vectors(segments, schema, op_num, op, compile_) -> int:
+def _delete_vectors(segments: Segments, schema: VectorSchema, op_num: int, op: dict, compile_: Compile) -> int:
     ids = selected_ids(segments, op, compile_)
     drop_stale_copies(segments, op_num, ids)
     return sum(segment.delete_vectors(op_num, ids, op["vectors"]) for segment in segments)

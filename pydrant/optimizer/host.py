@@ -6,15 +6,18 @@ protocol and `Collection` implements it, so nothing here or in `optimizer.py` im
 (collection/config.py `index_settings`, `search_settings`, `indexing_threads`).
 
 Every segment change is made with `apply_lock` held: no operation is being applied then.
+Segments are seen through the `Segment` protocol (segments/base.py), whichever kind they
+are; the writable one is `writable_segment(host.segments)` (the rule is in base.py).
 """
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-from pydrant.segments.appendable import AppendableSegment
+from pydrant.segments.base import Segment
 from pydrant.segments.types import VectorSchema
 
 
@@ -42,8 +45,9 @@ class OptimizerHost(Protocol):
         ...
 
     @property
-    def segments(self) -> list[AppendableSegment]:
-        """The live segments; the last one takes new points. Replaced, never mutated."""
+    def segments(self) -> Sequence[Segment]:
+        """The live segments in order, the writable one last (`writable_segment`).
+        Replaced, never mutated: a reader holding the list keeps a consistent one."""
         ...
 
     @property
@@ -80,10 +84,13 @@ class OptimizerHost(Protocol):
         """A directory for a new segment (not live until a manifest lists it)."""
         ...
 
-    def add_appendable_segment(self) -> AppendableSegment:
-        """Called with `apply_lock` held: a fresh appendable segment after the others."""
+    def add_appendable_segment(self) -> Segment:
+        """Called with `apply_lock` held: a fresh appendable segment after the others (the
+        new writable segment), its version advanced to the last applied operation."""
         ...
 
-    def replace_segments(self, sources: list, replacement: AppendableSegment) -> None:
-        """Called with `apply_lock` held: swap `sources` for `replacement` in one manifest write."""
+    def replace_segments(self, sources: list[Segment], replacement: Segment) -> None:
+        """Called with `apply_lock` held: swap `sources` for `replacement` in one manifest
+        write. `replacement` takes the position of the first source, so the writable
+        segment (never a source by then) stays last."""
         ...

@@ -3,8 +3,8 @@
 One optimization (docs/optimizer.md):
 
 1. *Proxy.* Under the collection's apply lock (no write is being applied): if the sources
-   include the appendable segment that takes new points, a fresh one is added after it and
-   the manifest records it; each source starts tracking the points changed from now on.
+   include the writable segment (`segments/base.py` `writable_segment`: the appendable one
+   that takes new points), a fresh one is added after it and the manifest records it; each source starts tracking the points changed from now on.
    Reads and writes go on against the sources for the whole rebuild.
 2. *Copy* (worker thread): every live point of the sources, newest version per id, into a
    new directory that the manifest does not list (so a crash leaves nothing behind: it is
@@ -28,12 +28,16 @@ import time
 
 import trio
 
+from collections.abc import Sequence
+
 from pydrant.optimizer.host import OptimizerHost
 from pydrant.optimizer.planner import Plan, facts_of, next_plan
 from pydrant.segments.appendable import AppendableSegment
+from pydrant.segments.base import ExportedPoint, OptimizerSource, Segment, writable_segment
 from pydrant.segments.hnsw import BuildCancelled
 from pydrant.segments.indexed import IndexedSegment
 from pydrant.segments.ids import id_sort_key
+from pydrant.segments.types import PointId
 
 log = logging.getLogger("pydrant.optimizer")
 
@@ -62,7 +66,7 @@ class Optimizer:
         self.completed = 0
         self._wake = trio.Event()
         self._stop = threading.Event()
-        self._retired: list[tuple[float, object]] = []
+        self._retired: list[tuple[float, Segment]] = []
 
     # -- the task -------------------------------------------------------------------------
 
@@ -119,7 +123,7 @@ class Optimizer:
         started = time.monotonic()
         log.info("collection %s: starting %s", collection.name, plan.describe())
         await trio.to_thread.run_sync(self._begin, plan)
-        target = None
+        target: Segment | None = None
         try:
             target = await trio.to_thread.run_sync(self._build, plan)
             await trio.to_thread.run_sync(self._swap, plan, target)
@@ -137,25 +141,25 @@ class Optimizer:
     def _begin(self, plan: Plan) -> None:
         collection = self.collection
         with collection.apply_lock:
-            if collection.segments[-1] in plan.sources:
-                collection.add_appendable_segment()
+            if writable_segment(collection.segments) in plan.sources:
+                collection.add_appendable_segment()  # the new writable segment
             for source in plan.sources:
                 source.start_tracking()
 
-    def _build(self, plan: Plan) -> AppendableSegment:
+    def _build(self, plan: Plan) -> Segment:
         collection = self.collection
         path = collection.new_segment_path()
-        kind = IndexedSegment if plan.indexed else AppendableSegment
-        target = kind.create(path, collection.schema)
+        indexed = IndexedSegment.create(path, collection.schema) if plan.indexed else None
+        target: Segment = indexed if indexed is not None else AppendableSegment.create(path, collection.schema)
         try:
             target.set_payload_indexes(collection.payload_index.fields)
             self._copy_all(plan.sources, target)
             target.advance_version(max(source.version for source in plan.sources))
-            if plan.indexed:
+            if indexed is not None:
                 self._check_stop()
-                target.set_search_settings(collection.search_settings())  # sizes tenant subgraphs
+                indexed.set_search_settings(collection.search_settings())  # sizes tenant subgraphs
                 try:
-                    target.build_indexes(
+                    indexed.build_indexes(
                         collection.index_settings(), collection.indexing_threads(), self._stop.is_set
                     )
                 except BuildCancelled:
@@ -166,7 +170,7 @@ class Optimizer:
             target.drop()
             raise
 
-    def _copy_all(self, sources: list, target: AppendableSegment) -> None:
+    def _copy_all(self, sources: list[Segment], target: Segment) -> None:
         for source in sources:
             ids = list(source.iter_ids())
             for start in range(0, len(ids), COPY_CHUNK):
@@ -175,10 +179,10 @@ class Optimizer:
                 target.import_points(_newest(sources, chunk))
                 time.sleep(COPY_PAUSE_SECONDS)
 
-    def _swap(self, plan: Plan, target: AppendableSegment) -> None:
+    def _swap(self, plan: Plan, target: Segment) -> None:
         collection = self.collection
         with collection.apply_lock:
-            changed = {}
+            changed: dict[int, PointId] = {}
             for source in plan.sources:
                 for point_id in source.take_tracked(stop=True):
                     changed[id_sort_key(point_id)] = point_id
@@ -194,7 +198,7 @@ class Optimizer:
             collection.replace_segments(plan.sources, target)
         log.debug("collection %s: swap re-copied %d changed points", collection.name, len(changed))
 
-    def _abandon(self, plan: Plan, target) -> None:
+    def _abandon(self, plan: Plan, target: Segment | None) -> None:
         for source in plan.sources:
             source.take_tracked(stop=True)
         if target is not None and target not in self.collection.segments:
@@ -210,7 +214,7 @@ class Optimizer:
             raise OptimizationCancelled()
 
     def _drop_retired(self, now: float) -> None:
-        keep = []
+        keep: list[tuple[float, Segment]] = []
         for deadline, segment in self._retired:
             if deadline <= now:
                 segment.drop()
@@ -219,12 +223,12 @@ class Optimizer:
         self._retired = keep
 
 
-def _newest(sources: list, ids: list) -> list:
+def _newest(sources: Sequence[OptimizerSource], ids: list[PointId]) -> list[ExportedPoint]:
     """Exported points (`export_points`) of `ids`, the newest version of each among the
     sources (a point the sources no longer hold is left out)."""
     if len(sources) == 1:
         return sources[0].export_points(ids)
-    best: dict = {}
+    best: dict[int, ExportedPoint] = {}
     for source in sources:
         for point in source.export_points(ids):
             key = id_sort_key(point[0])

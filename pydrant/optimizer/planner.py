@@ -21,6 +21,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from pydrant.segments.base import Segment, writable_index
+
 # Qdrant picks max_segment_size from the CPU count when it is not set.
 AUTO_MAX_SEGMENT_KB_PER_CPU = 200_000
 MAX_MERGE_SOURCES = 3
@@ -30,7 +32,7 @@ MAX_MERGE_SOURCES = 3
 class SegmentFacts:
     """What the planner needs to know of one segment."""
 
-    segment: object
+    segment: Segment
     appendable: bool
     indexed: bool
     vector_kb: float  # the largest vector storage (kB) of its live points
@@ -42,29 +44,31 @@ class SegmentFacts:
 @dataclass
 class Plan:
     kind: str  # "vacuum" | "config_mismatch" | "indexing" | "merge"
-    sources: list  # the segments to replace
+    sources: list[Segment]  # the segments to replace
     indexed: bool  # whether the replacement gets indexes
 
     def describe(self) -> str:
         return f"{self.kind} of {len(self.sources)} segment(s) into a{'n indexed' if self.indexed else ' plain'} one"
 
 
-def facts_of(segment) -> SegmentFacts:
+def facts_of(segment: Segment) -> SegmentFacts:
     used, dead = segment.slot_counts()
     sizes = segment.vector_bytes()
+    appendable = segment.is_appendable
     return SegmentFacts(
         segment=segment,
-        appendable=segment.is_appendable,
-        indexed=not segment.is_appendable,
+        appendable=appendable,
+        indexed=not appendable,
         vector_kb=max(sizes.values(), default=0) / 1024,
         slots_used=used,
         slots_dead=dead,
-        settings=getattr(segment, "settings", None) if not segment.is_appendable else None,
+        settings=None if appendable else segment.build_settings,
     )
 
 
 def next_plan(facts: list[SegmentFacts], optimizer_config: dict, wanted_settings: dict) -> Plan | None:
-    """The optimization to run next, or None when the collection is optimized."""
+    """The optimization to run next, or None when the collection is optimized. `facts`
+    are of the collection's segments in their order (the writable one last)."""
     if optimizer_config.get("max_optimization_threads") == 0:
         return None
     indexing_kb = optimizer_config.get("indexing_threshold")
@@ -100,9 +104,12 @@ def _merge_plan(facts: list[SegmentFacts], config: dict, should_index) -> Plan |
     if len(facts) <= max(target, 1):
         return None
     max_kb = config.get("max_segment_size") or AUTO_MAX_SEGMENT_KB_PER_CPU * (os.cpu_count() or 1)
-    # The last segment takes new points; the others are candidates, smallest first.
-    candidates = sorted(facts[:-1], key=lambda f: f.vector_kb)
-    picked, total = [], 0.0
+    # The writable segment takes new points and is never merged (segments/base.py); the
+    # others are candidates, smallest first.
+    writable = writable_index(facts)
+    candidates = sorted((f for i, f in enumerate(facts) if i != writable), key=lambda f: f.vector_kb)
+    picked: list[SegmentFacts] = []
+    total = 0.0
     for fact in candidates:
         if len(picked) == MAX_MERGE_SOURCES or total + fact.vector_kb > max_kb:
             break
