@@ -58,6 +58,8 @@ from pathlib import Path
 import numpy as np
 import orjson
 
+from pydrant.config import DEFAULTS
+
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 sys.path.insert(0, str(REPO / "tools"))
@@ -438,8 +440,8 @@ def main(argv=None) -> int:
     parser.add_argument("--queries", type=int, default=1000)
     parser.add_argument("--ef", default="64,128", help="hnsw_ef values, comma-separated; the first is the main one (2 clients)")
     parser.add_argument("--rounds", type=int, default=3, help="alternating 1-client / 2-client rounds at the main ef")
-    parser.add_argument("--m", type=int, default=16)
-    parser.add_argument("--ef-construct", type=int, default=100)
+    parser.add_argument("--m", type=int, default=DEFAULTS.storage.hnsw_index.m)
+    parser.add_argument("--ef-construct", type=int, default=DEFAULTS.storage.hnsw_index.ef_construct)
     parser.add_argument("--threshold", type=int, default=20_000, help="indexing_threshold (kB) sent by the PATCH")
     parser.add_argument("--noise", type=float, default=0.025, help="std of the per-coordinate noise of the copies")
     parser.add_argument("--seed", type=int, default=1)
