@@ -11,6 +11,10 @@ Write path (docs/durability.md):
   whole queued batch with one fsync (group commit) -> acknowledge -> apply to segments ->
   mark applied. Recovery: open the segments, replay the WAL from the lowest op_num a segment
   has not persisted. Per-point versions make replaying an applied operation a no-op.
+
+The engine boundary: reads enter through `engine` (collection/engine.py), writes through
+`submit` (or `update` for one operation); both apply strict mode (collection/strict.py),
+and every filter is compiled by `compile_filter`, with the collection's text analyzers.
 """
 
 from __future__ import annotations
@@ -20,21 +24,26 @@ import math
 import shutil
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import trio
 
 from pydrant.collection import apply as applying
-from pydrant.collection import diskspace
+from pydrant.collection import diskspace, strict
 from pydrant.collection.config import index_settings, indexing_threads, search_settings, vector_schema
+from pydrant.collection.engine import Engine
 from pydrant.collection.payload_index import PayloadIndexTable
+from pydrant.collection.predicates import Predicate
 from pydrant.collection.reads import ReadEngine
-from pydrant.errors import BadInput, ServiceError
+from pydrant.errors import NotFound, ServiceError
 from pydrant.fsutil import fsync_dir, read_json, write_json_atomic
 from pydrant.issues import BOARD, collection_issue_id
 from pydrant.optimizer.optimizer import Optimizer
 from pydrant.segments.appendable import AppendableSegment
+from pydrant.segments.filters import compile_filter
 from pydrant.segments.indexed import IndexedSegment, open_segment
 from pydrant.wal import Wal
 
@@ -66,8 +75,14 @@ class PendingUpdate:
     error: BaseException | None = None
 
 
+# name -> Collection: how a collection finds the one a `lookup_from` or `with_lookup` names.
+Lookup = Callable[[str], "Collection"]
+
+
 class Collection:
-    def __init__(self, path: Path, config: dict, wal: Wal, segments: list[AppendableSegment]):
+    def __init__(
+        self, path: Path, config: dict, wal: Wal, segments: list[AppendableSegment], lookup: Lookup | None = None
+    ):
         self.path = path
         self.name = path.name
         self.config = config
@@ -76,6 +91,9 @@ class Collection:
         self.segments = segments
         self.reads = ReadEngine(self)
         self.payload_index = PayloadIndexTable.load(path)
+        # The reads' entry points, made once. `lookup` comes from storage/ (the table of
+        # content); without one, a collection finds only itself.
+        self.engine = Engine(self, lookup or self._only_itself)
         self.next_op_num = 1 + max([wal.last_op_num or 0, *(s.version for s in segments)])
         # Held while operations are applied and while the optimizer swaps segments, so an
         # operation always sees one consistent list of segments.
@@ -118,14 +136,15 @@ class Collection:
         write_json_atomic(path / MANIFEST_FILE, {"segments": [segment_id]})
 
     @classmethod
-    def load(cls, path: Path) -> Collection:
-        """Open a collection and replay its WAL: afterwards every acknowledged write is visible."""
+    def load(cls, path: Path, lookup: Lookup | None = None) -> Collection:
+        """Open a collection and replay its WAL: afterwards every acknowledged write is
+        visible. `lookup` resolves the other collections queries name (storage/ gives it)."""
         config = read_json(path / CONFIG_FILE)
         schema = vector_schema(config)
         manifest = read_json(path / MANIFEST_FILE)
         _remove_unlisted_segments(path / SEGMENTS_DIR, set(manifest["segments"]))
         segments = [open_segment(path / SEGMENTS_DIR / sid, schema) for sid in manifest["segments"]]
-        collection = cls(path, config, _open_wal(path, config), segments)
+        collection = cls(path, config, _open_wal(path, config), segments, lookup)
         collection._build_payload_indexes()
         collection._replay_wal()
         return collection
@@ -136,12 +155,17 @@ class Collection:
         for segment in self.segments:
             segment.set_payload_indexes(self.payload_index.fields)
 
+    def _only_itself(self, name: str) -> Collection:
+        if name == self.name:
+            return self
+        raise NotFound(f"Not found: Collection `{name}` doesn't exist!")
+
     def _replay_wal(self) -> None:
         start = min(s.persisted_version for s in self.segments) + 1
         replayed = 0
         for op_num, operation in self.wal.read(start):
             try:
-                self._apply(op_num, operation)
+                self._apply(op_num, cast(dict, operation))
             except applying.REFUSED as exc:
                 # Deterministic: the live apply refused it the same way and changed nothing.
                 log.info("collection %s: replayed op %d refused as it was live: %s", self.name, op_num, exc.message)
@@ -201,6 +225,22 @@ class Collection:
         self.wal.close()
 
     # -- updates ---------------------------------------------------------------------------
+
+    async def submit(self, operations: list[dict], *, wait: bool = True) -> list[tuple[int, str]]:
+        """The writes of one request, in order: `(operation_id, status)` of each.
+
+        Every operation passes strict mode before any is queued, and a collection that
+        refuses writes says so before anything is queued. Payload and vector updates by
+        id need their points to exist (404, as Qdrant): the update worker checks it when
+        it applies the operation (`IDS_MUST_EXIST`), in order with the writes before it,
+        so a point an acknowledged upsert creates exists by then."""
+        for operation in operations:
+            strict.check_write(self.config, self.payload_index, operation)
+        self.check_writable()
+        for operation in operations:
+            if operation["type"] not in ("upsert", "delete_points") and (operation.get("ids") or operation.get("points")):
+                operation[applying.IDS_MUST_EXIST] = True
+        return [await self.update(operation, wait=wait) for operation in operations]
 
     async def update(self, operation: dict, *, wait: bool = True) -> tuple[int, str]:
         """Queue one write and return `(operation_id, status)`.
@@ -311,7 +351,7 @@ class Collection:
             log.warning("collection %s: WAL opened again after a failed write", self.name)
             for op_num, operation in self.wal.read(self.applied_op_num + 1):
                 try:
-                    self._apply(op_num, operation)
+                    self._apply(op_num, cast(dict, operation))
                 except applying.REFUSED:
                     self.applied_op_num = max(self.applied_op_num, op_num)
             self.next_op_num = max(self.next_op_num, (self.wal.last_op_num or 0) + 1)
@@ -345,9 +385,11 @@ class Collection:
         self.applied_op_num = max(self.applied_op_num, op_num)
 
     def _unapplied_error(self, op_num: int) -> ServiceError:
+        """Called while `apply_failure` is set (apply lock held)."""
+        reason = self.apply_failure[1] if self.apply_failure is not None else "unknown"
         return ServiceError(
             f"Service internal error: operation {op_num} is logged but could not be applied yet "
-            f"({self.apply_failure[1]}); it will be applied when the cause is fixed"
+            f"({reason}); it will be applied when the cause is fixed"
         )
 
     def _storage_failed(self, exc: Exception) -> None:
@@ -390,6 +432,8 @@ class Collection:
         first open every segment again, since RocksDB refuses all writes after a failed
         one until it is reopened, and replay the log as a start would."""
         with self.apply_lock:
+            if self.apply_failure is None:
+                return  # nothing left to retry
             failed_op, _ = self.apply_failure
             try:
                 if reopen:
@@ -399,7 +443,7 @@ class Collection:
                     start = failed_op
                 for op_num, operation in self.wal.read(start):
                     try:
-                        self._apply(op_num, operation)
+                        self._apply(op_num, cast(dict, operation))
                     except applying.REFUSED:
                         self.applied_op_num = max(self.applied_op_num, op_num)
             except Exception as exc:
@@ -559,23 +603,16 @@ class Collection:
         self._apply_search_settings()
         self.optimizer.wake()  # a changed index config may call for rebuilds
 
-    # -- strict mode -----------------------------------------------------------------------
+    # -- filters ---------------------------------------------------------------------------
 
-    def check_filter_indexed(self, filter_: dict | None, *, update: bool) -> None:
-        """Strict mode: refuse a filter on unindexed fields when the collection forbids it
-        (`unindexed_filtering_update` for writes, `unindexed_filtering_retrieve` for reads)."""
-        strict = self.config.get("strict_mode_config") or {}
-        setting = "unindexed_filtering_update" if update else "unindexed_filtering_retrieve"
-        if not filter_ or not strict.get("enabled") or strict.get(setting) is not False:
-            return
-        missing = self.payload_index.missing_index(filter_)
-        if missing is not None:
-            key, types = missing
-            shown = [t for t in types if t != "uuid"] or types
-            raise BadInput(
-                f'Bad request: Index required but not found for "{key}" of one of the following types: '
-                f"[{', '.join(shown)}]. Help: Create an index for this key or use a different filter."
-            )
+    def compile_filter(self, filter_: dict | None) -> Predicate:
+        """A filter compiled for this collection: text conditions on fields with a full-text
+        index follow the index's tokenizer. BadInput "Bad filter at ..." if invalid. The
+        one place reads, write validation and formulas compile filters (logged writes are
+        compiled again when applied, with the same analyzers: collection/apply.py)."""
+        if filter_ is None:  # the common unfiltered search: no index table to consult
+            return None
+        return compile_filter(filter_, self.payload_index.text_analyzers())
 
     # -- info ------------------------------------------------------------------------------
 

@@ -1,10 +1,12 @@
 """The query engine: Qdrant's universal Query API over a collection's segments.
 
 Every search endpoint ends here: `search`, `recommend` and `discover` requests are turned
-into universal `QueryRequest`s by the HTTP layer (plain JSON, validated). A request is a
-tree: leaves read points from the segments (vector search, scroll by id, order by a
-payload field, random sample); inner nodes re-rank the union of their prefetches' results
-(a vector query restricted to those ids, fusion, a formula, order_by, sample, MMR).
+into universal `QueryRequest`s by the HTTP layer (plain JSON, validated), and enter through
+the collection's engine (collection/engine.py), which compiles the tree's filters once
+(`compile_tree`) and applies strict mode. A request is a tree: leaves read points from the
+segments (vector search, scroll by id, order by a payload field, random sample); inner
+nodes re-rank the union of their prefetches' results (a vector query restricted to those
+ids, fusion, a formula, order_by, sample, MMR).
 
 Semantics follow Qdrant 1.15 (lib/collection/src/operations/universal_query):
 - filters are propagated from the root into every leaf (merged with each level's own);
@@ -15,23 +17,28 @@ Semantics follow Qdrant 1.15 (lib/collection/src/operations/universal_query):
   Euclid/Manhattan vectors, whose scores are distances;
 - results without a score of their own (scroll, order_by, sample) score 1.0, version 0.
 
-Search is exact (brute force, segments/scoring.py); `params.hnsw_ef`, `quantization` are
-accepted and have no effect until segments carry graph indexes.
-Blocking code: the HTTP layer calls it in a worker thread.
+Each segment plans its own search from `params` (docs/optimizer.md "Search planning"):
+appendable segments scan exactly (segments/scoring.py); indexed ones scan exactly or walk
+their HNSW graph (`hnsw_ef`, `exact`) and quantized codes (`quantization`). A search runs
+on every segment at once (`fanout.map_segments`) and the per-segment top-k lists are
+merged in segment order, ties broken by point id.
+Blocking code, run in worker threads.
 """
 
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from typing import Any
-from collections.abc import Callable
 
 import numpy as np
 import orjson
 
 from pydrant.collection import fusion
+from pydrant.collection.fanout import map_segments
 from pydrant.collection.formula import Formula
+from pydrant.collection.predicates import Predicate, conjunction, ids_predicate
 from pydrant.collection.vector_input import (
     Lookup,
     PointRef,
@@ -43,6 +50,7 @@ from pydrant.errors import BadInput
 from pydrant.segments import scoring
 from pydrant.segments.ids import id_sort_key, normalize_id
 from pydrant.segments.payload import field_values, parse_path
+from pydrant.segments.scoring import VectorSpace
 from pydrant.segments.types import DEFAULT_VECTOR
 
 DEFAULT_LIMIT = 10
@@ -52,12 +60,38 @@ DEFAULT_MMR_DIVERSITY = 0.5
 
 @dataclass
 class Hit:
-    """One scored point of a result (payload and vectors are filled in by the caller)."""
+    """One scored point of a result. The engine's entry points (collection/engine.py) fill
+    in `payload` and `vectors` as the request selects them."""
 
     id: Any
     version: int
     score: float
     order_value: Any = None
+    payload: dict | None = None
+    vectors: dict | None = None
+
+
+@dataclass
+class Node:
+    """A node of a query tree, its own filter compiled (`compile_tree`)."""
+
+    spec: dict  # the node's QueryRequest / Prefetch JSON
+    predicate: Predicate = None
+    prefetches: list[Node] = field(default_factory=list)
+
+    def nodes(self) -> Iterator[dict]:
+        """The JSON of this node and every prefetch under it, depth first, parents first."""
+        yield self.spec
+        for prefetch in self.prefetches:
+            yield from prefetch.nodes()
+
+
+def compile_tree(request: dict, compile_filter: Callable[[dict], Predicate]) -> Node:
+    """A query tree with every node's filter compiled by `compile_filter` (the collection's,
+    with its text analyzers), parents before their prefetches."""
+    own = request.get("filter")
+    predicate = compile_filter(own) if own else None
+    return Node(request, predicate, [compile_tree(p, compile_filter) for p in _prefetch_list(request.get("prefetch"))])
 
 
 @dataclass
@@ -66,31 +100,42 @@ class _Vector:
 
     scoring: scoring.ScoringQuery
     using: str
-    space: scoring.VectorSpace
+    space: VectorSpace
 
     @property
     def ascending(self) -> bool:
         return scoring.reported_order_ascending(self.scoring, self.space.distance)
 
 
-def and_filters(*filters: dict | None) -> dict | None:
-    present = [f for f in filters if f]
-    if not present:
-        return None
-    if len(present) == 1:
-        return present[0]
-    return {"must": present}
-
-
 class QueryEngine:
+    """The query tree over one collection's segments. Long-lived: the collection's engine
+    (collection/engine.py) holds one, and `resolve_collection` (name -> Collection, for
+    `lookup_from`) is given at construction."""
+
     def __init__(self, collection, resolve_collection: Callable[[str], Any]):
         self.collection = collection
         self.resolve_collection = resolve_collection  # name -> Collection, for lookup_from
 
-    # -- the universal query --------------------------------------------------------------
+    # -- plain requests (filters compiled here; no strict-mode checks) ----------------------
+
+    def compile(self, request: dict) -> Node:
+        return compile_tree(request, self.collection.compile_filter)
 
     def query(self, request: dict) -> list[Hit]:
         """The hits of a `QueryRequest` (plain JSON), best first, after `offset`."""
+        return self.run(self.compile(request))
+
+    def query_batch(self, requests: list[dict]) -> list[list[Hit]]:
+        return self.run_batch([self.compile(request) for request in requests])
+
+    def query_groups(self, request: dict, group_by: str, group_size: int, limit: int) -> list[tuple[Any, list[Hit]]]:
+        return self.run_groups(self.compile(request), group_by, group_size, limit)
+
+    # -- the universal query --------------------------------------------------------------
+
+    def run(self, root: Node) -> list[Hit]:
+        """The hits of a compiled query tree, best first, after `offset`."""
+        request = root.spec
         _validate_node(request, is_root=True)
         limit = request.get("limit") or DEFAULT_LIMIT
         offset = request.get("offset") or 0
@@ -98,26 +143,23 @@ class QueryEngine:
         if _query_kind(query) == "sample" and not request.get("prefetch"):
             offset = 0  # a random sample has no stable order to page through
         excluded = self._referenced_ids(request)
-        root_filter = request.get("filter")
-        if excluded:
-            root_filter = and_filters({"must_not": [{"has_id": excluded}]}, root_filter)
-        node = dict(request, filter=root_filter)
-        hits = self._run(node, parent_filter=None, limit=limit + offset, offset_extra=offset)
+        outer = ids_predicate(excluded, exclude=True) if excluded else None
+        hits = self._run(root, outer, limit=limit + offset, offset_extra=offset)
         return hits[offset:]
 
-    def query_batch(self, requests: list[dict]) -> list[list[Hit]]:
+    def run_batch(self, roots: list[Node]) -> list[list[Hit]]:
         """Several queries; simple vector searches with the same vector and filter share
         one pass over the vectors (one matrix product for the whole group)."""
-        results: list = [None] * len(requests)
+        results: list = [None] * len(roots)
         groups: dict = {}
-        for i, request in enumerate(requests):
-            key = self._shared_scan_key(request)
+        for i, root in enumerate(roots):
+            key = self._shared_scan_key(root.spec)
             if key is None:
-                results[i] = self.query(request)
+                results[i] = self.run(root)
             else:
                 groups.setdefault(key, []).append(i)
         for indices in groups.values():
-            batch = [requests[i] for i in indices]
+            batch = [roots[i] for i in indices]
             for i, hits in zip(indices, self._simple_searches(batch)):
                 results[i] = hits
         return results
@@ -132,7 +174,10 @@ class QueryEngine:
             return None
         return (request.get("using") or DEFAULT_VECTOR, _json_key(request.get("filter")), _json_key(request.get("params")))
 
-    def _simple_searches(self, requests: list[dict]) -> list[list[Hit]]:
+    def _simple_searches(self, roots: list[Node]) -> list[list[Hit]]:
+        """Requests of one shared-scan key: same vector, filter and params (so the first
+        one's compiled filter serves them all)."""
+        requests = [root.spec for root in roots]
         using = requests[0].get("using") or DEFAULT_VECTOR
         builder = QueryBuilder(self.collection, using, Lookup(self.collection, using))
         vectors = []
@@ -141,31 +186,31 @@ class QueryEngine:
             raw = _nearest_target(query)
             vectors.append(_Vector(builder.nearest(parse_vector_input(raw)), using, builder.space))
         limits = [(r.get("limit") or DEFAULT_LIMIT) + (r.get("offset") or 0) for r in requests]
-        found = self._search(vectors, max(limits), requests[0].get("filter"), requests[0].get("params"))
+        found = self._search(vectors, max(limits), roots[0].predicate, requests[0].get("params"))
         results = []
         for request, hits, limit in zip(requests, found, limits):
             hits = _thresholded(hits[:limit], request.get("score_threshold"), vectors[0].ascending)
             results.append(hits[request.get("offset") or 0 :])
         return results
 
-    def _run(self, node: dict, parent_filter: dict | None, limit: int, offset_extra: int) -> list[Hit]:
-        """A node's hits: a leaf reads segments, an inner node re-ranks its prefetches."""
-        filter_ = and_filters(parent_filter, node.get("filter"))
-        prefetches = _prefetch_list(node.get("prefetch"))
-        if not prefetches:
-            return self._leaf(node, filter_, limit)
+    def _run(self, node: Node, outer: Predicate, limit: int, offset_extra: int) -> list[Hit]:
+        """A node's hits: a leaf reads segments, an inner node re-ranks its prefetches.
+        `outer` is the filter of the levels above (and the excluded example ids)."""
+        filter_ = conjunction(outer, node.predicate)
+        if not node.prefetches:
+            return self._leaf(node.spec, filter_, limit)
         sources = []
-        for prefetch in prefetches:
-            _validate_node(prefetch, is_root=False)
-            prefetch_limit = (prefetch.get("limit") or DEFAULT_LIMIT) + offset_extra
+        for prefetch in node.prefetches:
+            _validate_node(prefetch.spec, is_root=False)
+            prefetch_limit = (prefetch.spec.get("limit") or DEFAULT_LIMIT) + offset_extra
             sources.append(self._run(prefetch, filter_, prefetch_limit, offset_extra))
-        return self._rescore(node, sources, limit)
+        return self._rescore(node.spec, sources, limit)
 
-    def _leaf(self, node: dict, filter_: dict | None, limit: int) -> list[Hit]:
+    def _leaf(self, node: dict, filter_: Predicate, limit: int) -> list[Hit]:
         query = node.get("query")
         kind = _query_kind(query)
         threshold = node.get("score_threshold")
-        if kind is None:
+        if query is None:
             return self._scroll_by_id(filter_, limit)
         if kind == "order_by":
             return self._ordered(query["order_by"], filter_, limit)
@@ -180,11 +225,11 @@ class QueryEngine:
         return _thresholded(hits, threshold, vector.ascending)
 
     def _rescore(self, node: dict, sources: list[list[Hit]], limit: int) -> list[Hit]:
-        query = node.get("query")
+        query = node["query"]
         kind = _query_kind(query)
         threshold = node.get("score_threshold")
         ids = list(dict.fromkeys(hit.id for hits in sources for hit in hits))
-        only_sources = {"must": [{"has_id": ids}]} if ids else None
+        only_sources = ids_predicate(ids) if ids else None
         if kind in ("fusion", "rrf"):
             if kind == "rrf":
                 fused = fusion.rrf(sources, (query["rrf"] or {}).get("k") or fusion.DEFAULT_RRF_K)
@@ -241,20 +286,20 @@ class QueryEngine:
             return _Vector(builder.context(pairs), using, builder.space)
         raise BadInput(f"Bad request: unsupported query {kind!r}")
 
-    def _search(self, vectors: list[_Vector], limit: int, filter_: dict | None, params: dict | None = None) -> list[list[Hit]]:
+    def _search(self, vectors: list[_Vector], limit: int, predicate: Predicate, params: dict | None = None) -> list[list[Hit]]:
         """Search of several queries on one vector with one filter; hits per query. Each
-        segment plans its own search (exact or through its indexes) from `params`."""
+        segment plans its own search (exact or through its indexes) from `params`; the
+        segments are searched concurrently and their lists merged in segment order."""
         using, space = vectors[0].using, vectors[0].space
         if any(not v.scoring.examples for v in vectors):  # e.g. an empty context: every point ties at 0
-            return [self._all_scored(v, limit, filter_) for v in vectors]
-        predicate = self.collection.reads.compile(filter_)
+            return [self._all_scored(v, limit, predicate) for v in vectors]
         segments = list(self.collection.segments)
         if (params or {}).get("indexed_only"):
             segments = [s for s in segments if not _large_unindexed(s, using, self.collection.config)]
-        per_segment = [
-            segment.search(using, [v.scoring for v in vectors], limit, space, predicate, params)
-            for segment in segments
-        ]
+        queries = [v.scoring for v in vectors]
+        per_segment = map_segments(
+            lambda segment: segment.search(using, queries, limit, space, predicate, params), segments
+        )
         results = []
         for i, vector in enumerate(vectors):
             merged = _newest_per_id(found[i] for found in per_segment)
@@ -264,13 +309,13 @@ class QueryEngine:
             results.append([Hit(point_id, version, float(score)) for (_, point_id, version), score in zip(merged, scores.tolist())])
         return results
 
-    def _all_scored(self, vector: _Vector, limit: int, filter_: dict | None) -> list[Hit]:
+    def _all_scored(self, vector: _Vector, limit: int, filter_: Predicate) -> list[Hit]:
         ids = self.collection.reads.matching_ids(filter_, vector_name=vector.using)
         return [Hit(point_id, 0, 0.0) for point_id in ids[:limit]]
 
     # -- MMR ------------------------------------------------------------------------------
 
-    def _mmr(self, vector: _Vector, mmr: dict, filter_, limit: int, threshold, params: dict | None) -> list[Hit]:
+    def _mmr(self, vector: _Vector, mmr: dict, filter_: Predicate, limit: int, threshold, params: dict | None) -> list[Hit]:
         """Maximal marginal relevance: the `candidates_limit` nearest points, then greedily
         the one maximising lambda * relevance - (1 - lambda) * its highest similarity to those
         already chosen (lambda = 1 - diversity). Hits keep their nearest-search scores."""
@@ -310,16 +355,16 @@ class QueryEngine:
 
     # -- scroll-like leaves ---------------------------------------------------------------
 
-    def _scroll_by_id(self, filter_: dict | None, limit: int) -> list[Hit]:
+    def _scroll_by_id(self, filter_: Predicate, limit: int) -> list[Hit]:
         records, _ = self.collection.reads.scroll(None, limit, filter_, False, False)
         return [Hit(r.id, 0, 1.0) for r in records]
 
-    def _ordered(self, order_by, filter_: dict | None, limit: int) -> list[Hit]:
+    def _ordered(self, order_by, filter_: Predicate, limit: int) -> list[Hit]:
         order_by = {"key": order_by} if isinstance(order_by, str) else order_by
         records = self.collection.reads.scroll_ordered(order_by, limit, filter_, False, False)
         return [Hit(r.id, 0, 1.0, r.order_value) for r in records]
 
-    def _sample(self, filter_: dict | None, limit: int) -> list[Hit]:
+    def _sample(self, filter_: Predicate, limit: int) -> list[Hit]:
         ids = self.collection.reads.matching_ids(filter_)
         picked = random.sample(ids, min(limit, len(ids)))
         return [Hit(point_id, 0, 1.0) for point_id in picked]
@@ -327,7 +372,7 @@ class QueryEngine:
     # -- formula --------------------------------------------------------------------------
 
     def _formula(self, query: dict, sources: list[list[Hit]], ids: list, limit: int, threshold) -> list[Hit]:
-        formula = Formula(query["formula"], query.get("defaults") or {}, self.collection.reads.compile)
+        formula = Formula(query["formula"], query.get("defaults") or {}, self.collection.compile_filter)
         per_source = [{hit.id: hit.score for hit in hits} for hits in sources]
         versions = {hit.id: hit.version for hits in sources for hit in hits}
         records = {r.id: r for r in self.collection.reads.retrieve(ids, True, False)}
@@ -348,7 +393,7 @@ class QueryEngine:
 
     # -- groups ---------------------------------------------------------------------------
 
-    def query_groups(self, request: dict, group_by: str, group_size: int, limit: int) -> list[tuple[Any, list[Hit]]]:
+    def run_groups(self, root: Node, group_by: str, group_size: int, limit: int) -> list[tuple[Any, list[Hit]]]:
         """The first `limit` groups of hits by the payload value at `group_by`, each with
         at most `group_size` hits, groups in the order of their best hit. A point with an
         array value joins every group of its values; only strings and integers group."""
@@ -356,7 +401,7 @@ class QueryEngine:
         total = self.collection.reads.count(None)
         fetch = max(limit * group_size * 2, 16)
         while True:
-            hits = self.query(dict(request, limit=fetch, offset=0))
+            hits = self.run(Node(dict(root.spec, limit=fetch, offset=0), root.predicate, root.prefetches))
             groups = _grouped(hits, self._group_values(hits, group_by), group_size, limit)
             complete = len(groups) >= limit and all(len(members) >= group_size for _, members in groups)
             if complete or len(hits) < fetch or fetch >= total:
@@ -379,7 +424,7 @@ class QueryEngine:
 
     # -- distance matrix ------------------------------------------------------------------
 
-    def matrix(self, filter_: dict | None, sample: int, limit: int, using: str | None) -> tuple[list, list]:
+    def matrix(self, filter_: Predicate, sample: int, limit: int, using: str | None) -> tuple[list, list]:
         """Qdrant's distance matrix: a random sample of `sample` points having vector
         `using` (and matching `filter_`), and for each its `limit` nearest others in the
         sample: (ids, [(row, col, score)])."""
@@ -396,7 +441,7 @@ class QueryEngine:
         vector = _Vector(scoring.ScoringQuery(scoring.NEAREST, (values[0],)), using, space)
         pairwise = self._pairwise(vector, values)
         np.fill_diagonal(pairwise, -np.inf)
-        entries = []
+        entries: list[tuple[int, int, float]] = []
         for row in range(len(ids)):
             order = scoring.top_k(pairwise[row], min(limit, len(ids) - 1))
             scores = scoring.postprocess(vector.scoring, space.distance, pairwise[row][order])
@@ -407,7 +452,7 @@ class QueryEngine:
 
     def _referenced_ids(self, request: dict) -> list:
         """Ids a query uses as examples in this collection (root and nested prefetches)."""
-        found = []
+        found: list = []
         lookup = request.get("lookup_from")
         if not lookup or self.resolve_collection(lookup["collection"]) is self.collection:
             found.extend(ref.id for ref in _refs_of(request.get("query")))

@@ -1,7 +1,9 @@
-"""Point reads over all of a collection's segments: retrieve, scroll, count.
+"""Point reads over all of a collection's segments: retrieve, scroll, count, facet.
 
-Blocking code: handlers call it through `trio.to_thread.run_sync`. When a point is present
-in more than one segment (during copy-on-write) the copy with the highest version wins.
+Filters come compiled (`predicates.Predicate`): the engine's entry points
+(collection/engine.py) compile a request's filter once and pass the predicate down.
+Blocking code, called from worker threads. When a point is present in more than one
+segment (during copy-on-write) the copy with the highest version wins.
 """
 
 from __future__ import annotations
@@ -10,11 +12,11 @@ import dataclasses
 import heapq
 from typing import Any
 
+from pydrant.collection.predicates import Predicate, conjunction, vector_predicate
 from pydrant.errors import BadInput
 from pydrant.segments.filter_datetime import parse_datetime
-
-from pydrant.segments.filters import compile_filter
 from pydrant.segments.ids import id_sort_key
+from pydrant.segments.payload import delete_keys
 from pydrant.segments.types import Record
 
 PayloadSelector = Any  # True | False | [keys] | {"include": [...]} | {"exclude": [...]}
@@ -32,14 +34,12 @@ def select_payload(payload: dict, selector: PayloadSelector) -> dict | None:
     if "include" in selector:
         return _include(payload, selector["include"])
     if "exclude" in selector:
-        from pydrant.segments.payload import delete_keys
-
         return delete_keys(payload, selector["exclude"])
     return payload
 
 
 def _include(payload: dict, keys: list[str]) -> dict:
-    result = {}
+    result: dict = {}
     for key in keys:
         head = key.split(".", 1)[0].removesuffix("[]")
         if head not in payload:
@@ -64,12 +64,6 @@ class ReadEngine:
     def segments(self) -> list:
         return self.collection.segments
 
-    def compile(self, filter_: dict | None):
-        """A filter compiled for this collection (text conditions follow its text indexes)."""
-        if filter_ is None:  # the common unfiltered search: no index table to consult
-            return None
-        return compile_filter(filter_, self.collection.payload_index.text_analyzers())
-
     def retrieve(self, ids: list, with_payload: PayloadSelector = True, with_vector: VectorSelector = False) -> list[Record]:
         """Stored points with these ids, in the order given; missing ids are left out."""
         best: dict = {}
@@ -93,29 +87,26 @@ class ReadEngine:
         self,
         offset=None,
         limit: int = 10,
-        filter: dict | None = None,
+        predicate: Predicate = None,
         with_payload: PayloadSelector = True,
         with_vector: VectorSelector = False,
     ) -> tuple[list[Record], Any]:
         """Up to `limit` points in id order from `offset` (inclusive), and the next offset."""
-        predicate = self.compile(filter)
         per_segment = [segment.read_ids(offset, limit + 1, predicate) for segment in self.segments]
         merged = list(dict.fromkeys(heapq.merge(*per_segment, key=id_sort_key)))
         page, rest = merged[:limit], merged[limit : limit + 1]
         records = self.retrieve(page, with_payload, with_vector)
         return records, (rest[0] if rest else None)
 
-    def count(self, filter: dict | None = None, exact: bool = True) -> int:
-        predicate = self.compile(filter)
+    def count(self, predicate: Predicate = None) -> int:
         if predicate is None:
             return sum(segment.point_count for segment in self.segments)
         return sum(segment.count(predicate) for segment in self.segments)
 
-    def matching_ids(self, filter_: dict | None = None, vector_name: str | None = None) -> list:
-        """Every point id matching `filter_` (and having vector `vector_name`), in id order."""
+    def matching_ids(self, predicate: Predicate = None, vector_name: str | None = None) -> list:
+        """Every point id matching `predicate` (and having vector `vector_name`), in id order."""
         if vector_name is not None:
-            filter_ = {"must": [c for c in (filter_, {"has_vector": vector_name}) if c]}
-        predicate = self.compile(filter_)
+            predicate = conjunction(predicate, vector_predicate(vector_name))
         per_segment = [segment.read_ids(None, None, predicate) for segment in self.segments]
         return list(dict.fromkeys(heapq.merge(*per_segment, key=id_sort_key)))
 
@@ -124,10 +115,9 @@ class ReadEngine:
 
     # -- payload-index reads -------------------------------------------------------------
 
-    def facet(self, key: str, filter: dict | None = None, limit: int = 10) -> list[dict]:
+    def facet(self, key: str, predicate: Predicate = None, limit: int = 10) -> list[dict]:
         """Qdrant's facet: the `limit` most frequent values of an indexed field among the
-        points matching `filter`, with their point counts (count desc, then value)."""
-        predicate = self.compile(filter)
+        points matching `predicate`, with their point counts (count desc, then value)."""
         totals: dict = {}
         for segment in self.segments:
             counts = segment.facet(key, predicate)
@@ -146,7 +136,7 @@ class ReadEngine:
         self,
         order_by: dict,
         limit: int = 10,
-        filter: dict | None = None,
+        predicate: Predicate = None,
         with_payload: PayloadSelector = True,
         with_vector: VectorSelector = False,
     ) -> list[Record]:
@@ -155,7 +145,6 @@ class ReadEngine:
         key = order_by["key"]
         descending = order_by.get("direction") == "desc"
         start_from = _order_start(order_by.get("start_from"))
-        predicate = self.compile(filter)
         entries = []
         for segment in self.segments:
             found = segment.read_ordered(key, descending, start_from, limit, predicate)

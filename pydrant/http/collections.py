@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import trio
 from quart import Blueprint
 
 from pydrant.http import spec_models as models
 
 from pydrant.http.context import check_write_allowed, toc
-from pydrant.http.envelope import body, ok, query_int
+from pydrant.http.envelope import body, off_loop, ok, query_int
 from pydrant.http.validation import to_plain
 from pydrant.storage.names import validate_name
 
@@ -27,7 +26,7 @@ async def get_collection(name: str):
     if failed is not None:  # status red, the cause in optimizer_status
         return ok(failed)
     collection = toc().get(name)
-    return ok(await trio.to_thread.run_sync(collection.info))
+    return ok(await off_loop(collection.info))
 
 
 @blueprint.get("/collections/<name>/exists")

@@ -56,11 +56,16 @@ async def body(model, *, optional: bool = False):
     return deserialize(model, data)
 
 
-async def off_loop(function):
-    """Run `function(raw_body)` in a worker thread: parsing and checking a large body
-    (1,000 x 384 floats is ~4 MB of JSON, tens of ms) must not stall the event loop."""
-    raw = await request.get_data(cache=False)
-    return await trio.to_thread.run_sync(function, raw)
+async def off_loop(function, *args):
+    """`function(*args)` in a worker thread: the one way handlers run blocking work (the
+    engine's reads, parsing and checking a large body: 1,000 x 384 floats is ~4 MB of
+    JSON, tens of ms), so the event loop never waits on RocksDB, numpy or a parser."""
+    return await trio.to_thread.run_sync(function, *args)
+
+
+async def raw_body() -> bytes:
+    """The request body as bytes, unparsed (for bodies parsed off the loop)."""
+    return await request.get_data(cache=False)
 
 
 def json_from_bytes(raw: bytes, *, optional: bool = False):

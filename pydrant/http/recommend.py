@@ -10,9 +10,16 @@ from quart import Blueprint
 
 from pydrant.errors import BadInput
 from pydrant.http import spec_models as models
-from pydrant.http.envelope import ok
-from pydrant.http.search import example_query_base
-from pydrant.http.search_common import batch_json, groups_json, groups_of, points_json, read_batch, read_request, run_off_loop
+from pydrant.http.envelope import off_loop, ok
+from pydrant.http.search_common import (
+    batch_json,
+    example_query_base,
+    groups_json,
+    groups_of,
+    points_json,
+    read_batch,
+    read_request,
+)
 
 blueprint = Blueprint("recommend", __name__)
 
@@ -32,17 +39,17 @@ def recommend_as_query(request: dict) -> dict:
 
 @blueprint.post("/collections/<name>/points/recommend")
 async def recommend(name: str):
-    collection, request = await read_request(name, models.RecommendRequest, recommend_as_query)
-    return ok(await run_off_loop(points_json, collection, request))
+    collection, query = await read_request(name, models.RecommendRequest, recommend_as_query)
+    return ok(await off_loop(points_json, collection, query))
 
 
 @blueprint.post("/collections/<name>/points/recommend/batch")
 async def recommend_batch(name: str):
-    collection, requests = await read_batch(name, models.RecommendRequestBatch, recommend_as_query)
-    return ok(await run_off_loop(batch_json, collection, requests))
+    collection, queries = await read_batch(name, models.RecommendRequestBatch, recommend_as_query)
+    return ok(await off_loop(batch_json, collection, queries))
 
 
 @blueprint.post("/collections/<name>/points/recommend/groups")
 async def recommend_groups(name: str):
-    collection, request = await read_request(name, models.RecommendGroupsRequest, groups_of(recommend_as_query))
-    return ok(await run_off_loop(groups_json, collection, request))
+    collection, query = await read_request(name, models.RecommendGroupsRequest, groups_of(recommend_as_query))
+    return ok(await off_loop(groups_json, collection, query))

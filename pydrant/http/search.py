@@ -2,7 +2,7 @@
 matrix `/search/matrix/pairs` and `/search/matrix/offsets`.
 
 A search is a universal query with a `nearest` vector; it is converted here and answered
-by the query engine, so both APIs return the same points and scores.
+by the collection's engine, so both APIs return the same points and scores.
 """
 
 from __future__ import annotations
@@ -11,33 +11,18 @@ import numpy as np
 from quart import Blueprint
 
 from pydrant.http import spec_models as models
-from pydrant.http.envelope import ok
-from pydrant.segments.types import DEFAULT_VECTOR
+from pydrant.http.envelope import off_loop, ok
 from pydrant.http.search_common import (
+    COMMON_KEYS,
     batch_json,
-    engine_of,
     groups_json,
     groups_of,
     points_json,
     read_batch,
     read_request,
-    run_off_loop,
 )
 
 blueprint = Blueprint("search", __name__)
-
-COMMON_KEYS = ("filter", "params", "limit", "offset", "with_payload", "with_vector", "score_threshold")
-
-
-def example_query_base(request: dict) -> dict:
-    """The fields a `recommend` or `discover` request shares with a QueryRequest."""
-    query = {key: request[key] for key in COMMON_KEYS if key in request}
-    if request.get("using") is not None:
-        query["using"] = request["using"]
-    lookup_from = request.get("lookup_from")
-    if lookup_from is not None:  # without a `vector`: the default one, not `using` (unlike the query API)
-        query["lookup_from"] = dict(lookup_from, vector=lookup_from.get("vector") or DEFAULT_VECTOR)
-    return query
 
 
 def search_as_query(request: dict) -> dict:
@@ -53,34 +38,28 @@ def search_as_query(request: dict) -> dict:
 
 @blueprint.post("/collections/<name>/points/search")
 async def search(name: str):
-    collection, request = await read_request(name, models.SearchRequest, search_as_query)
-    return ok(await run_off_loop(points_json, collection, request))
+    collection, query = await read_request(name, models.SearchRequest, search_as_query)
+    return ok(await off_loop(points_json, collection, query))
 
 
 @blueprint.post("/collections/<name>/points/search/batch")
 async def search_batch(name: str):
-    collection, requests = await read_batch(name, models.SearchRequestBatch, search_as_query)
-    return ok(await run_off_loop(batch_json, collection, requests))
+    collection, queries = await read_batch(name, models.SearchRequestBatch, search_as_query)
+    return ok(await off_loop(batch_json, collection, queries))
 
 
 @blueprint.post("/collections/<name>/points/search/groups")
 async def search_groups(name: str):
-    collection, request = await read_request(name, models.SearchGroupsRequest, groups_of(search_as_query))
-    return ok(await run_off_loop(groups_json, collection, request))
+    collection, query = await read_request(name, models.SearchGroupsRequest, groups_of(search_as_query))
+    return ok(await off_loop(groups_json, collection, query))
 
 
 # -- distance matrix -------------------------------------------------------------------------
 
 
-def _matrix(collection, request: dict):
-    return engine_of(collection).matrix(
-        request.get("filter"), request.get("sample") or 10, request.get("limit") or 3, request.get("using")
-    )
-
-
 async def _matrix_request(name: str):
-    collection, request = await read_request(name, models.SearchMatrixRequest, optional=True)
-    return await run_off_loop(_matrix, collection, request)
+    collection, query = await read_request(name, models.SearchMatrixRequest, optional=True)
+    return await off_loop(collection.engine.matrix, query)
 
 
 @blueprint.post("/collections/<name>/points/search/matrix/pairs")

@@ -1,42 +1,31 @@
-"""What the search-family endpoints share: running queries off the event loop, strict-mode
-checks of every filter in a query tree, and turning engine hits into `ScoredPoint`s."""
+"""What the search-family areas (search, recommend, discover, query) share: reading a
+request into the engine's universal QueryRequest, and answering it. No area imports
+another; they all import this module, envelope.py and render.py.
+
+A request is read on the event loop: query parameters, the body against its model, the
+legacy forms converted, and then `collection.engine.prepare`, which compiles the
+request's filters and applies strict mode (collection/engine.py). The answer is computed
+and rendered in a worker thread (`envelope.off_loop`)."""
 
 from __future__ import annotations
 
-import numpy as np
-import trio
 from pydantic import StrictFloat, StrictInt, StrictStr, TypeAdapter, ValidationError
 
-from pydrant.collection.query import Hit, QueryEngine
+from pydrant.collection.query import Node
+from pydrant.errors import BadInput
 from pydrant.http import spec_models as models
 from pydrant.http.context import toc
 from pydrant.http.envelope import body, query_int
-from pydrant.errors import BadInput
-from pydrant.http.retrieve import record_json, vector_selector, vectors_json
+from pydrant.http.render import groups_json as render_groups
+from pydrant.http.render import scored_points_json
 from pydrant.http.validation import check_bounds, to_plain
-from pydrant.segments.filters import compile_filter
-from pydrant.segments.ids import normalize_id
+from pydrant.segments.types import DEFAULT_VECTOR
 
 
 def read_query_params() -> None:
     """`timeout` is checked (a search here never outlives a request); `consistency` only
     matters with replicas, which one node does not have."""
     query_int("timeout", minimum=1)
-
-
-def engine_of(collection) -> QueryEngine:
-    return QueryEngine(collection, toc().get)
-
-
-def check_filters(collection, request: dict) -> None:
-    """Every filter in a query tree compiles, and the tree passes strict mode's checks."""
-    for filter_ in (node["filter"] for node in _nodes_in(request) if node.get("filter")):
-        compile_filter(filter_)
-        collection.check_filter_indexed(filter_, update=False)
-    strict = collection.config.get("strict_mode_config") or {}
-    if strict.get("enabled"):
-        for node in _nodes_in(request):
-            _check_strict_limits(node, strict)
 
 
 # The spec's QueryInterface (VectorInput | Query). The generated request models leave
@@ -89,90 +78,20 @@ def _nodes_in(node: dict):
         yield from _nodes_in(child)
 
 
-def _check_strict_limits(node: dict, strict: dict) -> None:
-    """Strict mode's search limits, with Qdrant's messages: `max_query_limit`,
-    `search_allow_exact`, `search_max_hnsw_ef`, `search_max_oversampling`."""
-    params = node.get("params") or {}
-    _check_at_most(node.get("limit"), strict.get("max_query_limit"), "limit")
-    if params.get("exact") and strict.get("search_allow_exact") is False:
-        raise BadInput("Bad request: Exact search disabled!. Help: Set exact=false.")
-    _check_at_most(params.get("hnsw_ef"), strict.get("search_max_hnsw_ef"), "hnsw_ef")
-    _check_at_most((params.get("quantization") or {}).get("oversampling"), strict.get("search_max_oversampling"), "oversampling")
+# -- legacy requests as QueryRequests -----------------------------------------------------
+
+COMMON_KEYS = ("filter", "params", "limit", "offset", "with_payload", "with_vector", "score_threshold")
 
 
-def _check_at_most(value, limit, name: str) -> None:
-    if value is not None and limit is not None and value > limit:
-        raise BadInput(
-            f'Bad request: Limit exceeded {value} > {limit} for "{name}". '
-            f'Help: Reduce the "{name}" parameter to or below {limit}.'
-        )
-
-
-def scored_points(collection, hits: list[Hit], with_payload, with_vector) -> list[dict]:
-    """`ScoredPoint` JSON of hits, with payloads and vectors as selected. Blocking: reads
-    them from the segments (a point deleted since it was scored is left out, as in Qdrant)."""
-    if not with_payload and not with_vector:
-        return [_scored_point(hit, None) for hit in hits]
-    records = {r.id: r for r in collection.reads.retrieve([h.id for h in hits], with_payload or False, with_vector)}
-    return [_scored_point(hit, records[hit.id]) for hit in hits if hit.id in records]
-
-
-def _scored_point(hit: Hit, record) -> dict:
-    return {
-        "id": hit.id,
-        "version": hit.version,
-        "score": np.float32(hit.score),  # printed as Qdrant prints its f32 scores (shortest form)
-        "payload": record.payload if record is not None else None,
-        "vector": vectors_json(record.vectors) if record is not None else None,
-        "shard_key": None,
-        "order_value": hit.order_value,
-    }
-
-
-def selectors(collection, request: dict, payload_default=False):
-    """(with_payload, with_vector) of a request, vector names checked."""
-    with_payload = request.get("with_payload", payload_default)
-    with_vector = vector_selector(collection, request.get("with_vector", request.get("with_vectors", False)))
-    return with_payload, with_vector
-
-
-async def run_off_loop(function, *args):
-    return await trio.to_thread.run_sync(function, *args)
-
-
-# -- request intake, shared by every endpoint ---------------------------------------------
-
-
-async def read_request(name: str, model, convert=None, optional: bool = False):
-    """(collection, request) of a search-family endpoint: query parameters checked, the body
-    validated against `model`, converted to a universal QueryRequest, its filters checked.
-    The query tree of a QueryRequest (`convert` None) is checked against the spec here; a
-    converted legacy request was fully typed by its own model, so its query is not checked
-    again (that costs as much as the first validation on the search hot path)."""
-    read_query_params()
-    collection = toc().get(name)
-    request = to_plain(await body(model, optional=optional)) or {}
-    if convert is None:
-        check_queries(request)
-    else:
-        request = convert(request)
-    check_filters(collection, request)
-    return collection, request
-
-
-async def read_batch(name: str, model, convert=None):
-    """(collection, requests) of a batch endpoint (`{"searches": [...]}`), each checked as
-    `read_request` checks one."""
-    read_query_params()
-    collection = toc().get(name)
-    requests = to_plain(await body(model))["searches"]
-    for i, request in enumerate(requests):
-        if convert is None:
-            check_queries(request)
-        else:
-            requests[i] = request = convert(request)
-        check_filters(collection, request)
-    return collection, requests
+def example_query_base(request: dict) -> dict:
+    """The fields a `recommend` or `discover` request shares with a QueryRequest."""
+    query = {key: request[key] for key in COMMON_KEYS if key in request}
+    if request.get("using") is not None:
+        query["using"] = request["using"]
+    lookup_from = request.get("lookup_from")
+    if lookup_from is not None:  # without a `vector`: the default one, not `using` (unlike the query API)
+        query["lookup_from"] = dict(lookup_from, vector=lookup_from.get("vector") or DEFAULT_VECTOR)
+    return query
 
 
 def groups_of(convert):
@@ -190,63 +109,55 @@ def groups_of(convert):
     return converted
 
 
-# -- answers (blocking: run them with run_off_loop) ---------------------------------------
+# -- request intake, shared by every endpoint ---------------------------------------------
 
 
-def points_json(collection, request: dict) -> list[dict]:
+async def read_request(name: str, model, convert=None, optional: bool = False):
+    """(collection, prepared query) of a search-family endpoint: query parameters checked,
+    the body validated against `model`, converted to a universal QueryRequest, prepared by
+    the engine (filters compiled, strict mode). The query tree of a QueryRequest
+    (`convert` None) is checked against the spec here; a converted legacy request was fully
+    typed by its own model, so its query is not checked again (that costs as much as the
+    first validation on the search hot path)."""
+    read_query_params()
+    collection = toc().get(name)
+    request = to_plain(await body(model, optional=optional)) or {}
+    if convert is None:
+        check_queries(request)
+    else:
+        request = convert(request)
+    return collection, collection.engine.prepare(request)
+
+
+async def read_batch(name: str, model, convert=None):
+    """(collection, prepared queries) of a batch endpoint (`{"searches": [...]}`), each
+    read as `read_request` reads one, in order."""
+    read_query_params()
+    collection = toc().get(name)
+    requests = to_plain(await body(model))["searches"]
+    queries = []
+    for request in requests:
+        if convert is None:
+            check_queries(request)
+        else:
+            request = convert(request)
+        queries.append(collection.engine.prepare(request))
+    return collection, queries
+
+
+# -- answers (blocking: run them with envelope.off_loop) ----------------------------------
+
+
+def points_json(collection, query: Node) -> list[dict]:
     """The `ScoredPoint`s of one request."""
-    with_payload, with_vector = selectors(collection, request)
-    hits = engine_of(collection).query(request)
-    return scored_points(collection, hits, with_payload, with_vector)
+    return scored_points_json(collection.engine.points(query))
 
 
-def batch_json(collection, requests: list[dict]) -> list[list[dict]]:
+def batch_json(collection, queries: list[Node]) -> list[list[dict]]:
     """The `ScoredPoint`s of several requests; searches on one vector and filter share a scan."""
-    results = []
-    for request, hits in zip(requests, engine_of(collection).query_batch(requests)):
-        with_payload, with_vector = selectors(collection, request)
-        results.append(scored_points(collection, hits, with_payload, with_vector))
-    return results
+    return [scored_points_json(hits) for hits in collection.engine.batch(queries)]
 
 
-def groups_json(collection, request: dict) -> dict:
+def groups_json(collection, query: Node) -> dict:
     """A groups request (converted to a query plus its grouping keys) answered."""
-    with_payload, with_vector = selectors(collection, request)
-    group_by = request.pop("group_by")
-    group_size = request.pop("group_size", None) or 3
-    limit = request.pop("limit", None) or 10
-    with_lookup = request.pop("with_lookup", None)
-    groups = engine_of(collection).query_groups(request, group_by, group_size, limit)
-    return grouped_json(collection, groups, with_payload, with_vector, with_lookup)
-
-
-def grouped_json(collection, groups, with_payload, with_vector, with_lookup) -> dict:
-    """`GroupsResult` JSON; `with_lookup` adds the record whose id is the group's value."""
-    hits = [hit for _, members in groups for hit in members]
-    points = {p["id"]: p for p in scored_points(collection, hits, with_payload, with_vector)}
-    lookups = _lookups(groups, with_lookup)
-    result = []
-    for value, members in groups:
-        group = {"id": value, "hits": [points[h.id] for h in members if h.id in points]}
-        if with_lookup is not None:
-            group["lookup"] = lookups.get(value)
-        result.append(group)
-    return {"groups": result}
-
-
-def _lookups(groups, with_lookup) -> dict:
-    if with_lookup is None:
-        return {}
-    if isinstance(with_lookup, str):
-        with_lookup = {"collection": with_lookup}
-    other = toc().get(with_lookup["collection"])
-    payload = with_lookup.get("with_payload", True)
-    vectors = vector_selector(other, with_lookup.get("with_vectors") or False)
-    ids = {}
-    for value, _ in groups:
-        try:
-            ids[value] = normalize_id(value)
-        except BadInput:  # a group value that cannot be a point id has no lookup
-            continue
-    records = {r.id: r for r in other.reads.retrieve(list(ids.values()), payload, vectors)}
-    return {value: record_json(records[point_id]) for value, point_id in ids.items() if point_id in records}
+    return render_groups(collection.engine.groups(query))

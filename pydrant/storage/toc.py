@@ -117,7 +117,7 @@ class TableOfContent:
         try:
             if not entry.is_dir():
                 raise ServiceError(f"{entry} is not a collection directory")
-            return Collection.load(entry)
+            return Collection.load(entry, self.get)
         except Exception as exc:
             log.exception("collection %s failed to load; the rest of the node serves", entry.name)
             reason = f"{type(exc).__name__}: {exc}" if not isinstance(exc, ServiceError) else exc.message
@@ -230,7 +230,7 @@ class TableOfContent:
         # one's removal (else a power cut could bring back a pending copy to remove).
         fsync_dir(self.collections_dir)
         fsync_dir(self.pending_dir)
-        return Collection.load(final)
+        return Collection.load(final, self.get)
 
     async def delete_collection(self, name: str) -> bool:
         async with self._meta_lock:

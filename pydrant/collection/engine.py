@@ -1,0 +1,212 @@
+"""The engine boundary: every read the API makes of a collection enters here.
+
+`Collection.engine` is one `Engine`, made with the collection and kept for its life; the
+function it resolves `lookup_from` and `with_lookup` collection names with is given by
+storage/ when the collection is loaded. Requests are plain JSON (the HTTP layer's
+validated bodies, converted to the universal QueryRequest where Qdrant converts them);
+results are engine values (`Hit`, `Record`, `Groups`) that the HTTP layer renders.
+
+What every entry point does, in this order, so errors come out as they always have:
+1. compiles each filter once, with the collection's text analyzers
+   (`Collection.compile_filter`); an invalid filter is BadInput "Bad filter at ...";
+2. applies strict mode (collection/strict.py) to each filter as it is compiled, then to
+   the query tree's limits;
+3. checks the payload and vector selectors (`with_payload`, `with_vector`);
+4. runs the read with the compiled predicates and reads payloads and vectors.
+
+Search requests are two steps: `prepare` (1 and 2: cheap, and the batch endpoints
+prepare each request right after converting it) and then `points`, `batch`, `groups` or
+`matrix`. The other entry points take their request whole. Everything but `prepare` is
+blocking (segments, RocksDB, numpy): call it from a worker thread.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from pydrant.collection import strict
+from pydrant.collection.predicates import Predicate
+from pydrant.collection.query import Hit, Node, QueryEngine, compile_tree
+from pydrant.collection.reads import PayloadSelector, VectorSelector
+from pydrant.errors import BadInput
+from pydrant.segments.ids import normalize_id
+from pydrant.segments.types import Record
+
+DEFAULT_GROUP_SIZE = 3
+DEFAULT_GROUP_LIMIT = 10
+DEFAULT_FACET_LIMIT = 10
+DEFAULT_SCROLL_LIMIT = 10
+DEFAULT_MATRIX_SAMPLE = 10
+DEFAULT_MATRIX_LIMIT = 3
+
+ORDER_BY_WITH_OFFSET = (
+    "Bad request: Cannot use an `offset` when using `order_by`. The alternative for paging is to use "
+    "`order_by.start_from` and a filter to exclude the IDs that you've already seen for the "
+    "`order_by.start_from` value"
+)
+
+
+@dataclass
+class Group:
+    """One group of a groups request: the grouping value, its hits, and with `with_lookup`
+    the record of the looked-up collection whose id is the value (None if none)."""
+
+    id: Any
+    hits: list[Hit]
+    lookup: Record | None = None
+
+
+@dataclass
+class Groups:
+    groups: list[Group]
+    with_lookup: bool  # whether each group reports a `lookup`
+
+
+def vector_selector(collection, selector) -> VectorSelector:
+    """Validated `with_vector`: True/False or a list of existing names."""
+    if isinstance(selector, list):
+        known = set(collection.schema.names())
+        unknown = next((n for n in selector if n not in known), None)
+        if unknown is not None:
+            raise BadInput(f"Wrong input: Not existing vector name error: {unknown}")
+    return selector if selector is not None else False
+
+
+class Engine:
+    def __init__(self, collection, lookup: Callable[[str], Any]):
+        self.collection = collection
+        self.lookup = lookup  # collection name or alias -> Collection (storage/ gives it)
+        self.queries = QueryEngine(collection, lookup)
+
+    # -- filters and strict mode --------------------------------------------------------
+
+    def read_filter(self, filter_: dict | None) -> Predicate:
+        """A read's filter compiled (BadInput if invalid), after strict mode's index check."""
+        predicate = self.collection.compile_filter(filter_)
+        strict.check_filter_indexed(self.collection.config, self.collection.payload_index, filter_, update=False)
+        return predicate
+
+    def prepare(self, request: dict) -> Node:
+        """A QueryRequest ready to run: every node's filter compiled and checked, then the
+        tree's strict-mode limits. Cheap enough for the event loop."""
+        root = compile_tree(request, self.read_filter)
+        strict.check_search_limits(self.collection.config, root.nodes())
+        return root
+
+    def _selectors(self, request: dict, payload_default: PayloadSelector = False) -> tuple[PayloadSelector, VectorSelector]:
+        with_payload = request.get("with_payload", payload_default)
+        with_vector = vector_selector(self.collection, request.get("with_vector", request.get("with_vectors", False)))
+        return with_payload, with_vector
+
+    # -- search family (prepared requests) ----------------------------------------------
+
+    def points(self, query: Node) -> list[Hit]:
+        """The scored points of one QueryRequest, payloads and vectors as it selects."""
+        with_payload, with_vector = self._selectors(query.spec)
+        return self._filled(self.queries.run(query), with_payload, with_vector)
+
+    def batch(self, queries: list[Node]) -> list[list[Hit]]:
+        """The scored points of several; searches on one vector and filter share a scan."""
+        results = []
+        for query, hits in zip(queries, self.queries.run_batch(queries)):
+            with_payload, with_vector = self._selectors(query.spec)
+            results.append(self._filled(hits, with_payload, with_vector))
+        return results
+
+    def groups(self, query: Node) -> Groups:
+        """A groups request: a QueryRequest plus `group_by`, `group_size`, `limit` (of
+        groups) and `with_lookup`."""
+        request = query.spec
+        with_payload, with_vector = self._selectors(request)
+        group_by = request["group_by"]
+        group_size = request.get("group_size") or DEFAULT_GROUP_SIZE
+        limit = request.get("limit") or DEFAULT_GROUP_LIMIT
+        with_lookup = request.get("with_lookup")
+        inner = {k: v for k, v in request.items() if k not in ("group_by", "group_size", "limit", "with_lookup")}
+        found = self.queries.run_groups(Node(inner, query.predicate, query.prefetches), group_by, group_size, limit)
+        hits = [hit for _, members in found for hit in members]
+        filled = {hit.id: hit for hit in self._filled(hits, with_payload, with_vector)}
+        lookups = self._lookups(found, with_lookup)
+        return Groups(
+            [Group(value, [filled[h.id] for h in members if h.id in filled], lookups.get(value)) for value, members in found],
+            with_lookup is not None,
+        )
+
+    def matrix(self, query: Node) -> tuple[list, list]:
+        """Distance matrix (`sample`, `limit`, `using`, `filter`): (ids, [(row, col, score)])."""
+        request = query.spec
+        return self.queries.matrix(
+            query.predicate,
+            request.get("sample") or DEFAULT_MATRIX_SAMPLE,
+            request.get("limit") or DEFAULT_MATRIX_LIMIT,
+            request.get("using"),
+        )
+
+    # -- point reads --------------------------------------------------------------------
+
+    def retrieve(self, request: dict) -> list[Record]:
+        """A PointRequest: `ids`, `with_payload` (default true), `with_vector`."""
+        ids = [normalize_id(i) for i in request["ids"]]
+        with_payload, with_vector = self._selectors(request, payload_default=True)
+        return self.collection.reads.retrieve(ids, with_payload, with_vector)
+
+    def scroll(self, request: dict) -> tuple[list[Record], Any]:
+        """A ScrollRequest: (records, next page offset; None with `order_by`)."""
+        predicate = self.read_filter(request.get("filter"))
+        with_payload, with_vector = self._selectors(request, payload_default=True)
+        limit = request.get("limit", DEFAULT_SCROLL_LIMIT)
+        order_by = request.get("order_by")
+        reads = self.collection.reads
+        if order_by is not None:
+            if request.get("offset") is not None:
+                raise BadInput(ORDER_BY_WITH_OFFSET)
+            order_by = {"key": order_by} if isinstance(order_by, str) else order_by
+            return reads.scroll_ordered(order_by, limit, predicate, with_payload, with_vector), None
+        offset = normalize_id(request["offset"]) if request.get("offset") is not None else None
+        return reads.scroll(offset, limit, predicate, with_payload, with_vector)
+
+    def count(self, request: dict) -> int:
+        """A CountRequest. Counts are exact whatever `exact` says: segments count the
+        matching points as cheaply as they would estimate them."""
+        return self.collection.reads.count(self.read_filter(request.get("filter")))
+
+    def facet(self, request: dict) -> list[dict]:
+        """A FacetRequest: [{"value", "count"}], the most frequent values first (exact
+        counts: the value-map indexes give them as cheaply as an estimate)."""
+        predicate = self.read_filter(request.get("filter"))
+        return self.collection.reads.facet(request["key"], predicate, request.get("limit") or DEFAULT_FACET_LIMIT)
+
+    # -- helpers ------------------------------------------------------------------------
+
+    def _filled(self, hits: list[Hit], with_payload, with_vector) -> list[Hit]:
+        """Hits with payloads and vectors as selected, read from the segments (a point
+        deleted since it was scored is left out, as in Qdrant)."""
+        if not with_payload and not with_vector:
+            return hits
+        records = {r.id: r for r in self.collection.reads.retrieve([h.id for h in hits], with_payload or False, with_vector)}
+        return [
+            dataclasses.replace(hit, payload=records[hit.id].payload, vectors=records[hit.id].vectors)
+            for hit in hits
+            if hit.id in records
+        ]
+
+    def _lookups(self, groups: list[tuple[Any, list[Hit]]], with_lookup) -> dict:
+        """group value -> the record with that id in the `with_lookup` collection."""
+        if with_lookup is None:
+            return {}
+        if isinstance(with_lookup, str):
+            with_lookup = {"collection": with_lookup}
+        other = self.lookup(with_lookup["collection"])
+        payload = with_lookup.get("with_payload", True)
+        vectors = vector_selector(other, with_lookup.get("with_vectors") or False)
+        ids = {}
+        for value, _ in groups:
+            try:
+                ids[value] = normalize_id(value)
+            except BadInput:  # a group value that cannot be a point id has no lookup
+                continue
+        records = {r.id: r for r in other.reads.retrieve(list(ids.values()), payload, vectors)}
+        return {value: records[point_id] for value, point_id in ids.items() if point_id in records}
