@@ -127,6 +127,7 @@ class DiskSpaceGuard:
 
     def _set_full(self, full: bool, free: int | None, limit: int) -> None:
         if full:
+            assert free is not None  # "full" is only ever concluded from a reading
             if not self.full:
                 log.error(
                     "collection %s: disk almost full (%.1f MB free on %s, writes need %.1f MB): "

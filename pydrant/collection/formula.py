@@ -31,11 +31,13 @@ from __future__ import annotations
 import math
 import re
 import struct
-from decimal import Decimal
 from collections.abc import Callable
+from decimal import Decimal
+from typing import Any, TypeVar
 
 from pydrant.errors import BadInput
 from pydrant.segments.filter_datetime import parse_datetime, parse_payload_datetime
+from pydrant.segments.filters import CompiledFilter
 from pydrant.segments.geo import EARTH_RADIUS_M, haversine_m  # noqa: F401  (EARTH_RADIUS_M re-exported)
 from pydrant.segments.payload import WILDCARD, format_path, parse_path, raw_values
 from pydrant.segments.types import PointContext
@@ -43,6 +45,9 @@ from pydrant.segments.types import PointContext
 # A compiled expression: (payload, scores, ctx) -> float. `ctx` is the point's
 # PointContext when the formula has conditions, else None.
 Node = Callable[[dict, list, object], float]
+# Compiles a filter (the collection's `compile_filter`): None for one every point matches.
+ConditionCompiler = Callable[[dict], CompiledFilter | None]
+T = TypeVar("T")
 
 SCORE_KEYWORD = "score"
 DEFAULT_SCORE = 0.0  # a missing prefetch score without default (Qdrant's DEFAULT_SCORE)
@@ -72,7 +77,7 @@ class Formula:
 
     __slots__ = ("prefetch_count_needed", "_root", "_uses_conditions", "source")
 
-    def __init__(self, expression, defaults: dict | None, compile_condition: Callable[[dict], object]):
+    def __init__(self, expression, defaults: dict | None, compile_condition: ConditionCompiler):
         compiler = _Compiler(_compile_defaults(defaults), compile_condition)
         self._root: Node = compiler.compile(expression, "formula")
         self.prefetch_count_needed: int = compiler.highest_score_index + 1
@@ -171,7 +176,7 @@ def _is_number(value) -> bool:
 # --- variables and defaults ------------------------------------------------------------------
 
 
-def parse_variable(text: str) -> tuple[str, object]:
+def parse_variable(text: str) -> tuple[str, Any]:
     """A variable name as Qdrant's `VariableId::from_str` reads it.
 
     ("score", index) for `$score` / `$score[i]`, ("payload", parsed path) otherwise; a
@@ -261,13 +266,13 @@ def _payload_reader(path: tuple) -> Callable[[dict], object]:
     return read
 
 
-def _typed_value(path: tuple, defaults: dict, expected: str, convert: Callable) -> Callable[[dict], object]:
+def _typed_value(path: tuple, defaults: dict, expected: str, convert: Callable[[Any], T]) -> Callable[[dict], T]:
     """A function reading the value at `path` (or its default) converted by `convert`,
     which returns the typed value or raises ValueError with Qdrant's description."""
     read = _payload_reader(path)
     default = defaults.get(("payload", path), _MISSING)
 
-    def typed(payload: dict):
+    def typed(payload: dict) -> T:
         value = read(payload)
         if value is _MISSING:
             value = default
@@ -431,10 +436,19 @@ def _divide(left: float, right: float) -> float:
 # --- the compiler ----------------------------------------------------------------------------
 
 
+def _operator_of(method: str, name: str) -> Callable[[_Compiler, Any, str], Node]:
+    """An operator table entry that calls `_Compiler.<method>(name, arg, where)`."""
+
+    def build(compiler: _Compiler, arg, where: str) -> Node:
+        return getattr(compiler, method)(name, arg, where)
+
+    return build
+
+
 class _Compiler:
     """Turns the JSON of an expression into closures, checking it on the way."""
 
-    def __init__(self, defaults: dict, compile_condition: Callable[[dict], object]):
+    def __init__(self, defaults: dict, compile_condition: ConditionCompiler):
         self.defaults = defaults
         self.compile_condition = compile_condition
         self.highest_score_index = -1
@@ -648,8 +662,8 @@ class _Compiler:
         "mult": _mult,
         "div": _div,
         "pow": _pow,
-        **{name: (lambda self, arg, where, _name=name: self._unary(_name, arg, where)) for name in _UNARY_OPERATORS},
-        **{name: (lambda self, arg, where, _name=name: self._decay(_name, arg, where)) for name in _DECAYS},
+        **{name: _operator_of("_unary", name) for name in _UNARY_OPERATORS},
+        **{name: _operator_of("_decay", name) for name in _DECAYS},
     }
 
 

@@ -47,9 +47,9 @@ def dbsf(sources: list[list]) -> list:
 def _distribution_normalised(values: list[float]) -> list:
     if len(values) < 2:
         return [_F32(0.5)] * len(values)
-    values = [_F32(v) for v in values]
+    f32_values = [_F32(v) for v in values]
     mean, aggregate = _F32(0.0), _F32(0.0)  # Welford's mean and variance, as Qdrant computes them
-    for count, value in enumerate(values, 1):
+    for count, value in enumerate(f32_values, 1):
         old_delta = value - mean
         mean += old_delta / _F32(count)
         aggregate += old_delta * (value - mean)
@@ -57,7 +57,7 @@ def _distribution_normalised(values: list[float]) -> list:
     low, high = mean - _F32(3.0) * std_dev, mean + _F32(3.0) * std_dev
     if low == high:
         return [_F32(0.5)] * len(values)
-    return [(v - low) / (high - low) for v in values]
+    return [(v - low) / (high - low) for v in f32_values]
 
 
 def _ranked(first: dict, scores: dict) -> list:

@@ -25,6 +25,7 @@ def prepare_upsert(schema: VectorSchema, body: dict) -> dict:
     Vectors may be lists, or float ndarrays where the HTTP layer parsed them straight into
     numpy (pydrant/http/bulk_json.py): 1-d for a point's vector, 2-d for a batch column.
     """
+    points: list | None
     if "batch" in body and body["batch"] is not None:
         points = list(_points_from_batch(body["batch"]))
     else:
@@ -87,7 +88,7 @@ def _points_from_batch(batch: dict):
         for name, column in vectors.items():
             if len(column) != len(ids):
                 raise BadInput(f"Wrong input: number of vectors `{name}` does not match number of ids")
-        per_point = [{name: column[i] for name, column in vectors.items()} for i in range(len(ids))]
+        per_point: list | np.ndarray = [{name: column[i] for name, column in vectors.items()} for i in range(len(ids))]
     elif isinstance(vectors, (list, np.ndarray)):
         if len(vectors) != len(ids):
             raise BadInput("Wrong input: number of vectors does not match number of ids")

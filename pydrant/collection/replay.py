@@ -14,6 +14,7 @@ import argparse
 import shutil
 import sys
 from pathlib import Path
+from typing import cast
 
 from pydrant.collection import apply as applying
 from pydrant.collection.collection import CONFIG_FILE, MANIFEST_FILE, SEGMENTS_DIR, WAL_DIR, Collection
@@ -44,7 +45,7 @@ def replay_into(wal_path: Path, target: Path, config: dict) -> dict:
     try:
         for op_num, operation in read_log(wal_path):
             try:
-                applying.apply_logged([segment], schema, index_table, op_num, operation)
+                applying.apply_logged([segment], schema, index_table, op_num, cast(dict, operation))
             except applying.REFUSED:
                 pass  # refused live the same way: it changed nothing there either
             first = op_num if first is None else first
