@@ -24,6 +24,7 @@ from pydrant.collection import apply as applying
 from pydrant.collection.collection import Collection
 from pydrant.collection.config import CollectionDefaults, build_config
 from pydrant.collection.points import prepare_upsert
+from pydrant.errors import BadInput
 from pydrant.issues import BOARD
 from pydrant.optimizer.planner import Plan
 
@@ -246,7 +247,7 @@ async def test_a_deterministic_apply_error_in_the_wal_does_not_stop_loading(tmp_
     async with trio.open_nursery() as nursery:
         await nursery.start(collection.run)
         await upsert(collection, {1: (vector(1), "a")})
-        with pytest.raises(Exception):
+        with pytest.raises(BadInput, match="unknown operation type"):
             await collection.update({"type": "no_such_operation"})
         await upsert(collection, {2: (vector(2), "b")})
         nursery.cancel_scope.cancel()
