@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import gc
 import uuid as uuid_module
+from typing import TypeAlias
 from collections.abc import Iterable
 
 import numpy as np
@@ -37,7 +38,7 @@ from pydrant.segments.payload import field_values, parse_path
 
 _MAX_EXACT_INT = 1 << 53  # integers beyond this are not exact as float64: left to the scan
 
-Mask = "np.ndarray | bool | None"  # a bool array over slots; True = every slot, None = none
+Mask: TypeAlias = "np.ndarray | bool | None"  # a bool array over slots; True = every slot, None = none
 
 
 # ---------------------------------------------------------------------------------------
@@ -579,7 +580,7 @@ class TextIndex(FieldIndex):
         strings = [v for v in values if type(v) is str]
         foreign = len(strings) != len(values)
         if strings:
-            terms = set()
+            terms: set[str] = set()
             for text in strings:
                 terms.update(term for _, term in self.analyzer.document_terms(text))
             for term in terms:
@@ -598,13 +599,16 @@ class TextIndex(FieldIndex):
     def _all_terms(self, terms: list[str], gen, live, n) -> Mask:
         if not terms:
             return None
-        result = None
-        for term in sorted(set(terms), key=lambda t: len(self.postings.get(t).slots) if t in self.postings else 0):
+        ordered = sorted(set(terms), key=lambda t: len(self.postings[t].slots) if t in self.postings else 0)
+        result = self._term_slots(ordered[0], gen, live)
+        if not len(result):
+            return None
+        for term in ordered[1:]:
             slots = self._term_slots(term, gen, live)
             if not len(slots):
                 return None
             # valid slots of one posting are distinct (one entry per slot and generation)
-            result = slots if result is None else np.intersect1d(result, slots, assume_unique=True)
+            result = np.intersect1d(result, slots, assume_unique=True)
             if not len(result):
                 return None
         return slots_mask(result, n)

@@ -174,6 +174,8 @@ def evaluate(node: tuple, view: IndexView) -> tuple:
     kind = node[0]
     if kind == "field":
         return _evaluate_field(node, view)
+    yes: np.ndarray | bool | None
+    upper: np.ndarray | bool | None
     if kind == "all":
         yes, upper = True, True
         for child in node[1]:

@@ -29,7 +29,10 @@ clause, so a point that fails on its id never has its payload loaded.
 from __future__ import annotations
 
 from contextvars import ContextVar
+from types import MappingProxyType
 from collections.abc import Callable, Mapping
+from collections.abc import Set as AbstractSet
+from typing import Any, TypeGuard
 
 from pydrant.errors import BadInput
 from pydrant.segments.filter_datetime import parse_datetime, parse_payload_datetime
@@ -52,7 +55,7 @@ BOUND_KEYS = ("lt", "gt", "gte", "lte")
 _MISSING = object()
 _EMPTY: dict = {}
 
-Fn = Callable[[object], bool]  # a PointContext (top level) or an element dict (nested)
+Fn = Callable[[Any], bool]  # of a PointContext (top level) or an element dict (nested)
 
 
 class CompiledFilter:
@@ -93,7 +96,7 @@ def compile_filter(filter_: dict | None, text_fields: Mapping[tuple, object] | N
 
 # The text analyzers of the filter being compiled (a context variable rather than one more
 # parameter threaded through every compile function).
-_TEXT_FIELDS: ContextVar[Mapping] = ContextVar("text_fields", default={})
+_TEXT_FIELDS: ContextVar[Mapping] = ContextVar("text_fields", default=MappingProxyType({}))
 
 
 # --- errors --------------------------------------------------------------------------------
@@ -115,11 +118,11 @@ def _describe(value) -> str:
     return repr(value)
 
 
-def _is_number(value) -> bool:
+def _is_number(value: object) -> TypeGuard[int | float]:
     return (type(value) is int or type(value) is float) and value == value
 
 
-def _is_int(value) -> bool:
+def _is_int(value: object) -> TypeGuard[int]:
     return type(value) is int
 
 
@@ -732,7 +735,8 @@ def _geo_element(check: Callable[[float, float], bool]) -> Callable[[object], bo
     def geo_match(x) -> bool:
         if type(x) is not dict:
             return False
-        lon, lat = x.get("lon"), x.get("lat")
+        lon: Any = x.get("lon")
+        lat: Any = x.get("lat")
         t_lon, t_lat = type(lon), type(lat)
         if (t_lon is int or t_lon is float) and (t_lat is int or t_lat is float):
             return check(lon, lat)
@@ -741,7 +745,7 @@ def _geo_element(check: Callable[[float, float], bool]) -> Callable[[object], bo
     return geo_match
 
 
-def _expect_fields(spec, where: str, required: set, optional: set = frozenset()) -> dict:
+def _expect_fields(spec, where: str, required: AbstractSet[str], optional: AbstractSet[str] = frozenset()) -> dict:
     if not isinstance(spec, dict):
         raise _bad(where, f"expected an object with {', '.join(sorted(required | optional))}, got {_describe(spec)}")
     unknown = set(spec) - required - optional

@@ -740,8 +740,10 @@ class HnswIndex:
         self._check_layout()
         if check:
             self.check()
-        self._graph = tuple(self._arrays[name] for name in
-                            ("links0", "counts0", "upper_links", "upper_counts", "upper_slot"))
+        arrays = self._arrays  # the kernels' first five arguments, in their order
+        self._graph: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray] = (
+            arrays["links0"], arrays["counts0"], arrays["upper_links"], arrays["upper_counts"], arrays["upper_slot"]
+        )
         self._visited: list[np.ndarray] = []
 
     def _check_layout(self) -> None:

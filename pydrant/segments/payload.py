@@ -31,7 +31,6 @@ share unchanged sub-objects with the input, so treat stored payloads as immutabl
 from __future__ import annotations
 
 import functools
-from typing import Union
 from collections.abc import Iterable
 
 from pydrant.errors import BadInput
@@ -51,7 +50,7 @@ class _Wildcard:
 
 WILDCARD = _Wildcard()
 
-PathItem = Union[str, int, _Wildcard]
+PathItem = str | int | _Wildcard
 ParsedPath = tuple  # (first_key: str, *items: PathItem)
 
 
@@ -209,7 +208,7 @@ def get_values(payload: dict, key, *, flatten: bool = True) -> list:
 def field_values(payload: dict, path: ParsedPath) -> list:
     """The values a condition on `path` compares, and a payload index holds: what the path
     reaches, arrays opened one level, nulls left out."""
-    out = []
+    out: list = []
     for value in raw_values(payload, path):
         if type(value) is list:
             out.extend(x for x in value if x is not None)

@@ -233,6 +233,11 @@ class QuantizedVectors:
                "product": ProductQuantized}[kind]
         return sub._build(body, vectors, distance, bool(always_ram))
 
+    @classmethod
+    def _build(cls, body: dict, vectors: np.ndarray, distance: str, always_ram: bool) -> QuantizedVectors:
+        """One kind's codes from its config body (each subclass builds its own)."""
+        raise NotImplementedError
+
     # -- persistence
 
     def save(self, directory: Path) -> None:

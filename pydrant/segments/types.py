@@ -7,14 +7,13 @@ HTTP. Vectors are numpy arrays; the unnamed (default) vector is stored under the
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Union
 
 import numpy as np
 
 # An external point id: an unsigned 64-bit integer, or a UUID in canonical form
 # (lowercase, hyphenated, as `str(uuid.UUID(...))` gives). Qdrant orders every integer id
 # before every UUID, and UUIDs by their 128-bit value; `ids.id_sort_key` encodes that.
-PointId = Union[int, str]
+PointId = int | str
 
 DEFAULT_VECTOR = ""  # the name Qdrant uses internally for the single unnamed vector
 
@@ -38,7 +37,7 @@ class SparseVector:
 
 # A dense vector is a 1-D array, a multi-vector a 2-D array (rows are sub-vectors),
 # in the datatype of its spec.
-VectorValue = Union[np.ndarray, SparseVector]
+VectorValue = np.ndarray | SparseVector
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,15 +101,16 @@ class PointContext:
 
     def __init__(self, point_id: PointId, load_payload, has_vector):
         self.id = point_id
-        self._payload = None
+        self._payload: dict | None = None
         self._load_payload = load_payload  # () -> dict
         self._has_vector = has_vector  # (name: str) -> bool
 
     @property
     def payload(self) -> dict:
-        if self._payload is None:
-            self._payload = self._load_payload() or {}
-        return self._payload
+        payload = self._payload
+        if payload is None:
+            payload = self._payload = self._load_payload() or {}
+        return payload
 
     def has_vector(self, name: str) -> bool:
         return self._has_vector(name)

@@ -306,7 +306,7 @@ def test_single_field_conditions_agree_with_reference(condition, payloads_):
     compiled = compile_filter({"must": [condition]})
     for payload in payloads_:
         point = {"id": 1, "payload": payload, "vectors": set()}
-        assert compiled.matches(PointContext(1, lambda: payload, lambda name: False)) == ref_filter(
+        assert compiled.matches(PointContext(1, lambda payload=payload: payload, lambda name: False)) == ref_filter(
             {"must": [condition]}, point
         ), (condition, payload)
 

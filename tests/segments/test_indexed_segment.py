@@ -172,7 +172,7 @@ def test_sparse_vectors_use_the_inverted_index(tmp_path):
     rng = np.random.default_rng(3)
     segment = IndexedSegment.create(tmp_path / "sp", schema)
     vectors = []
-    for i in range(500):
+    for _ in range(500):
         indices = np.unique(rng.integers(0, 50, 6)).astype(np.uint32)
         vectors.append(SparseVector(indices, rng.random(len(indices)).astype(np.float32)))
     segment.copy_points([Record(i, 1, {}, {"s": v}) for i, v in enumerate(vectors)])
