@@ -1,5 +1,11 @@
-"""One behaviour suite for every segment kind: a random sequence of writes, replays and
-reopens, checked after every step against a plain-dict model of the `Segment` contract.
+"""One suite for every segment kind, against the protocols of `segments/base.py`:
+
+- every kind is an instance of `Segment` and of each protocol it is made of (runtime
+  `isinstance`, which checks the members exist; mypy checks the signatures where a kind is
+  used as a `Segment`, e.g. `indexed.open_segment`), and has each protocol method with the
+  protocol's parameters;
+- a random sequence of writes, replays and reopens, checked after every step against a
+  plain-dict model of the `Segment` contract.
 
 To cover a new kind, add a `SegmentKind` to `SEGMENT_KINDS`.
 """
@@ -7,7 +13,9 @@ To cover a new kind, add a `SegmentKind` to `SEGMENT_KINDS`.
 from __future__ import annotations
 
 import copy
+import inspect
 import tempfile
+import threading
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,9 +27,19 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule, run_state_machine_as_test
 
 from pydrant.segments.appendable import AppendableSegment
+from pydrant.segments.base import (
+    OptimizerSource,
+    OptimizerTarget,
+    Segment,
+    SegmentLifecycle,
+    SegmentReader,
+    SegmentWriter,
+    writable_index,
+    writable_segment,
+)
 from pydrant.segments.indexed import IndexedSegment, open_segment
 from pydrant.segments.ids import id_sort_key
-from pydrant.segments.types import DenseVectorSpec, PointInput, SparseVector, SparseVectorSpec, VectorSchema
+from pydrant.segments.types import DenseVectorSpec, PointInput, Record, SparseVector, SparseVectorSpec, VectorSchema
 
 SCHEMA = VectorSchema(
     dense={
@@ -43,6 +61,10 @@ class SegmentKind:
     """How the suite makes and reopens one kind of segment."""
 
     def create(self, path: Path, schema: VectorSchema): ...
+
+    def initial_points(self) -> list[ModelPoint]:
+        """The points a new segment of this kind holds (the model starts with them)."""
+        return []
 
     def reopen(self, segment, schema: VectorSchema): ...
 
@@ -72,7 +94,131 @@ class IndexedKind(SegmentKind):
         return reopened
 
 
-SEGMENT_KINDS = [pytest.param(AppendableKind(), id="appendable"), pytest.param(IndexedKind(), id="indexed")]
+class BuiltIndexedKind(SegmentKind):
+    """An indexed segment built over points (graphs for the dense vectors, an inverted
+    index for the sparse one): the suite's writes then change indexed slots as well as
+    the tail. The built points come in with version 0, so every write may change them."""
+
+    def create(self, path, schema):
+        segment = IndexedSegment.create(path, schema)
+        segment.copy_points([Record(p.id, p.version, p.payload, p.vectors) for p in self.initial_points()])
+        segment.build_indexes({
+            "dense": {name: {"hnsw": {"m": 4, "ef_construct": 8}} for name in schema.dense},
+            "sparse": {name: {"index": {}} for name in schema.sparse},
+        })
+        return segment
+
+    def initial_points(self) -> list[ModelPoint]:
+        points = []
+        for i, point_id in enumerate(IDS):
+            vectors = {
+                "": np.array([i, 1], np.float32),
+                "half": np.array([1, i], np.float16),
+                "multi": np.array([[i, 0], [0, i]], np.float32),
+                "sparse": SparseVector(np.array([i], np.uint32), np.array([0.5], np.float32)),
+            }
+            if i % 3 == 2:
+                del vectors["half"], vectors["sparse"]
+            points.append(ModelPoint(point_id, 0, vectors, {"k": i % 3}))
+        return points
+
+    def reopen(self, segment, schema):
+        segment.close()
+        reopened = open_segment(segment.path, schema)
+        assert isinstance(reopened, IndexedSegment) and not reopened.is_appendable
+        return reopened
+
+
+SEGMENT_KINDS = [
+    pytest.param(AppendableKind(), id="appendable"),
+    pytest.param(IndexedKind(), id="indexed"),
+    pytest.param(BuiltIndexedKind(), id="indexed-built"),
+]
+PROTOCOLS = [Segment, SegmentReader, SegmentWriter, OptimizerSource, OptimizerTarget, SegmentLifecycle]
+
+
+# -- the protocols --
+
+
+def _protocol_members(protocol) -> dict[str, object]:
+    """name -> the protocol's own function or property, for `protocol` and its bases."""
+    members: dict[str, object] = {}
+    for cls in reversed(protocol.__mro__):
+        if cls is object or not getattr(cls, "_is_protocol", False):
+            continue
+        for name, member in vars(cls).items():
+            if not name.startswith("_") and (inspect.isfunction(member) or isinstance(member, property)):
+                members[name] = member
+    return members
+
+
+@pytest.mark.parametrize("kind", SEGMENT_KINDS)
+def test_every_kind_implements_the_segment_protocols(kind, tmp_path):
+    segment = kind.create(tmp_path / "segment", SCHEMA)
+    try:
+        for protocol in PROTOCOLS:
+            assert isinstance(segment, protocol), protocol.__name__
+        segment = kind.reopen(segment, SCHEMA)
+        assert isinstance(segment, Segment)
+        for name, member in _protocol_members(Segment).items():
+            implemented = getattr(type(segment), name, None)
+            assert implemented is not None, f"{type(segment).__name__} lacks Segment.{name}"
+            if isinstance(member, property):
+                assert isinstance(implemented, property), name
+            else:
+                wanted = list(inspect.signature(member).parameters)
+                assert list(inspect.signature(implemented).parameters) == wanted, name
+    finally:
+        segment.drop()
+
+
+def test_the_segment_protocol_has_what_callers_use():
+    members = set(_protocol_members(Segment))
+    used = {  # by collection/, optimizer/ and http/ (through the collection)
+        "search", "facet", "read_ordered", "estimate_cardinality", "sparse_statistics", "retrieve",
+        "read_ids", "count", "has_point", "point_version", "vector_names_of", "iter_ids",
+        "upsert_points", "delete_points", "update_payload", "update_vectors", "delete_vectors",
+        "advance_version", "set_payload_indexes", "export_points", "import_points", "discard_points",
+        "start_tracking", "take_tracked", "slot_counts", "vector_bytes", "payload_index_info",
+        "is_appendable", "build_settings", "point_count", "version", "persisted_version", "path",
+        "flush", "close", "drop", "reopen_store", "info",
+    }
+    assert used <= members, used - members
+    assert not isinstance(object(), Segment)
+
+
+def test_the_writable_segment_is_the_last():
+    segments = ["indexed", "plain", "appendable"]
+    assert writable_index(segments) == 2 and writable_segment(segments) == "appendable"
+    assert writable_segment(["only"]) == "only"
+    with pytest.raises(IndexError):
+        writable_segment([])
+
+
+def test_locked_view_holds_the_store_lock(tmp_path):
+    """A segment composed on the store reads its slots through `locked_view()`: writes wait
+    until the view is left, and what it reads is one state between whole writes."""
+    segment = AppendableSegment.create(tmp_path / "segment", SCHEMA)
+    try:
+        segment.upsert_points(1, [PointInput(1, {"": np.ones(2, np.float32)}, {"k": 1})])
+        writer = threading.Thread(
+            target=segment.upsert_points, args=(2, [PointInput(2, {"": np.ones(2, np.float32)}, None)])
+        )
+        with segment.locked_view() as view:
+            writer.start()
+            writer.join(0.2)
+            assert writer.is_alive()  # blocked on the lock
+            assert view.n == 1 and view.live[:1].tolist() == [True] and view.present("")[:1].tolist() == [True]
+            assert view.matrix("")[0].tolist() == [1.0, 1.0]
+            assert view.matching_mask(PayloadEquals("k", 1)).tolist() == [True]
+            assert view.candidates("sparse", None).tolist() == [False]
+            assert view.hits([(np.array([0]), np.array([0.5], np.float32))]) == [[(0.5, 1, 1)]]
+            with pytest.raises(ValueError):
+                view.values("")  # a dense single vector: `matrix`
+        writer.join(5)
+        assert not writer.is_alive() and segment.point_count == 2
+    finally:
+        segment.drop()
 
 
 # -- the model --
@@ -242,6 +388,8 @@ class SegmentMachine(RuleBasedStateMachine):
         self.kind = kind
         self.segment = kind.create(Path(tempfile.mkdtemp(dir=root)) / "segment", SCHEMA)
         self.model = Model()
+        for point in kind.initial_points():
+            self.model.points[id_sort_key(point.id)] = point
         self.op_num = 0
         self.history: list[tuple[int, str, tuple]] = []
 
