@@ -9,8 +9,8 @@ Qdrant's optimizers, in the order they are considered here:
   indexing         an appendable segment whose largest vector storage has reached
                    `indexing_threshold` kB (0 disables indexing)
   merge            more segments than `default_segment_number` (0: one per CPU): the
-                   smallest non-appendable ones, two or three at a time, while their sum
-                   stays within `max_segment_size` kB
+                   smallest ones but the writable segment (segments/base.py), two or three
+                   at a time, while their sum stays within `max_segment_size` kB
 
 `max_optimization_threads: 0` disables every optimizer. Sizes are of vectors, in kB, as
 Qdrant counts them (1 kB = one 256-d float32 vector).
