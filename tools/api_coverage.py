@@ -71,7 +71,7 @@ COVERAGE: dict[str, tuple[str, str]] = {
     "query_points_groups": (DONE, ""),
     # Service (issue 2)
     "root": (DONE, "reports the Qdrant API version and pydrant's own"),
-    "telemetry": (PARTIAL, "app and collection summaries; no per-request statistics"),
+    "telemetry": (PARTIAL, "Qdrant's sections, details levels, anonymize and per-endpoint REST statistics; single node (no cluster, no gRPC), memory approximated (docs/observability.md)"),
     "metrics": (DONE, "app info, collections, points, WAL fsyncs, requests and latencies per endpoint"),
     "get_locks": (DONE, ""),
     "post_locks": (DONE, ""),

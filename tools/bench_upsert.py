@@ -7,7 +7,7 @@
    the clock starts. Reports points/s.
 2. Group commit: C (64) concurrent clients, each upserting single points with `wait=true`
    for S seconds. Reports requests/s, WAL fsyncs/s and fsyncs per request (read from the
-   server's /metrics, counter `collection_wal_fsyncs_total`).
+   server's /metrics, counter `pydrant_collection_wal_fsyncs_total`).
 
 Vectors are the real sentence embeddings of ../shared/data (base_a/base_b, float16 ->
 float32) when present, else random unit vectors. The server is a real `pydrant serve`
@@ -81,9 +81,9 @@ def bench_bulk(port: int, vectors: np.ndarray, batch: int) -> dict:
 
 def wal_fsyncs(client: Client, collection: str) -> float:
     text = client.call("GET", "/metrics").decode()
-    match = re.search(rf'collection_wal_fsyncs_total{{collection="{collection}"}} ([0-9.e+]+)', text)
+    match = re.search(rf'pydrant_collection_wal_fsyncs_total{{collection="{collection}"}} ([0-9.e+]+)', text)
     if match is None:
-        raise RuntimeError("server's /metrics has no collection_wal_fsyncs_total")
+        raise RuntimeError("server's /metrics has no pydrant_collection_wal_fsyncs_total")
     return float(match.group(1))
 
 

@@ -190,17 +190,22 @@ def test_responses_validate_against_models(http):
 
 
 def test_service_endpoints(http):
-    root = http.get("/").json()
-    assert root["version"] == "1.15.5" and "pydrant_version" in root
+    r = http.get("/")
+    root = r.json()
+    # Qdrant's keys exactly; pydrant's own version travels in a header.
+    assert set(root) == {"title", "version", "commit"} and root["version"] == "1.15.5"
+    assert root["title"] == "qdrant - vector search engine" and r.headers["x-pydrant-version"]
     for probe in ("/healthz", "/livez", "/readyz"):
         r = http.get(probe)
         assert r.status_code == 200 and "passed" in r.text or "ready" in r.text
     http.put("/collections/metrics_c", json={"vectors": {"size": 2, "distance": "Dot"}})
+    # A points request: Qdrant's rest_* metrics list the points endpoints, not collection creation.
+    assert http.post("/collections/metrics_c/points/scroll", json={}).status_code == 200
     metrics = http.get("/metrics").text
-    assert "collections_total" in metrics and 'collection_points{collection="metrics_c"} 0.0' in metrics
-    assert "rest_responses_total" in metrics
-    assert 'collection_wal_fsyncs_total{collection="metrics_c"}' in metrics
-    assert 'collection_wal_appended_records_total{collection="metrics_c"} 0.0' in metrics
+    assert "collections_total" in metrics and 'pydrant_collection_points{collection="metrics_c"} 0' in metrics
+    assert 'rest_responses_total{method="POST",endpoint="/collections/{name}/points/scroll",status="200"}' in metrics
+    assert 'pydrant_collection_wal_fsyncs_total{collection="metrics_c"}' in metrics
+    assert 'pydrant_collection_wal_appended_records_total{collection="metrics_c"} 0' in metrics
     assert http.get("/issues").json()["result"] == {"issues": []}
     assert http.delete("/issues").json()["result"] is True
     telemetry = http.get("/telemetry", params={"details_level": 1, "anonymize": "true"}).json()["result"]

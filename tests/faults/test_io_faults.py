@@ -216,7 +216,7 @@ def test_segment_write_failure_turns_the_collection_red_until_a_retry_applies(fi
         try:
             assert wait_until(lambda seen=seen: len(errors_of(workers)) >= seen + 10, 10)
             info = httpx.get(f"{server.url}/collections/{COLLECTION}", timeout=10).json()["result"]
-            telemetry = httpx.get(f"{server.url}/telemetry", params={"details_level": 2}, timeout=10).json()["result"]
+            telemetry = httpx.get(f"{server.url}/telemetry", params={"details_level": 3}, timeout=10).json()["result"]
             reads = check_reads(server.url, COLLECTION)
             board = collection_issues(server)
             alive = server.alive()
