@@ -22,7 +22,6 @@ blocking (segments, RocksDB, numpy): call it from a worker thread.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -187,11 +186,12 @@ class Engine:
         if not with_payload and not with_vector:
             return hits
         records = {r.id: r for r in self.collection.reads.retrieve([h.id for h in hits], with_payload or False, with_vector)}
-        return [
-            dataclasses.replace(hit, payload=records[hit.id].payload, vectors=records[hit.id].vectors)
-            for hit in hits
-            if hit.id in records
-        ]
+        filled = []
+        for hit in hits:
+            record = records.get(hit.id)
+            if record is not None:
+                filled.append(Hit(hit.id, hit.version, hit.score, hit.order_value, record.payload, record.vectors))
+        return filled
 
     def _lookups(self, groups: list[tuple[Any, list[Hit]]], with_lookup) -> dict:
         """group value -> the record with that id in the `with_lookup` collection."""
