@@ -43,6 +43,7 @@ from pydrant.fsutil import fsync_dir, read_json, write_json_atomic
 from pydrant.issues import BOARD, collection_issue_id
 from pydrant.optimizer.optimizer import Optimizer
 from pydrant.segments.appendable import AppendableSegment
+from pydrant.segments.base import Segment
 from pydrant.segments.filters import compile_filter
 from pydrant.segments.indexed import IndexedSegment, open_segment
 from pydrant.wal import Wal
@@ -81,7 +82,7 @@ Lookup = Callable[[str], "Collection"]
 
 class Collection:
     def __init__(
-        self, path: Path, config: dict, wal: Wal, segments: list[AppendableSegment], lookup: Lookup | None = None
+        self, path: Path, config: dict, wal: Wal, segments: list[Segment], lookup: Lookup | None = None
     ):
         self.path = path
         self.name = path.name
