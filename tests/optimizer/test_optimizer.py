@@ -17,6 +17,7 @@ from pydrant.collection.collection import Collection
 from pydrant.collection.config import CollectionDefaults, apply_update, build_config
 from pydrant.collection.points import prepare_upsert
 from pydrant.collection.query import QueryEngine
+from pydrant.segments.base import writable_segment
 from pydrant.segments.indexed import IndexedSegment
 
 DIM = 32
@@ -81,7 +82,8 @@ async def test_indexing_turns_yellow_then_green_and_indexes_every_vector(tmp_pat
         assert done["points_count"] == 3000
         assert done["indexed_vectors_count"] == 3000
         assert any(isinstance(s, IndexedSegment) for s in collection.segments)
-        assert collection.segments[-1].is_appendable and collection.segments[-1].point_count == 0
+        writable = writable_segment(collection.segments)
+        assert writable is collection.segments[-1] and writable.is_appendable and writable.point_count == 0
         hits = sum(search_ids(collection, data[i], 1) == [i] for i in range(0, 3000, 30))
         assert hits >= 95  # graph search finds (nearly) every point by its own vector
         await collection.close()
