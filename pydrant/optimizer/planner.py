@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from pydrant.config import DEFAULTS
 from pydrant.segments.base import Segment, writable_index
 
 # Qdrant picks max_segment_size from the CPU count when it is not set.
@@ -72,7 +73,9 @@ def next_plan(facts: list[SegmentFacts], optimizer_config: dict, wanted_settings
     if optimizer_config.get("max_optimization_threads") == 0:
         return None
     indexing_kb = optimizer_config.get("indexing_threshold")
-    indexing_kb = 10_000 if indexing_kb is None else indexing_kb
+    if indexing_kb is None:
+        indexing_kb = DEFAULTS.storage.optimizers.indexing_threshold_kb
+        assert indexing_kb is not None  # the server default is a number (10000 kB)
 
     def should_index(size_kb: float) -> bool:
         return indexing_kb > 0 and size_kb >= indexing_kb
@@ -91,9 +94,9 @@ def next_plan(facts: list[SegmentFacts], optimizer_config: dict, wanted_settings
 
 def _needs_vacuum(fact: SegmentFacts, config: dict) -> bool:
     threshold = config.get("deleted_threshold")
-    threshold = 0.2 if threshold is None else threshold
+    threshold = DEFAULTS.storage.optimizers.deleted_threshold if threshold is None else threshold
     minimum = config.get("vacuum_min_vector_number")
-    minimum = 1000 if minimum is None else minimum
+    minimum = DEFAULTS.storage.optimizers.vacuum_min_vector_number if minimum is None else minimum
     if fact.slots_used < minimum or fact.slots_dead == 0:
         return False
     return fact.slots_dead / fact.slots_used > threshold

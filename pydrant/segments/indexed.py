@@ -55,6 +55,7 @@ from typing import Literal
 
 import numpy as np
 
+from pydrant.config import DEFAULTS, SPARSE_FULL_SCAN_THRESHOLD
 from pydrant.fsutil import fsync_tree, read_json, write_json_atomic
 from pydrant.segments import distance as metric
 from pydrant.segments import scoring
@@ -75,6 +76,9 @@ from pydrant.segments.quantization import QuantizedVectors
 from pydrant.segments.scoring import ScoringQuery, VectorSpace
 from pydrant.segments.sparse_index import SparseInvertedIndex
 from pydrant.segments.types import PointId, PointInput, Record, VectorSchema, VectorValue
+
+# Collection defaults (Qdrant's config.yaml values) where a segment's settings leave one out.
+_HNSW = DEFAULTS.storage.hnsw_index
 
 log = logging.getLogger("pydrant.segments")
 
@@ -245,9 +249,9 @@ class IndexedSegment:
         np.save(directory / "vectors.npy", vectors)
         hnsw = wanted.get("hnsw") or {}
         graph = None
-        if hnsw.get("m", 16) >= 2 and len(rows):
+        if hnsw.get("m", _HNSW.m) >= 2 and len(rows):
             graph = HnswIndex.build(
-                vectors, spec.distance, int(hnsw.get("m", 16)), int(hnsw.get("ef_construct", 100)),
+                vectors, spec.distance, int(hnsw.get("m", _HNSW.m)), int(hnsw.get("ef_construct", _HNSW.ef_construct)),
                 GRAPH_SEED, threads, should_stop,
             )
             _save_graph(directory / "hnsw", graph)
@@ -264,7 +268,7 @@ class IndexedSegment:
         """A subgraph (m = `payload_m`, else `m`) per value of every `is_tenant` keyword or
         uuid index that holds at least `full_scan_threshold` worth of vectors (smaller
         tenants are scanned exactly anyway). Saved under tenants/<n>/ with tenants.json."""
-        m = int(hnsw.get("payload_m") or hnsw.get("m", 16))
+        m = int(hnsw.get("payload_m") or hnsw.get("m", _HNSW.m))
         if m < 2 or not len(index.rows):
             return {}
         min_points = max(1, self._full_scan_vectors(name))
@@ -288,7 +292,7 @@ class IndexedSegment:
             if len(nodes) < min_points:
                 continue
             graph = HnswIndex.build(
-                index.vectors[nodes], self.schema.dense[name].distance, m, int(hnsw.get("ef_construct", 100)),
+                index.vectors[nodes], self.schema.dense[name].distance, m, int(hnsw.get("ef_construct", _HNSW.ef_construct)),
                 GRAPH_SEED, threads, should_stop,
             )
             where = directory / str(len(entries))
@@ -431,7 +435,7 @@ class IndexedSegment:
         graph ranks; the hits are reported with their reference scores (`distance.reference`
         on the stored rows), as an exact scan reports them."""
         vector = metric.graph_query(query.examples[0], space.distance, space.datatype)
-        default_ef = index.graph.ef_construct if index.graph is not None else 100
+        default_ef = index.graph.ef_construct if index.graph is not None else _HNSW.ef_construct
         ef = max(int(params.get("hnsw_ef") or default_ef), limit)
         quantization = params.get("quantization") or {}
         if index.quantized is not None and not quantization.get("ignore"):
@@ -479,7 +483,7 @@ class IndexedSegment:
             return self._points.search(name, queries, limit, space, predicate, params)
         allowed = index.node_mask(mask)
         tail = np.flatnonzero(mask[built:]) + built
-        default_ef = index.graph.ef_construct if index.graph is not None else 100
+        default_ef = index.graph.ef_construct if index.graph is not None else _HNSW.ef_construct
         ef = max(int(params.get("hnsw_ef") or default_ef), limit)
         # without codes to use, `search` only comes here when there is a graph
         ignore_codes = (params.get("quantization") or {}).get("ignore") or index.quantized is None
@@ -509,7 +513,7 @@ class IndexedSegment:
 
     def _full_scan_vectors(self, name: str) -> float:
         """A dense vector's `full_scan_threshold` (kB) as a number of float32 vectors."""
-        threshold_kb = (self._search_settings.get(name) or {}).get("full_scan_threshold", 10_000)
+        threshold_kb = (self._search_settings.get(name) or {}).get("full_scan_threshold", _HNSW.full_scan_threshold_kb)
         return threshold_kb * 1024 / (self.schema.dense[name].size * 4)
 
     def _hits(self, found: list[tuple[np.ndarray, np.ndarray]]) -> list[list[SegmentHit]]:
@@ -528,7 +532,7 @@ class IndexedSegment:
             mask = view.candidates(name, predicate)
             tail_rows = np.flatnonzero(mask[built:]) + built
             tail_values = [column_values[r] for r in tail_rows.tolist()]
-        threshold = (self._search_settings.get(name) or {}).get("full_scan_threshold", 5000)
+        threshold = (self._search_settings.get(name) or {}).get("full_scan_threshold", SPARSE_FULL_SCAN_THRESHOLD)
         if predicate is not None and int(np.count_nonzero(mask[:built])) < threshold:
             return self._points.search(name, queries, limit, space, predicate, params)
         found = []
