@@ -11,11 +11,18 @@ from pydrant.segments.types import DEFAULT_VECTOR, Record, SparseVector
 
 
 def vector_json(value):
+    """A stored vector as Qdrant prints it: f32 elements (float16 and uint8 storage too) in the
+    shortest text that reads back as the same f32 (`0.15`, not `0.15000000596046448`). The
+    envelope's orjson writes float32 numpy arrays that way, so vectors stay arrays here."""
     if isinstance(value, SparseVector):
-        return {"indices": value.indices.tolist(), "values": value.values.tolist()}
+        return {"indices": value.indices.tolist(), "values": _f32(value.values)}
     if isinstance(value, np.ndarray):
-        return value.astype(np.float32).tolist() if value.dtype == np.float16 else value.tolist()
+        return _f32(value)
     return value
+
+
+def _f32(array: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(array, dtype=np.float32)
 
 
 def vectors_json(vectors: dict | None):
@@ -28,13 +35,16 @@ def vectors_json(vectors: dict | None):
 
 
 def record_json(record: Record) -> dict:
-    return {
-        "id": record.id,
-        "payload": record.payload,
-        "vector": vectors_json(record.vectors),
-        "shard_key": None,
-        "order_value": record.order_value,
-    }
+    """Qdrant's `Record`: absent payload, vector, shard_key and order_value are left out
+    (`skip_serializing_if = "Option::is_none"`), not written as null."""
+    entry: dict = {"id": record.id}
+    if record.payload is not None:
+        entry["payload"] = record.payload
+    if record.vectors is not None:
+        entry["vector"] = vectors_json(record.vectors)
+    if record.order_value is not None:
+        entry["order_value"] = record.order_value
+    return entry
 
 
 def records_json(records: list[Record]) -> list[dict]:
@@ -42,15 +52,19 @@ def records_json(records: list[Record]) -> list[dict]:
 
 
 def scored_point_json(hit: Hit) -> dict:
-    return {
+    """Qdrant's `ScoredPoint`; like records, absent optional fields are left out."""
+    entry: dict = {
         "id": hit.id,
         "version": hit.version,
         "score": np.float32(hit.score),  # printed as Qdrant prints its f32 scores (shortest form)
-        "payload": hit.payload,
-        "vector": vectors_json(hit.vectors),
-        "shard_key": None,
-        "order_value": hit.order_value,
     }
+    if hit.payload is not None:
+        entry["payload"] = hit.payload
+    if hit.vectors is not None:
+        entry["vector"] = vectors_json(hit.vectors)
+    if hit.order_value is not None:
+        entry["order_value"] = hit.order_value
+    return entry
 
 
 def scored_points_json(hits: list[Hit]) -> list[dict]:
@@ -63,6 +77,7 @@ def groups_json(result: Groups) -> dict:
     for group in result.groups:
         entry = {"id": group.id, "hits": scored_points_json(group.hits)}
         if result.with_lookup:
-            entry["lookup"] = record_json(group.lookup) if group.lookup is not None else None
+            if group.lookup is not None:  # Qdrant leaves out a missing lookup
+                entry["lookup"] = record_json(group.lookup)
         groups.append(entry)
     return {"groups": groups}
