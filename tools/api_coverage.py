@@ -66,7 +66,7 @@ COVERAGE: dict[str, tuple[str, str]] = {
     "recommend_point_groups": (DONE, ""),
     "discover_points": (DONE, "target + context pairs, or context only"),
     "discover_batch_points": (DONE, ""),
-    "query_points": (DONE, "every query variant incl. fusion rrf/dbsf, rrf k, formula, MMR, order_by, sample; nested prefetch; no server-side inference"),
+    "query_points": (DONE, "every query variant incl. fusion rrf/dbsf, rrf k, formula, MMR, order_by, sample; nested prefetch; server-side inference for qdrant/bm25 Documents only (other models: 400)"),
     "query_batch_points": (DONE, ""),
     "query_points_groups": (DONE, ""),
     # Service (issue 2)

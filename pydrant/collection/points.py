@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from pydrant.collection import bm25
 from pydrant.errors import BadInput
 from pydrant.segments.ids import normalize_id
 from pydrant.segments.scoring import cosine_normalised
@@ -115,8 +116,8 @@ def prepare_vectors(schema: VectorSchema, vector, where: str) -> dict:
     if isinstance(vector, (list, np.ndarray)):
         return {DEFAULT_VECTOR: _prepare_one(schema, DEFAULT_VECTOR, vector, where)}
     if isinstance(vector, dict):
-        if _is_inference_object(vector):
-            raise inference_unavailable()
+        if _is_inference_object(vector):  # an inference object for the unnamed vector
+            return {DEFAULT_VECTOR: _prepare_one(schema, DEFAULT_VECTOR, vector, where)}
         return {name: _prepare_one(schema, name, value, where) for name, value in vector.items()}
     raise BadInput(f"Json deserialize error: {where}.vector must be a list or an object")
 
@@ -126,13 +127,30 @@ def _is_inference_object(value: dict) -> bool:
 
 
 def inference_unavailable() -> BadInput:
+    """Qdrant answers a model it cannot run with its inference service's "not initialized"
+    error (a 500 there); pydrant runs only `qdrant/bm25`, and says so with a 400, because
+    the request can be fixed and nothing failed inside the server."""
     return BadInput(
-        "Wrong input: Inference is not available: pydrant does not run embedding models; "
-        "send vectors instead of Document, Image or InferenceObject"
+        f"Wrong input: {bm25.INFERENCE_UNAVAILABLE} pydrant runs only the {bm25.MODEL_NAME} model "
+        "on the server; send vectors instead of Document, Image or InferenceObject for other models"
     )
 
 
+def embed_document(value: dict, *, query: bool) -> dict:
+    """A Document for `qdrant/bm25` as the sparse vector Qdrant computes on the server
+    (collection/bm25.py): document weights for writes, unit query weights for searches.
+    Any other model or inference object: `inference_unavailable`."""
+    text = value.get("text")
+    if not (bm25.is_bm25(value.get("model")) and isinstance(text, str)):
+        raise inference_unavailable()
+    model = bm25.model_for(value.get("options"))
+    indices, values = model.query(text) if query else model.document(text)
+    return {"indices": indices, "values": values}
+
+
 def _prepare_one(schema: VectorSchema, name: str, value, where: str):
+    if isinstance(value, dict) and _is_inference_object(value):
+        value = embed_document(value, query=False)
     if name in schema.dense:
         return prepare_dense(schema.dense[name], name, value, where)
     if name in schema.sparse:
@@ -142,8 +160,6 @@ def _prepare_one(schema: VectorSchema, name: str, value, where: str):
 
 def prepare_dense(spec: DenseVectorSpec, name: str, value, where: str) -> np.ndarray:
     if isinstance(value, dict):
-        if _is_inference_object(value):
-            raise inference_unavailable()
         raise BadInput(f"Wrong input: Conversion between sparse and regular vectors failed for vector `{name}`")
     if spec.multivector:
         return _prepare_multi(spec, name, value)

@@ -2,8 +2,9 @@
 
 A `VectorInput` is a dense list, a multi-vector (list of lists), a sparse {indices,
 values}, a point id (whose stored vector is used: from this collection, or from another
-one with `lookup_from`), or an inference object (Document/Image/InferenceObject), which
-pydrant rejects: it runs no embedding models.
+one with `lookup_from`), or an inference object (Document/Image/InferenceObject): a
+Document for `qdrant/bm25` becomes its query-side sparse vector (collection/bm25.py); other
+models are refused, pydrant runs no other embedding model.
 
 Steps, as Qdrant's collection layer takes them: parse every input, fetch the vectors of
 referenced ids in one read, check each vector against the searched vector's kind and
@@ -19,7 +20,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from pydrant.collection.points import INFERENCE_KEYS, inference_unavailable
+from pydrant.collection.points import INFERENCE_KEYS, embed_document
 from pydrant.errors import BadInput, NotFound
 from pydrant.segments.ids import normalize_id
 from pydrant.segments.scoring import (
@@ -52,7 +53,7 @@ def parse_vector_input(raw) -> Any:
         return raw.astype(np.float32)
     if isinstance(raw, dict):
         if any(key in raw for key in INFERENCE_KEYS) and "model" in raw:
-            raise inference_unavailable()
+            return _sparse(embed_document(raw, query=True))
         if "indices" in raw and "values" in raw:
             return _sparse(raw)
         raise BadInput("Wrong input: unrecognised vector input object")
