@@ -348,10 +348,14 @@ class QueryEngine:
         return scoring.score_rows(values, np.arange(len(values)), query, vector.space)
 
     def _pairwise(self, vector: _Vector, values: list) -> np.ndarray:
-        """Similarity of every stored vector to every other (metric similarity)."""
+        """Similarity of every stored vector to every other (metric similarity): row `a`,
+        column `b` scores `values[a]` as the query against `values[b]` as the stored vector,
+        which is what Qdrant computes in both MMR (`scorers[candidate].score_point(selected)`)
+        and the distance matrix (a search with each sampled point's vector). It matters for
+        multivectors, whose max_sim is not symmetric."""
         return np.vstack([
             self._similarities(vector, values, scoring.ScoringQuery(scoring.NEAREST, (value,))) for value in values
-        ]).T
+        ])
 
     # -- scroll-like leaves ---------------------------------------------------------------
 
@@ -440,10 +444,16 @@ class QueryEngine:
         values = [records[i].vectors[using] for i in ids]
         vector = _Vector(scoring.ScoringQuery(scoring.NEAREST, (values[0],)), using, space)
         pairwise = self._pairwise(vector, values)
+        if space.kind == "sparse":
+            # a sparse search only finds points sharing an index with the query (Qdrant's
+            # plain sparse search skips the others), so those pairs are not neighbours
+            for row, value in enumerate(values):
+                pairwise[row][~scoring.sparse_similarities(values, value)[1]] = -np.inf
         np.fill_diagonal(pairwise, -np.inf)
         entries: list[tuple[int, int, float]] = []
         for row in range(len(ids)):
             order = scoring.top_k(pairwise[row], min(limit, len(ids) - 1))
+            order = order[np.isfinite(pairwise[row][order])]
             scores = scoring.postprocess(vector.scoring, space.distance, pairwise[row][order])
             entries.extend((row, int(col), float(score)) for col, score in zip(order.tolist(), scores.tolist()))
         return ids, entries

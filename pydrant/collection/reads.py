@@ -16,7 +16,7 @@ from pydrant.collection.predicates import Predicate, conjunction, vector_predica
 from pydrant.errors import BadInput
 from pydrant.segments.filter_datetime import parse_datetime
 from pydrant.segments.ids import id_sort_key
-from pydrant.segments.payload import delete_keys
+from pydrant.segments.payload import WILDCARD, parse_path
 from pydrant.segments.types import Record
 
 PayloadSelector = Any  # True | False | [keys] | {"include": [...]} | {"exclude": [...]}
@@ -24,36 +24,65 @@ VectorSelector = Any  # True | False | [names]
 
 
 def select_payload(payload: dict, selector: PayloadSelector) -> dict | None:
-    """Apply a `with_payload` selector to a stored payload (top-level or dotted keys)."""
+    """Apply a `with_payload` selector to a stored payload (Qdrant's `PayloadSelector::process`).
+
+    Like Qdrant's `JsonPath::value_filter`, the payload is walked with the path of each value
+    (`a.b`, an array element's `a.b[]`): an include keeps a value whose path and a pattern agree
+    on their common prefix (so `nested.arr[].x` keeps `nested`, `nested.arr`, its elements and
+    their `x`); an exclude drops a value whose path starts with a pattern."""
     if selector is True:
         return payload
     if not selector:
         return None
     if isinstance(selector, list):
-        return _include(payload, selector)
+        patterns = [parse_path(key) for key in selector]
+        return _filter_payload(payload, lambda path: any(_include_match(p, path) for p in patterns))
     if "include" in selector:
-        return _include(payload, selector["include"])
+        patterns = [parse_path(key) for key in selector["include"]]
+        return _filter_payload(payload, lambda path: any(_include_match(p, path) for p in patterns))
     if "exclude" in selector:
-        return delete_keys(payload, selector["exclude"])
+        patterns = [parse_path(key) for key in selector["exclude"]]
+        return _filter_payload(payload, lambda path: not any(_exclude_match(p, path) for p in patterns))
     return payload
 
 
-def _include(payload: dict, keys: list[str]) -> dict:
-    result: dict = {}
-    for key in keys:
-        head = key.split(".", 1)[0].removesuffix("[]")
-        if head not in payload:
-            continue
-        if "." in key:
-            rest = key.split(".", 1)[1]
-            value = payload[head]
-            if isinstance(value, dict):
-                sub = _include(value, [rest])
-                if sub:
-                    result.setdefault(head, {}).update(sub)
-            continue
-        result[head] = payload[head]
+def _same_item(a, b) -> bool:
+    return type(a) is type(b) and a == b
+
+
+def _include_match(pattern: tuple, path: tuple) -> bool:
+    # Qdrant's check_include_pattern: equal over the shorter of the two (a prefix either way)
+    return all(_same_item(a, b) for a, b in zip(pattern, path))
+
+
+def _exclude_match(pattern: tuple, path: tuple) -> bool:
+    # Qdrant's check_exclude_pattern: the pattern is a prefix of the path
+    return len(pattern) <= len(path) and all(_same_item(a, b) for a, b in zip(pattern, path))
+
+
+def _filter_payload(payload: dict, keep) -> dict:
+    result = {}
+    for key, value in (payload or {}).items():
+        path = (key,)
+        if keep(path):
+            result[key] = _filter_value(path, value, keep)
     return result
+
+
+def _filter_value(path: tuple, value, keep):
+    if isinstance(value, list):
+        element_path = path + (WILDCARD,)
+        if not keep(element_path):
+            return []
+        return [_filter_value(element_path, element, keep) for element in value]
+    if isinstance(value, dict):
+        out = {}
+        for key, item in value.items():
+            item_path = path + (key,)
+            if keep(item_path):
+                out[key] = _filter_value(item_path, item, keep)
+        return out
+    return value
 
 
 class ReadEngine:

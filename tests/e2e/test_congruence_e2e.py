@@ -378,9 +378,6 @@ NEAREST = {
     "filter_threshold": dict(limit=N, query_filter="range_int"),
 }
 NEAREST_XFAIL: dict = {
-    "payload_include_array_path": issue("with_payload include `nested.arr[].x` returns {} instead of "
-                                        "{'nested': {'arr': [{'x': ..}, ..]}} (Qdrant filters array elements "
-                                        "by the `[]` path)"),
 }
 
 
@@ -617,8 +614,6 @@ MMR = {
     "s": dict(using="s", mmr=dict(diversity=0.5, candidates_limit=30)),
 }
 MMR_XFAIL: dict = {
-    "m": issue("MMR diversity on a multivector uses max_sim(selected -> candidate); Qdrant uses "
-               "max_sim(candidate -> selected) (mmr/lazy_matrix.rs: scorers[candidate].score_point(selected))"),
 }
 
 
@@ -917,10 +912,6 @@ def test_facet(both, col, key, fname, limit):
 MATRIX = [(COL["cos"], None, None), (COL["euc"], None, "match_keyword"), (COL["man"], None, None),
           (NAMED, "d", None), (NAMED, "m", "match_bool"), (NAMED, "s", None)]
 MATRIX_XFAIL = {
-    "m": issue("distance matrix on a multivector scores max_sim(b -> a); Qdrant searches with each sampled "
-               "point's vector as the query, max_sim(a -> b), as the nearest search by id does"),
-    "s": issue("distance matrix on a sparse vector pads rows with score-0 points sharing no index with the "
-               "sample; Qdrant's sparse search never returns those (plain_search skips them), so rows are shorter"),
 }
 
 
