@@ -132,7 +132,9 @@ def combine(query: ScoringQuery, sims: np.ndarray) -> np.ndarray:
             return _best_score(positives, negatives)
     if kind == DISCOVER:
         pairs = sims[1:]
-        rank = np.where(pairs[0::2] > pairs[1::2], 1.0, -1.0).sum(axis=0)
+        # Qdrant's ContextPair::rank_by: +1 closer to the positive, -1 to the negative, 0 on a
+        # tie (`total_cmp as i32`), e.g. a sparse point sharing no index with either example.
+        rank = np.sign(pairs[0::2] - pairs[1::2]).sum(axis=0)
         return (rank + scaled_fast_sigmoid(sims[0])).astype(np.float32)
     if kind == CONTEXT:
         difference = sims[0::2] - sims[1::2] - _CONTEXT_MARGIN

@@ -754,11 +754,7 @@ DISCOVER = {
 }
 
 
-DISCOVER_XFAIL = {
-    ("all_points", "s"): issue("a context pair with equal positive/negative similarity (a sparse point sharing no "
-                              "index with either) counts -1 in the discover rank; Qdrant counts 0 "
-                              "(rank_by: total_cmp as i32)"),
-}
+DISCOVER_XFAIL: dict = {}
 
 
 @pytest.mark.parametrize("case,using", [pytest.param(c, u, id=f"{c}-{u}", marks=DISCOVER_XFAIL.get((c, u), []))

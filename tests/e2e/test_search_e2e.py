@@ -714,7 +714,8 @@ def discover_reference(vectors: dict, target, context, distance, exclude=()):
     out = {}
     for i, v in vectors.items():
         v = np.asarray(v, np.float64)[None]
-        rank = sum(1 if similarity(v, p, distance)[0] > similarity(v, n, distance)[0] else -1 for p, n in context)
+        # +1 / -1 / 0 on a tie, as Qdrant's ContextPair::rank_by
+        rank = sum(np.sign(similarity(v, p, distance)[0] - similarity(v, n, distance)[0]) for p, n in context)
         out[i] = float(rank + sigma(similarity(v, target, distance)[0]))
     return {i: s for i, s in out.items() if i not in exclude}
 

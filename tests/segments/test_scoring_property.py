@@ -10,7 +10,8 @@ lib/segment/src/vector_storage/query):
 - best_score: max positive p, max negative n (-inf when absent); sigma(p) if p > n else
   -sigma(n), sigma(x) = (x / (1 + |x|) + 1) / 2;
 - sum_scores: sum of positive similarities - sum of negative ones;
-- discover: sum over pairs of (+1 if sim(pos) > sim(neg) else -1) + sigma(sim(target));
+- discover: sum over pairs of sign(sim(pos) - sim(neg)) (+1, -1, 0 on a tie: Qdrant's
+  `total_cmp as i32`) + sigma(sim(target));
 - context: sum over pairs of fast_sigmoid(min(sim(pos) - sim(neg) - f32::EPSILON, 0));
 - sparse: dot product over shared indices; a nearest query returns only points sharing
   at least one index with it; multi-vectors: MaxSim, the sum over query rows of the best
@@ -152,15 +153,12 @@ def combine_ref(query: ScoringQuery, sims: list) -> tuple:
         return _widen(_hull(positive_branch, negative_branch))
     if kind == scoring.DISCOVER:
         target, pairs = sims[0], sims[1:]
-        sure, unsure = 0, 0
+        low = high = 0
         for pos, neg in zip(pairs[0::2], pairs[1::2]):
-            if pos[0] > neg[1]:
-                sure += 1
-            elif pos[1] <= neg[0]:
-                sure -= 1
-            else:
-                unsure += 1
-        return _widen((sure - unsure + sigma(target[0]), sure + unsure + sigma(target[1])))
+            # sign(p - n) over p in pos, n in neg: from sign(pos_lo - neg_hi) to sign(pos_hi - neg_lo)
+            low += int(np.sign(pos[0] - neg[1]))
+            high += int(np.sign(pos[1] - neg[0]))
+        return _widen((low + sigma(target[0]), high + sigma(target[1])))
     if kind == scoring.CONTEXT:
         lo = hi = 0.0
         for pos, neg in zip(sims[0::2], sims[1::2]):
@@ -439,7 +437,7 @@ def test_sparse_nearest_keeps_a_shared_index_with_zero_product_and_drops_disjoin
 
 
 def test_strict_comparisons_on_exact_ties():
-    """discover ranks -1 on a tie (pos > neg is false); best_score takes the negative branch
+    """discover counts 0 for a tied pair (Qdrant's rank_by); best_score takes the negative branch
     on a tie; context's margin makes a tie score fast_sigmoid(-eps)."""
     matrix = np.array([[1.0, 0.0], [0.0, 1.0]], np.float32)
     e = np.array([1.0, 0.0], np.float32)
@@ -450,7 +448,7 @@ def test_strict_comparisons_on_exact_ties():
     found = scoring.search_dense(matrix, mask, [discover, best, context], 2, "Dot", "float32")
     (d_rows, d_scores), (b_rows, b_scores), (c_rows, c_scores) = found
     assert d_rows.tolist() == [0, 1]
-    assert d_scores.tolist() == pytest.approx([-1 + sigma(1.0), -1 + sigma(0.0)])
+    assert d_scores.tolist() == pytest.approx([sigma(1.0), sigma(0.0)])
     assert b_rows.tolist() == [1, 0]
     assert b_scores.tolist() == pytest.approx([-sigma(0.0), -sigma(1.0)])
     assert c_scores.tolist() == pytest.approx([fast_sigmoid(-F32_EPS)] * 2, abs=1e-9)
