@@ -36,6 +36,7 @@ from pydrant.collection import diskspace, strict
 from pydrant.collection.config import index_settings, indexing_threads, search_settings, vector_schema
 from pydrant.collection.engine import Engine
 from pydrant.collection.payload_index import PayloadIndexTable
+from pydrant.collection.points import prepare_upsert
 from pydrant.collection.predicates import Predicate
 from pydrant.collection.reads import ReadEngine
 from pydrant.errors import NotFound, ServiceError
@@ -55,6 +56,7 @@ MANIFEST_FILE = "manifest.json"
 WAL_DIR = "wal"
 SEGMENTS_DIR = "segments"
 MAX_BATCH_OPS = 1024  # operations written by one group commit at most
+INIT_FROM_BATCH = 256  # points read from the source and written per operation by `copy_points_from`
 # Background retries (a failed apply, flush or manifest write): first after this long,
 # doubling up to the maximum while the cause persists.
 RETRY_FIRST_SECONDS = 0.5
@@ -149,6 +151,38 @@ class Collection:
         collection._build_payload_indexes()
         collection._replay_wal()
         return collection
+
+    def copy_points_from(self, source: Collection) -> int:
+        """`init_from`: copy the source's payload indexes and points (vectors, payloads)
+        into this collection, which is new and not running yet (blocking; the table of
+        content calls it while the collection is still in `pending/`). Returns the points
+        copied.
+
+        The copies are applied as logged operations are (index declarations, then upserts
+        of `INIT_FROM_BATCH` points, checked against this collection's vectors as any
+        upsert is), bypassing the WAL, and every segment is flushed at the end: the
+        collection's directory only becomes a collection after that, so once the create is
+        acknowledged the copy is on disk, and a failure leaves nothing behind. Points the
+        source takes meanwhile may or may not be copied (as in Qdrant)."""
+        op_num = self.next_op_num
+        for field_name, field_schema in dict(source.payload_index.fields).items():
+            self._apply(op_num, {"type": "create_field_index", "field_name": field_name, "field_schema": field_schema})
+            op_num += 1
+        copied = 0
+        offset = None
+        while True:
+            records, offset = source.reads.scroll(offset, INIT_FROM_BATCH, None, True, True)
+            if records:
+                operation = prepare_upsert(self.schema, {"points": [_point_body(r) for r in records]})
+                self._apply(op_num, operation)
+                op_num += 1
+                copied += len(records)
+            if offset is None:
+                break
+        self.next_op_num = op_num
+        for segment in self.segments:
+            segment.flush()
+        return copied
 
     def _build_payload_indexes(self) -> None:
         # Index structures live in memory: every open rebuilds them from stored payloads,
@@ -656,6 +690,17 @@ class Collection:
             for key, info in segment.payload_index_info().items():
                 totals[key] = totals.get(key, 0) + info["points"]
         return totals
+
+
+def _point_body(record) -> dict:
+    """A stored point as the body of an upsert (`copy_points_from`)."""
+    vectors = {}
+    for name, value in (record.vectors or {}).items():
+        if hasattr(value, "indices"):
+            vectors[name] = {"indices": value.indices.tolist(), "values": value.values.tolist()}
+        else:
+            vectors[name] = value.tolist() if hasattr(value, "tolist") else value
+    return {"id": record.id, "vector": vectors, "payload": record.payload or {}}
 
 
 def _open_wal(path: Path, config: dict) -> Wal:

@@ -15,7 +15,7 @@ import copy
 from dataclasses import dataclass, field
 
 from pydrant.config import DEFAULTS, SPARSE_FULL_SCAN_THRESHOLD, Settings
-from pydrant.errors import BadInput
+from pydrant.errors import BadInput, ValidationFailed
 from pydrant.segments.types import (
     DEFAULT_VECTOR,
     DenseVectorSpec,
@@ -26,6 +26,8 @@ from pydrant.segments.types import (
 
 # Qdrant's WalConfig default; config.yaml has no setting for it.
 WAL_RETAIN_CLOSED = 1
+# Qdrant's `VectorParams.size` range (validate_nonzerou64_range_min_1_max_65536).
+MAX_VECTOR_SIZE = 65536
 
 
 def _hnsw_config(settings: Settings) -> dict:
@@ -94,12 +96,35 @@ class CollectionDefaults:
         )
 
 
+def check_vector_sizes(vectors: dict | None) -> None:
+    """Qdrant's validation of `VectorParams.size` (1..=65536), with its 422 text. The
+    spec states only the minimum, so the request models let larger sizes through. A named
+    vector's path has `?` where Qdrant's `validate_iter` names every map entry so."""
+    if not vectors:
+        return
+    single = _is_single_vector(vectors)
+    for _, params in iter_dense_params(vectors):
+        size = params.get("size") if isinstance(params, dict) else None
+        if isinstance(size, int) and not isinstance(size, bool) and not 1 <= size <= MAX_VECTOR_SIZE:
+            path = "vectors.size" if single else "vectors.?.size"
+            raise ValidationFailed(
+                f"Validation error in JSON body: [{path}: value {size} invalid, must be from 1 to {MAX_VECTOR_SIZE}]"
+            )
+
+
 def build_config(request: dict, defaults: CollectionDefaults) -> dict:
-    """The stored config of a new collection from a `CreateCollection` body (plain JSON)."""
-    vectors = request.get("vectors", {})
+    """The stored config of a new collection from a `CreateCollection` body (plain JSON).
+
+    Per-vector `hnsw_config`, `quantization_config`, `on_disk`, `datatype` and
+    `multivector_config` are kept as given and reported back as Qdrant reports them: an
+    empty per-vector `hnsw_config` is left out (Qdrant's `is_hnsw_diff_empty`)."""
+    vectors = copy.deepcopy(request.get("vectors", {}))
     if vectors is None:
         vectors = {}
+    check_vector_sizes(vectors)
     _check_vectors(vectors)
+    for _, params in iter_dense_params(vectors):
+        _drop_empty_hnsw(params)
     params = {
         "vectors": vectors,
         "shard_number": request.get("shard_number") or 1,
@@ -153,6 +178,56 @@ def _check_vectors(vectors: dict) -> None:
     for name, params in iter_dense_params(vectors):
         if params.get("datatype") == "uint8" and params["distance"] not in ("Dot", "Euclid", "Manhattan", "Cosine"):
             raise BadInput(f"Unsupported distance for uint8 vector {name!r}")
+
+
+def check_init_from(source_config: dict, request: dict) -> None:
+    """Qdrant's check before `init_from` copies a collection (`check_collections_compatibility`):
+    every dense vector of the source must be in the new collection with the same size and
+    distance (both single-vector or both named), and every sparse vector of the source
+    must be in the new one when both have sparse vectors. Extra vectors are fine.
+
+    pydrant refuses one case Qdrant lets through and then fails in the background: a
+    source with sparse vectors and a new collection with none (its points could not be
+    copied); the message is Qdrant's for a missing vector."""
+    if (request.get("sharding_method") or "auto") == "custom":
+        raise BadInput("Wrong input: Can't initialize collection from another collection with custom sharding method")
+    origin = source_config["params"].get("vectors") or {}
+    other = request.get("vectors") or {}
+    origin_single, other_single = _is_single_vector(origin), _is_single_vector(other)
+    if origin_single != other_single:
+        this_names = ", ".join(name for name, _ in iter_dense_params(origin))
+        other_names = ", ".join(name for name, _ in iter_dense_params(other))
+        raise BadInput(
+            f"Wrong input: Vectors configuration is not compatible: origin collection have vectors "
+            f"[{this_names}], while other vectors [{other_names}]"
+        )
+    other_params = dict(iter_dense_params(other))
+    for name, params in sorted(iter_dense_params(origin)):
+        theirs = other_params.get(name)
+        if theirs is None:
+            raise BadInput(_missing_vector(name))
+        if params["size"] != theirs["size"]:
+            raise BadInput(
+                f"Wrong input: Vectors configuration is not compatible: origin vector {name} size: "
+                f"{params['size']}, while other vector size: {theirs['size']}"
+            )
+        if params["distance"] != theirs["distance"]:
+            raise BadInput(
+                f"Wrong input: Vectors configuration is not compatible: origin vector {name} distance: "
+                f"{params['distance']}, while other vector distance: {theirs['distance']}"
+            )
+    origin_sparse = source_config["params"].get("sparse_vectors") or {}
+    other_sparse = request.get("sparse_vectors") or {}
+    for name in sorted(origin_sparse):
+        if name not in other_sparse:
+            raise BadInput(_missing_vector(name))
+
+
+def _missing_vector(name: str) -> str:
+    return (
+        f"Wrong input: Vectors configuration is not compatible: origin collection have vector {name}, "
+        "while other collection does not"
+    )
 
 
 def _check_no_name_clash(vectors: dict, sparse: dict) -> None:
@@ -217,9 +292,33 @@ def apply_update(config: dict, update: dict) -> dict:
         new["quantization_config"] = _quantization_after(update["quantization_config"], new)
     if update.get("strict_mode_config"):
         new["strict_mode_config"] = _merged(new.get("strict_mode_config") or {}, update["strict_mode_config"])
-    if update.get("metadata"):
-        new["metadata"] = {**(new.get("metadata") or {}), **update["metadata"]}
+    if update.get("metadata") is not None:
+        new["metadata"] = merged_metadata(new.get("metadata"), update["metadata"])
     return new
+
+
+def merged_metadata(current: dict | None, update: dict) -> dict:
+    """Qdrant's `Collection::update_metadata`: with no metadata yet, the update becomes it
+    as given; otherwise it is merged in key by key (`merge_map`): a key set to null is
+    removed, any other value replaces the key's value whole (no deep merge)."""
+    if current is None:
+        return copy.deepcopy(update)
+    merged = copy.deepcopy(current)
+    for key, value in update.items():
+        if value is None:
+            merged.pop(key, None)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def _drop_empty_hnsw(params: dict) -> None:
+    # Qdrant does not serialize a per-vector hnsw_config with no field set, and an empty
+    # diff changes nothing that is built: left out, it is exactly what Qdrant reports.
+    if isinstance(params, dict) and params.get("hnsw_config") is not None and not any(
+        v is not None for v in params["hnsw_config"].values()
+    ):
+        params.pop("hnsw_config")
 
 
 def _quantization_after(value, config: dict):
@@ -246,6 +345,7 @@ def _update_dense_vectors(params: dict, diffs: dict) -> None:
                     target.pop(key)
             elif key == "hnsw_config" and value is not None:
                 target[key] = _merged(target.get(key) or {}, value)
+                _drop_empty_hnsw(target)
             elif value is not None:
                 target[key] = value
 

@@ -7,8 +7,8 @@ from quart import Blueprint
 from pydrant.http import spec_models as models
 
 from pydrant.http.context import check_write_allowed, toc
-from pydrant.http.envelope import body, off_loop, ok, query_int
-from pydrant.http.validation import to_plain
+from pydrant.http.envelope import json_from_bytes, off_loop, ok, query_int, raw_body
+from pydrant.http.validation import deserialize, to_plain
 from pydrant.storage.names import validate_name
 
 blueprint = Blueprint("collections", __name__)
@@ -38,7 +38,7 @@ async def collection_exists(name: str):
 async def create_collection(name: str):
     query_int("timeout", minimum=1)
     validate_name(name)
-    request = to_plain(await body(models.CreateCollection, optional=True)) or {}
+    request = await _validated(models.CreateCollection)
     check_write_allowed()
     await toc().create_collection(name, request)
     return ok(True)
@@ -47,7 +47,7 @@ async def create_collection(name: str):
 @blueprint.patch("/collections/<name>")
 async def update_collection(name: str):
     query_int("timeout", minimum=1)
-    request = to_plain(await body(models.UpdateCollection, optional=True)) or {}
+    request = await _validated(models.UpdateCollection)
     check_write_allowed()
     await toc().update_collection(name, request)
     return ok(True)
@@ -58,3 +58,16 @@ async def delete_collection(name: str):
     query_int("timeout", minimum=1)
     check_write_allowed()
     return ok(await toc().delete_collection(name))
+
+
+async def _validated(model) -> dict:
+    """The body validated into `model`, as plain JSON. `metadata` is taken as sent: the
+    plain form leaves out null values, and in metadata a null is a value (stored as given
+    on create, and removing the key when a PATCH merges it, as in Qdrant)."""
+    data = json_from_bytes(await raw_body(), optional=True)
+    if data is None:
+        return {}
+    request = to_plain(deserialize(model, data)) or {}
+    if isinstance(data, dict) and isinstance(data.get("metadata"), dict):
+        request["metadata"] = data["metadata"]
+    return request

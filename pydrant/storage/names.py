@@ -7,8 +7,9 @@ MAX_NAME_LENGTH = 255
 # characters outside ASCII is longer than that in UTF-8. Refused up front, so a create or
 # delete never fails half-way in the filesystem.
 MAX_NAME_BYTES = 255
-# Characters Qdrant refuses in collection names: they are unsafe in file paths.
-FORBIDDEN_CHARS = '<>:"/\\|?*\0'
+# Characters Qdrant refuses in collection names (common::validation::validate_collection_name,
+# its INVALID_CHARS): they are unsafe in file paths.
+FORBIDDEN_CHARS = '<>:"/\\|?*\0\x1f'
 
 
 def validate_name(name: str, what: str = "collection_name") -> None:
@@ -24,11 +25,12 @@ def validate_name(name: str, what: str = "collection_name") -> None:
             f"Validation error in path parameters: [{what}: name is {encoded_length} bytes long in UTF-8, "
             f"must be at most {MAX_NAME_BYTES}]"
         )
-    bad = next((c for c in name if c in FORBIDDEN_CHARS), None)
+    # Qdrant looks for each forbidden character in its list order and names the first found,
+    # written as is (a NUL or unit separator is in the message itself, escaped by JSON).
+    bad = next((c for c in FORBIDDEN_CHARS if c in name), None)
     if bad is not None:
-        shown = "\\0" if bad == "\0" else bad
         raise ValidationFailed(
-            f"Validation error in path parameters: [{what}: collection name cannot contain \"{shown}\" char]"
+            f"Validation error in path parameters: [{what}: collection name cannot contain \"{bad}\" char]"
         )
     if name in (".", ".."):
         raise ValidationFailed(f"Validation error in path parameters: [{what}: collection name cannot be {name!r}]")

@@ -28,7 +28,13 @@ from pathlib import Path
 import trio
 
 from pydrant.collection.collection import CONFIG_FILE, Collection
-from pydrant.collection.config import CollectionDefaults, apply_update, build_config
+from pydrant.collection.config import (
+    CollectionDefaults,
+    apply_update,
+    build_config,
+    check_init_from,
+    check_vector_sizes,
+)
 from pydrant.errors import AlreadyExists, BadInput, NotFound, ServiceError
 from pydrant.fsutil import fsync_dir, mkdir_durable, read_json, write_json_atomic
 from pydrant.issues import BOARD, collection_issue_id
@@ -204,22 +210,36 @@ class TableOfContent:
     # -- changes -------------------------------------------------------------------------
 
     async def create_collection(self, name: str, request: dict) -> None:
+        """Qdrant's order of checks: the name, the request's limits (422), a collection of
+        that name (409), an alias of that name (400), then `init_from`'s source (404) and
+        its compatibility (400). With `init_from` the source's points are copied before the
+        collection exists (`Collection.copy_points_from`), under the lock that keeps the
+        source from being deleted meanwhile."""
         validate_name(name)
+        check_vector_sizes(request.get("vectors"))
         async with self._meta_lock:
             if name in self.collections or name in self.failed:
                 raise AlreadyExists(f"Wrong input: Collection `{name}` already exists!")
             if name in self.aliases:
-                raise AlreadyExists(f"Wrong input: Alias with name `{name}` already exists!")
+                raise BadInput(
+                    f"Wrong input: Can't create collection with name {name}. Alias with the same name already exists"
+                )
+            source = None
+            if request.get("init_from") is not None:
+                source = self.get(request["init_from"]["collection"])
+                check_init_from(source.config, request)
             config = build_config(request, self.defaults)
-            collection = await trio.to_thread.run_sync(self._create_on_disk, name, config)
+            collection = await trio.to_thread.run_sync(self._create_on_disk, name, config, source)
             await self._nursery.start(collection.run)
             self.collections[name] = collection
         log.info("created collection %s", name)
 
-    def _create_on_disk(self, name: str, config: dict) -> Collection:
+    def _create_on_disk(self, name: str, config: dict, source: Collection | None = None) -> Collection:
         tmp = self.pending_dir / f"create-{uuid.uuid4().hex}"
         try:
             Collection.initialise(tmp, name, config)
+            if source is not None:
+                self._copy_into(tmp, source)
             fsync_dir(self.pending_dir)
             final = self.collections_dir / name
             tmp.rename(final)
@@ -231,6 +251,15 @@ class TableOfContent:
         fsync_dir(self.collections_dir)
         fsync_dir(self.pending_dir)
         return Collection.load(final, self.get)
+
+    def _copy_into(self, path: Path, source: Collection) -> None:
+        """`init_from`: fill the collection being created at `path` with the source's points."""
+        target = Collection.load(path, self.get)
+        try:
+            copied = target.copy_points_from(source)
+        finally:
+            target._close_files()
+        log.info("collection %s: %d points copied from %s (init_from)", path.name, copied, source.name)
 
     async def delete_collection(self, name: str) -> bool:
         async with self._meta_lock:
@@ -307,8 +336,8 @@ class TableOfContent:
             target = spec["collection_name"]
             if target not in self.collections:
                 raise NotFound(f"Not found: Collection `{target}` doesn't exist!")
-            if spec["alias_name"] in self.collections:
-                raise BadInput(f"Wrong input: Collection `{spec['alias_name']}` already exists!")
+            if spec["alias_name"] in self.collections:  # Qdrant's validate_collection_not_exists
+                raise AlreadyExists(f"Wrong input: Collection `{spec['alias_name']}` already exists!")
             # Qdrant's create_alias re-points an existing alias rather than failing
             aliases[spec["alias_name"]] = target
         elif "delete_alias" in action:
@@ -323,7 +352,9 @@ class TableOfContent:
             if old not in aliases:
                 raise NotFound(f"Not found: Alias {old} does not exists!")
             if new in self.collections:
-                raise BadInput(f"Wrong input: Collection `{new}` already exists!")
+                # Qdrant renames without this check (its alias would then shadow the
+                # collection); pydrant refuses as create_alias does.
+                raise AlreadyExists(f"Wrong input: Collection `{new}` already exists!")
             aliases[new] = aliases.pop(old)
         else:
             raise BadInput(f"Wrong input: unknown alias action {sorted(action)}")
