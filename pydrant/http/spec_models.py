@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pydantic import (
+    AliasChoices,
     AnyUrl,
     BaseModel,
     ConfigDict,
@@ -19,7 +20,7 @@ from enum import StrEnum
 
 class Status(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     error: StrictStr | None = Field(
         None, description='Description of the occurred error.'
@@ -28,7 +29,7 @@ class Status(BaseModel):
 
 class ErrorResponse(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     time: StrictFloat | None = Field(
         None, description='Time spent to process this request'
@@ -39,7 +40,7 @@ class ErrorResponse(BaseModel):
 
 class CollectionDescription(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     name: StrictStr
 
@@ -71,7 +72,7 @@ class Distance(StrEnum):
 
 class HnswConfigDiff(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     m: StrictInt | None = Field(
         None,
@@ -145,7 +146,7 @@ class ShardingMethod(StrEnum):
 
 class SparseIndexParams(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     full_scan_threshold: StrictInt | None = Field(
         None,
@@ -168,7 +169,7 @@ class Modifier(StrEnum):
 
 class HnswConfig(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     m: StrictInt = Field(
         ...,
@@ -202,7 +203,7 @@ class HnswConfig(BaseModel):
 
 class OptimizersConfig(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     deleted_threshold: StrictFloat = Field(
         ...,
@@ -240,7 +241,7 @@ class OptimizersConfig(BaseModel):
 
 class WalConfig(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     wal_capacity_mb: StrictInt = Field(
         ..., description='Size of a single WAL segment in MB'
@@ -255,7 +256,7 @@ class WalConfig(BaseModel):
 
 class StrictModeMultivectorOutput(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     max_vectors: StrictInt | None = Field(
         None, description='Max number of vectors in a multivector'
@@ -264,7 +265,7 @@ class StrictModeMultivectorOutput(BaseModel):
 
 class StrictModeSparseOutput(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     max_length: StrictInt | None = Field(
         None, description='Max length of sparse vector'
@@ -350,7 +351,7 @@ class Language(StrEnum):
 
 class StopwordsSet(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     languages: list[Language] | None = Field(
         None,
@@ -417,7 +418,7 @@ class PayloadSelectorExclude(BaseModel):
 
 class SparseVector(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     indices: list[StrictInt] = Field(..., description='Indices must be unique')
     values: list[StrictFloat] = Field(
@@ -427,7 +428,7 @@ class SparseVector(BaseModel):
 
 class NamedVector(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     name: StrictStr = Field(..., description='Name of vector data')
     vector: list[StrictFloat] = Field(..., description='Vector data')
@@ -435,7 +436,7 @@ class NamedVector(BaseModel):
 
 class NamedSparseVector(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     name: StrictStr = Field(..., description='Name of vector data')
     vector: SparseVector
@@ -443,35 +444,35 @@ class NamedSparseVector(BaseModel):
 
 class MatchText(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     text: StrictStr
 
 
 class MatchTextAny(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     text_any: StrictStr
 
 
 class MatchPhrase(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     phrase: StrictStr
 
 
 class MatchExcept(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     except_: list[StrictStr] | list[StrictInt] = Field(..., alias='except')
 
 
 class Range(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     lt: StrictFloat | None = Field(None, description='point.key < range.lt')
     gt: StrictFloat | None = Field(None, description='point.key > range.gt')
@@ -481,7 +482,7 @@ class Range(BaseModel):
 
 class DatetimeRange(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     lt: StrictStr | None = Field(None, description='point.key < range.lt')
     gt: StrictStr | None = Field(None, description='point.key > range.gt')
@@ -491,7 +492,7 @@ class DatetimeRange(BaseModel):
 
 class GeoPoint(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     lon: StrictFloat
     lat: StrictFloat
@@ -499,7 +500,7 @@ class GeoPoint(BaseModel):
 
 class GeoRadius(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     center: GeoPoint
     radius: StrictFloat = Field(..., description='Radius of the area in meters')
@@ -507,14 +508,14 @@ class GeoRadius(BaseModel):
 
 class GeoLineString(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     points: list[GeoPoint]
 
 
 class ValuesCount(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     lt: StrictInt | None = Field(
         None, description='point.key.length() < values_count.lt'
@@ -532,35 +533,35 @@ class ValuesCount(BaseModel):
 
 class PayloadField(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     key: StrictStr = Field(..., description='Payload field name')
 
 
 class IsNullCondition(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     is_null: PayloadField
 
 
 class HasIdCondition(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     has_id: list[StrictInt | StrictStr]
 
 
 class HasVectorCondition(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     has_vector: StrictStr
 
 
 class QuantizationSearchParams(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     ignore: StrictBool | None = Field(
         False, description='If true, quantized vectors are ignored. Default is false.'
@@ -593,7 +594,7 @@ class Direction(StrEnum):
 
 class WalConfigDiff(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     wal_capacity_mb: StrictInt | None = Field(
         None, description='Size of a single WAL segment in MB'
@@ -612,14 +613,14 @@ class MaxOptimizationThreadsSetting(StrEnum):
 
 class InitFrom(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     collection: StrictStr
 
 
 class StrictModeMultivector(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     max_vectors: StrictInt | None = Field(
         None, description='Max number of vectors in a multivector'
@@ -628,7 +629,7 @@ class StrictModeMultivector(BaseModel):
 
 class StrictModeSparse(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     max_length: StrictInt | None = Field(
         None, description='Max length of sparse vector'
@@ -641,7 +642,7 @@ class Disabled(StrEnum):
 
 class CollectionParamsDiff(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     replication_factor: StrictInt | None = Field(
         None, description='Number of replicas for each shard'
@@ -662,7 +663,7 @@ class CollectionParamsDiff(BaseModel):
 
 class CreateAlias(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     collection_name: StrictStr
     alias_name: StrictStr
@@ -670,14 +671,14 @@ class CreateAlias(BaseModel):
 
 class DeleteAlias(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     alias_name: StrictStr
 
 
 class RenameAlias(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     old_alias_name: StrictStr
     new_alias_name: StrictStr
@@ -685,7 +686,7 @@ class RenameAlias(BaseModel):
 
 class Image(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     image: Any = Field(
         ...,
@@ -705,7 +706,7 @@ class Image(BaseModel):
 
 class InferenceObject(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     object: Any = Field(
         ...,
@@ -728,7 +729,7 @@ class Status1(StrEnum):
 
 class ClusterStatus1(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     status: Status1
 
@@ -739,7 +740,7 @@ class Status2(StrEnum):
 
 class PeerInfo(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     uri: StrictStr
 
@@ -757,7 +758,7 @@ class ConsensusThreadStatus2(StrEnum):
 
 class ConsensusThreadStatus1(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     consensus_thread_status: ConsensusThreadStatus2
     last_update: StrictStr
@@ -769,7 +770,7 @@ class ConsensusThreadStatus4(StrEnum):
 
 class ConsensusThreadStatus3(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     consensus_thread_status: ConsensusThreadStatus4
 
@@ -780,7 +781,7 @@ class ConsensusThreadStatus6(StrEnum):
 
 class ConsensusThreadStatus5(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     consensus_thread_status: ConsensusThreadStatus6
     err: StrictStr
@@ -788,7 +789,7 @@ class ConsensusThreadStatus5(BaseModel):
 
 class MessageSendErrors(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     count: StrictInt
     latest_error: StrictStr | None = None
@@ -799,7 +800,7 @@ class MessageSendErrors(BaseModel):
 
 class SnapshotDescription(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     name: StrictStr
     creation_time: StrictStr | None = None
@@ -809,7 +810,7 @@ class SnapshotDescription(BaseModel):
 
 class CountResult(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     count: StrictInt = Field(
         ..., description='Number of points which satisfy the conditions'
@@ -830,7 +831,7 @@ class ReplicaState(StrEnum):
 
 class RemoteShardInfo(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     shard_id: StrictInt = Field(..., description='Remote shard id')
     shard_key: StrictStr | StrictInt | None = Field(
@@ -866,7 +867,7 @@ class ReshardingDirection2(StrEnum):
 
 class AppFeaturesTelemetry(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     debug: StrictBool
     service_debug_feature: StrictBool
@@ -877,7 +878,7 @@ class AppFeaturesTelemetry(BaseModel):
 
 class FeatureFlags(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     all: StrictBool | None = Field(
         False,
@@ -921,7 +922,7 @@ class FeatureFlags(BaseModel):
 
 class HnswGlobalConfig(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     healing_threshold: StrictFloat | None = Field(
         0.3,
@@ -937,7 +938,7 @@ class CpuEndian(StrEnum):
 
 class GpuDeviceTelemetry(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     name: StrictStr
 
@@ -957,7 +958,7 @@ class SegmentType(StrEnum):
 
 class VectorDataInfo(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     num_vectors: StrictInt
     num_indexed_vectors: StrictInt
@@ -986,7 +987,7 @@ class Type(StrEnum):
 
 class Indexes1(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     type: Type
     options: dict[str, Any]
@@ -998,7 +999,7 @@ class Type1(StrEnum):
 
 class Indexes2(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     type: Type1
     options: HnswConfig
@@ -1036,7 +1037,7 @@ class Type2(StrEnum):
 
 class PayloadStorageType1(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     type: Type2
 
@@ -1047,7 +1048,7 @@ class Type3(StrEnum):
 
 class PayloadStorageType2(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     type: Type3
 
@@ -1058,7 +1059,7 @@ class Type4(StrEnum):
 
 class PayloadStorageType3(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     type: Type4
 
@@ -1069,14 +1070,14 @@ class Type5(StrEnum):
 
 class PayloadStorageType4(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     type: Type5
 
 
 class OperationDurationStatistics(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     count: StrictInt
     fail_count: StrictInt | None = None
@@ -1100,7 +1101,7 @@ class OperationDurationStatistics(BaseModel):
 
 class PayloadIndexTelemetry(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     field_name: StrictStr | None = None
     index_type: StrictStr
@@ -1134,7 +1135,7 @@ class TrackerStatus3(BaseModel):
 
 class RemoteShardTelemetry(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     shard_id: StrictInt
     peer_id: StrictInt | None = None
@@ -1144,7 +1145,7 @@ class RemoteShardTelemetry(BaseModel):
 
 class PartialSnapshotTelemetry(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     ongoing_create_snapshot_requests: StrictInt
     is_recovering: StrictBool
@@ -1159,21 +1160,21 @@ class ShardCleanStatusTelemetry1(StrEnum):
 
 class ShardCleanStatusProgressTelemetry(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     deleted_points: StrictInt
 
 
 class ShardCleanStatusFailedTelemetry(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     reason: StrictStr
 
 
 class ClusterStatusTelemetry(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     number_of_peers: StrictInt
     term: StrictInt
@@ -1189,14 +1190,14 @@ class ClusterStatusTelemetry(BaseModel):
 
 class P2pConfigTelemetry(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     connection_pool_size: StrictInt
 
 
 class ConsensusConfigTelemetry(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     max_message_queue_size: StrictInt
     tick_period_ms: StrictInt
@@ -1205,28 +1206,28 @@ class ConsensusConfigTelemetry(BaseModel):
 
 class PeerMetadata(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     version: StrictStr = Field(..., description='Peer Qdrant version')
 
 
 class WebApiTelemetry(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     responses: dict[str, dict[str, OperationDurationStatistics]]
 
 
 class GrpcTelemetry(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     responses: dict[str, OperationDurationStatistics]
 
 
 class MemoryTelemetry(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     active_bytes: StrictInt = Field(
         ...,
@@ -1249,7 +1250,7 @@ class MemoryTelemetry(BaseModel):
 
 class HardwareUsage(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     cpu: StrictInt
     payload_io_read: StrictInt
@@ -1262,7 +1263,7 @@ class HardwareUsage(BaseModel):
 
 class MoveShard(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     shard_id: StrictInt
     to_peer_id: StrictInt
@@ -1280,7 +1281,7 @@ class MoveShard(BaseModel):
 
 class ReplicateShard(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     shard_id: StrictInt
     to_peer_id: StrictInt
@@ -1298,7 +1299,7 @@ class ReplicateShard(BaseModel):
 
 class AbortShardTransfer(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     shard_id: StrictInt
     to_peer_id: StrictInt
@@ -1307,7 +1308,7 @@ class AbortShardTransfer(BaseModel):
 
 class Replica(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     shard_id: StrictInt
     peer_id: StrictInt
@@ -1315,7 +1316,7 @@ class Replica(BaseModel):
 
 class CreateShardingKey(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     shard_key: StrictStr | StrictInt
     shards_number: StrictInt | None = Field(
@@ -1334,14 +1335,14 @@ class CreateShardingKey(BaseModel):
 
 class DropShardingKey(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     shard_key: StrictStr | StrictInt
 
 
 class RestartTransfer(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     shard_id: StrictInt
     from_peer_id: StrictInt
@@ -1358,7 +1359,7 @@ class RestartTransfer(BaseModel):
 
 class StartResharding(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     direction: ReshardingDirection1 | ReshardingDirection2 = Field(
         ..., description='Resharding direction, scale up or down in number of shards'
@@ -1368,12 +1369,15 @@ class StartResharding(BaseModel):
 
 
 class AbortResharding(BaseModel):
+    model_config = ConfigDict(
+        extra='ignore',
+    )
     pass
 
 
 class LocksOption(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     error_message: StrictStr | None = None
     write: StrictBool
@@ -1387,7 +1391,7 @@ class SnapshotPriority(StrEnum):
 
 class AliasDescription(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     alias_name: StrictStr
     collection_name: StrictStr
@@ -1407,15 +1411,15 @@ class ReadConsistencyType(StrEnum):
 
 class ContextExamplePair(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
-    positive: list[StrictFloat] | SparseVector | StrictInt | StrictStr
-    negative: list[StrictFloat] | SparseVector | StrictInt | StrictStr
+    positive: StrictInt | StrictStr | list[StrictFloat] | SparseVector
+    negative: StrictInt | StrictStr | list[StrictFloat] | SparseVector
 
 
 class VersionInfo(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     title: StrictStr
     version: StrictStr
@@ -1424,14 +1428,14 @@ class VersionInfo(BaseModel):
 
 class CollectionExistence(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     exists: StrictBool
 
 
 class Mmr(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     diversity: StrictFloat | None = Field(
         None,
@@ -1450,7 +1454,7 @@ class Fusion(StrEnum):
 
 class Rrf(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     k: StrictInt | None = Field(
         None, description='K parameter for reciprocal rank fusion'
@@ -1459,7 +1463,7 @@ class Rrf(BaseModel):
 
 class GeoDistanceParams(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     origin: GeoPoint
     to: StrictStr = Field(
@@ -1469,14 +1473,14 @@ class GeoDistanceParams(BaseModel):
 
 class DatetimeExpression(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     datetime: StrictStr
 
 
 class DatetimeKeyExpression(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     datetime_key: StrictStr
 
@@ -1487,7 +1491,7 @@ class Sample(StrEnum):
 
 class SearchMatrixOffsetsResponse(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     offsets_row: list[StrictInt] = Field(..., description='Row indices of the matrix')
     offsets_col: list[StrictInt] = Field(
@@ -1503,7 +1507,7 @@ class SearchMatrixOffsetsResponse(BaseModel):
 
 class SearchMatrixPair(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     a: StrictInt | StrictStr = Field(
         ..., description='Type, used for specifying point ID in user interface'
@@ -1516,21 +1520,21 @@ class SearchMatrixPair(BaseModel):
 
 class ModelUsage(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     tokens: StrictInt
 
 
 class CollectionsResponse(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     collections: list[CollectionDescription]
 
 
 class ScalarQuantizationConfig(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     type: ScalarType
     quantile: StrictFloat | None = Field(
@@ -1545,7 +1549,7 @@ class ScalarQuantizationConfig(BaseModel):
 
 class ProductQuantizationConfig(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     compression: CompressionRatio
     always_ram: StrictBool | None = None
@@ -1553,7 +1557,7 @@ class ProductQuantizationConfig(BaseModel):
 
 class BinaryQuantizationConfig(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     always_ram: StrictBool | None = None
     encoding: BinaryQuantizationEncoding | None = None
@@ -1565,14 +1569,14 @@ class BinaryQuantizationConfig(BaseModel):
 
 class MultiVectorConfig(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     comparator: MultiVectorComparator
 
 
 class SparseVectorParams(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     index: SparseIndexParams | None = Field(
         None,
@@ -1586,7 +1590,7 @@ class SparseVectorParams(BaseModel):
 
 class KeywordIndexParams(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     type: KeywordIndexType
     is_tenant: StrictBool | None = Field(
@@ -1599,7 +1603,7 @@ class KeywordIndexParams(BaseModel):
 
 class IntegerIndexParams(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     type: IntegerIndexType
     lookup: StrictBool | None = Field(
@@ -1620,7 +1624,7 @@ class IntegerIndexParams(BaseModel):
 
 class FloatIndexParams(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     type: FloatIndexType
     is_principal: StrictBool | None = Field(
@@ -1634,7 +1638,7 @@ class FloatIndexParams(BaseModel):
 
 class GeoIndexParams(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     type: GeoIndexType
     on_disk: StrictBool | None = Field(
@@ -1644,7 +1648,7 @@ class GeoIndexParams(BaseModel):
 
 class SnowballParams(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     type: Snowball
     language: SnowballLanguage
@@ -1652,7 +1656,7 @@ class SnowballParams(BaseModel):
 
 class BoolIndexParams(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     type: BoolIndexType
     on_disk: StrictBool | None = Field(
@@ -1662,7 +1666,7 @@ class BoolIndexParams(BaseModel):
 
 class DatetimeIndexParams(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     type: DatetimeIndexType
     is_principal: StrictBool | None = Field(
@@ -1676,7 +1680,7 @@ class DatetimeIndexParams(BaseModel):
 
 class UuidIndexParams(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     type: UuidIndexType
     is_tenant: StrictBool | None = Field(
@@ -1687,23 +1691,29 @@ class UuidIndexParams(BaseModel):
     )
 
 
+class PayloadSelector(RootModel[PayloadSelectorInclude | PayloadSelectorExclude]):
+    root: PayloadSelectorInclude | PayloadSelectorExclude = Field(
+        ..., description='Specifies how to treat payload selector'
+    )
+
+
 class MatchValue(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     value: StrictStr | StrictInt | StrictBool
 
 
 class MatchAny(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     any: list[StrictStr] | list[StrictInt]
 
 
 class GeoBoundingBox(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     top_left: GeoPoint
     bottom_right: GeoPoint
@@ -1711,7 +1721,7 @@ class GeoBoundingBox(BaseModel):
 
 class GeoPolygon(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     exterior: GeoLineString
     interiors: list[GeoLineString] | None = Field(
@@ -1722,14 +1732,14 @@ class GeoPolygon(BaseModel):
 
 class IsEmptyCondition(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     is_empty: PayloadField
 
 
 class SearchParams(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     hnsw_ef: StrictInt | None = Field(
         None,
@@ -1750,7 +1760,7 @@ class SearchParams(BaseModel):
 
 class UpdateResult(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     operation_id: StrictInt | None = Field(
         None, description='Sequential number of the operation'
@@ -1760,7 +1770,7 @@ class UpdateResult(BaseModel):
 
 class LookupLocation(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     collection: StrictStr = Field(
         ..., description='Name of the collection used for lookup'
@@ -1769,7 +1779,7 @@ class LookupLocation(BaseModel):
         None,
         description='Optional name of the vector field within the collection. If not provided, the default vector field will be used.',
     )
-    shard_key: list[StrictStr | StrictInt] | StrictStr | StrictInt | None = Field(
+    shard_key: StrictStr | StrictInt | list[StrictStr | StrictInt] | None = Field(
         None,
         description='Specify in which shards to look for the points, if not specified - look in all shards',
     )
@@ -1777,7 +1787,7 @@ class LookupLocation(BaseModel):
 
 class OrderBy(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     key: StrictStr = Field(..., description='Payload key to order by')
     direction: Direction | None = Field(
@@ -1792,36 +1802,36 @@ class OrderBy(BaseModel):
 
 class CreateAliasOperation(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     create_alias: CreateAlias
 
 
 class DeleteAliasOperation(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     delete_alias: DeleteAlias
 
 
 class RenameAliasOperation(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     rename_alias: RenameAlias
 
 
 class PointIdsList(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     points: list[StrictInt | StrictStr]
-    shard_key: list[StrictStr | StrictInt] | StrictStr | StrictInt | None = None
+    shard_key: StrictStr | StrictInt | list[StrictStr | StrictInt] | None = None
 
 
 class RaftInfo(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     term: StrictInt = Field(
         ...,
@@ -1844,7 +1854,7 @@ class RaftInfo(BaseModel):
 
 class LocalShardInfo(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     shard_id: StrictInt = Field(..., description='Local shard id')
     shard_key: StrictStr | StrictInt | None = Field(
@@ -1856,7 +1866,7 @@ class LocalShardInfo(BaseModel):
 
 class ShardTransferInfo(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     shard_id: StrictInt
     to_shard_id: StrictInt | None = Field(
@@ -1886,7 +1896,7 @@ class ShardTransferInfo(BaseModel):
 
 class ReshardingInfo(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     direction: ReshardingDirection1 | ReshardingDirection2 = Field(
         ..., description='Resharding direction, scale up or down in number of shards'
@@ -1898,7 +1908,7 @@ class ReshardingInfo(BaseModel):
 
 class RunningEnvironmentTelemetry(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     distribution: StrictStr | None = None
     distribution_version: StrictStr | None = None
@@ -1913,7 +1923,7 @@ class RunningEnvironmentTelemetry(BaseModel):
 
 class SparseIndexConfig(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     full_scan_threshold: StrictInt | None = Field(
         None,
@@ -1929,7 +1939,7 @@ class SparseIndexConfig(BaseModel):
 
 class VectorIndexSearchesTelemetry(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     index_name: StrictStr | None = None
     unfiltered_plain: OperationDurationStatistics
@@ -1945,7 +1955,7 @@ class VectorIndexSearchesTelemetry(BaseModel):
 
 class TrackerTelemetry(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     name: StrictStr = Field(..., description='Name of the optimizer')
     segment_ids: list[StrictInt] = Field(..., description='Segment IDs being optimized')
@@ -1972,7 +1982,7 @@ class ShardCleanStatusTelemetry3(BaseModel):
 
 class ClusterConfigTelemetry(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     grpc_timeout_ms: StrictInt
     p2p: P2pConfigTelemetry
@@ -1981,7 +1991,7 @@ class ClusterConfigTelemetry(BaseModel):
 
 class RequestsTelemetry(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     rest: WebApiTelemetry
     grpc: GrpcTelemetry
@@ -1989,77 +1999,77 @@ class RequestsTelemetry(BaseModel):
 
 class HardwareTelemetry(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     collection_data: dict[str, HardwareUsage]
 
 
 class MoveShardOperation(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     move_shard: MoveShard
 
 
 class ReplicateShardOperation(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     replicate_shard: ReplicateShard
 
 
 class AbortTransferOperation(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     abort_transfer: AbortShardTransfer
 
 
 class DropReplicaOperation(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     drop_replica: Replica
 
 
 class CreateShardingKeyOperation(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     create_sharding_key: CreateShardingKey
 
 
 class DropShardingKeyOperation(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     drop_sharding_key: DropShardingKey
 
 
 class RestartTransferOperation(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     restart_transfer: RestartTransfer
 
 
 class StartReshardingOperation(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     start_resharding: StartResharding
 
 
 class AbortReshardingOperation(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     abort_resharding: AbortResharding
 
 
 class SnapshotRecover(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     location: AnyUrl = Field(
         ...,
@@ -2081,7 +2091,7 @@ class SnapshotRecover(BaseModel):
 
 class CollectionsAliasesResponse(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     aliases: list[AliasDescription]
 
@@ -2093,9 +2103,34 @@ class ReadConsistency(RootModel[StrictInt | ReadConsistencyType]):
     )
 
 
+class WithLookup(BaseModel):
+    model_config = ConfigDict(
+        extra='ignore',
+    )
+    collection: StrictStr = Field(
+        ..., description='Name of the collection to use for points lookup'
+    )
+    with_payload: (
+        StrictBool
+        | list[StrictStr]
+        | PayloadSelectorInclude
+        | PayloadSelectorExclude
+        | None
+    ) = Field(
+        True,
+        description='Options for specifying which payload to include (or not)',
+        validate_default=True,
+    )
+    with_vectors: StrictBool | list[StrictStr] | None = Field(
+        None,
+        description='Options for specifying which vectors to include (or not)',
+        validation_alias=AliasChoices('with_vectors', 'with_vector'),
+    )
+
+
 class ShardSnapshotRecover(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     location: AnyUrl | StrictStr
     priority: SnapshotPriority | None = None
@@ -2111,35 +2146,35 @@ class ShardSnapshotRecover(BaseModel):
 
 class FusionQuery(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     fusion: Fusion
 
 
 class RrfQuery(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     rrf: Rrf
 
 
 class GeoDistance(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     geo_distance: GeoDistanceParams
 
 
 class SampleQuery(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     sample: Sample
 
 
 class SearchMatrixPairsResponse(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     pairs: list[SearchMatrixPair] = Field(
         ..., description='List of pairs of points with scores'
@@ -2148,7 +2183,7 @@ class SearchMatrixPairsResponse(BaseModel):
 
 class FacetValueHit(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     value: StrictStr | StrictInt | StrictBool
     count: StrictInt
@@ -2156,35 +2191,35 @@ class FacetValueHit(BaseModel):
 
 class InferenceUsage(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     models: dict[str, ModelUsage]
 
 
 class ScalarQuantization(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     scalar: ScalarQuantizationConfig
 
 
 class ProductQuantization(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     product: ProductQuantizationConfig
 
 
 class BinaryQuantization(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     binary: BinaryQuantizationConfig
 
 
 class StrictModeConfigOutput(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     enabled: StrictBool | None = Field(
         None, description='Whether strict mode is enabled for a collection or not.'
@@ -2253,9 +2288,37 @@ class StemmingAlgorithm(SnowballParams):
     pass
 
 
+class PointRequest(BaseModel):
+    model_config = ConfigDict(
+        extra='ignore',
+    )
+    shard_key: StrictStr | StrictInt | list[StrictStr | StrictInt] | None = Field(
+        None,
+        description='Specify in which shards to look for the points, if not specified - look in all shards',
+    )
+    ids: list[StrictInt | StrictStr] = Field(
+        ..., description='Look for points with ids'
+    )
+    with_payload: (
+        StrictBool
+        | list[StrictStr]
+        | PayloadSelectorInclude
+        | PayloadSelectorExclude
+        | None
+    ) = Field(
+        None,
+        description='Select which payload to return with the response. Default is true.',
+    )
+    with_vector: StrictBool | list[StrictStr] | None = Field(
+        None,
+        description='Options for specifying which vector to include',
+        validation_alias=AliasChoices('with_vector', 'with_vectors'),
+    )
+
+
 class ScoredPoint(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     id: StrictInt | StrictStr = Field(
         ..., description='Type, used for specifying point ID in user interface'
@@ -2281,7 +2344,7 @@ class ScoredPoint(BaseModel):
 
 class OptimizersConfigDiff(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     deleted_threshold: StrictFloat | None = Field(
         None,
@@ -2319,7 +2382,7 @@ class OptimizersConfigDiff(BaseModel):
 
 class StrictModeConfig(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     enabled: StrictBool | None = Field(
         None, description='Whether strict mode is enabled for a collection or not.'
@@ -2386,7 +2449,7 @@ class StrictModeConfig(BaseModel):
 
 class Bm25Config(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     k: StrictFloat | None = Field(
         1.2,
@@ -2428,7 +2491,7 @@ class Bm25Config(BaseModel):
 
 class ClusterStatus2(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     status: Status2
     peer_id: StrictInt = Field(..., description='ID of this peer')
@@ -2453,7 +2516,7 @@ class ClusterStatus(RootModel[ClusterStatus1 | ClusterStatus2]):
 
 class CollectionClusterInfo(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     peer_id: StrictInt = Field(..., description='ID of this peer')
     shard_count: StrictInt = Field(..., description='Total number of shards')
@@ -2467,7 +2530,7 @@ class CollectionClusterInfo(BaseModel):
 
 class AppBuildTelemetry(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     name: StrictStr
     version: StrictStr
@@ -2482,7 +2545,7 @@ class AppBuildTelemetry(BaseModel):
 
 class SparseVectorDataConfig(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     index: SparseIndexConfig
     storage_type: SparseVectorStorageType1 | SparseVectorStorageType2 | None = None
@@ -2490,7 +2553,7 @@ class SparseVectorDataConfig(BaseModel):
 
 class OptimizerTelemetry(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     status: OptimizersStatus1 | OptimizersStatus2 = Field(
         ..., description='Current state of the collection'
@@ -2501,7 +2564,7 @@ class OptimizerTelemetry(BaseModel):
 
 class ClusterTelemetry(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     enabled: StrictBool
     status: ClusterStatusTelemetry | None = None
@@ -2537,53 +2600,30 @@ class ClusterOperations(
     )
 
 
-class WithLookup(BaseModel):
-    model_config = ConfigDict(
-        extra='forbid',
-    )
-    collection: StrictStr = Field(
-        ..., description='Name of the collection to use for points lookup'
-    )
-    with_payload: (
-        StrictBool
-        | list[StrictStr]
-        | PayloadSelectorInclude
-        | PayloadSelectorExclude
-        | None
-    ) = Field(
-        True,
-        description='Options for specifying which payload to include (or not)',
-        validate_default=True,
-    )
-    with_vectors: StrictBool | list[StrictStr] | None = Field(
-        None, description='Options for specifying which vectors to include (or not)'
-    )
-
-
 class OrderByQuery(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     order_by: StrictStr | OrderBy
 
 
 class QueryResponse(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     points: list[ScoredPoint]
 
 
 class FacetResponse(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     hits: list[FacetValueHit]
 
 
 class Usage(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     hardware: HardwareUsage | None = None
     inference: InferenceUsage | None = None
@@ -2591,7 +2631,7 @@ class Usage(BaseModel):
 
 class TextIndexParams(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     type: TextIndexType
     tokenizer: TokenizerType | None = None
@@ -2619,35 +2659,9 @@ class TextIndexParams(BaseModel):
     )
 
 
-class PointRequest(BaseModel):
-    model_config = ConfigDict(
-        extra='forbid',
-    )
-    shard_key: list[StrictStr | StrictInt] | StrictStr | StrictInt | None = Field(
-        None,
-        description='Specify in which shards to look for the points, if not specified - look in all shards',
-    )
-    ids: list[StrictInt | StrictStr] = Field(
-        ..., description='Look for points with ids'
-    )
-    with_payload: (
-        StrictBool
-        | list[StrictStr]
-        | PayloadSelectorInclude
-        | PayloadSelectorExclude
-        | None
-    ) = Field(
-        None,
-        description='Select which payload to return with the response. Default is true.',
-    )
-    with_vector: StrictBool | list[StrictStr] | None = Field(
-        None, description='Options for specifying which vector to include'
-    )
-
-
 class Record(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     id: StrictInt | StrictStr = Field(
         ..., description='Type, used for specifying point ID in user interface'
@@ -2667,7 +2681,7 @@ class Record(BaseModel):
 
 class FieldCondition(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     key: StrictStr = Field(..., description='Payload key')
     match: (
@@ -2706,7 +2720,7 @@ class FieldCondition(BaseModel):
 
 class ScrollResult(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     points: list[Record] = Field(
         ...,
@@ -2735,7 +2749,7 @@ class ScrollResult(BaseModel):
 
 class VectorParamsDiff(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     hnsw_config: HnswConfigDiff | None = Field(
         None,
@@ -2755,14 +2769,14 @@ class VectorParamsDiff(BaseModel):
 
 class ChangeAliasesOperation(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     actions: list[CreateAliasOperation | DeleteAliasOperation | RenameAliasOperation]
 
 
 class VectorDataConfig(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     size: StrictInt = Field(..., description='Size/dimensionality of the vectors used')
     distance: Distance
@@ -2791,7 +2805,7 @@ class VectorDataConfig(BaseModel):
 
 class PointGroup(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     hits: list[ScoredPoint] = Field(
         ..., description='Scored points that have the same value of the group_by key'
@@ -2807,14 +2821,14 @@ class PointGroup(BaseModel):
 
 class GroupsResult(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     groups: list[PointGroup]
 
 
 class VectorParams(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     size: StrictInt = Field(..., description='Size of a vectors used')
     distance: Distance
@@ -2839,9 +2853,28 @@ class VectorParams(BaseModel):
     multivector_config: MultiVectorConfig | None = None
 
 
+class CreateFieldIndex(BaseModel):
+    model_config = ConfigDict(
+        extra='ignore',
+    )
+    field_name: StrictStr
+    field_schema: (
+        PayloadSchemaType
+        | KeywordIndexParams
+        | IntegerIndexParams
+        | FloatIndexParams
+        | GeoIndexParams
+        | TextIndexParams
+        | BoolIndexParams
+        | DatetimeIndexParams
+        | UuidIndexParams
+        | None
+    ) = None
+
+
 class Document(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     text: StrictStr = Field(
         ...,
@@ -2861,7 +2894,7 @@ class Document(BaseModel):
 
 class SegmentConfig(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     vector_data: dict[str, VectorDataConfig] | None = Field({}, validate_default=True)
     sparse_vector_data: dict[str, SparseVectorDataConfig] | None = None
@@ -2875,17 +2908,17 @@ class SegmentConfig(BaseModel):
 
 class NearestQuery(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     nearest: (
         list[StrictFloat]
         | SparseVector
         | list[list[StrictFloat]]
+        | StrictInt
+        | StrictStr
         | Document
         | Image
         | InferenceObject
-        | StrictInt
-        | StrictStr
     )
     mmr: Mmr | None = Field(
         None,
@@ -2895,18 +2928,18 @@ class NearestQuery(BaseModel):
 
 class RecommendInput(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     positive: (
         list[
             list[StrictFloat]
             | SparseVector
             | list[list[StrictFloat]]
+            | StrictInt
+            | StrictStr
             | Document
             | Image
             | InferenceObject
-            | StrictInt
-            | StrictStr
         ]
         | None
     ) = Field(
@@ -2917,11 +2950,11 @@ class RecommendInput(BaseModel):
             list[StrictFloat]
             | SparseVector
             | list[list[StrictFloat]]
+            | StrictInt
+            | StrictStr
             | Document
             | Image
             | InferenceObject
-            | StrictInt
-            | StrictStr
         ]
         | None
     ) = Field(
@@ -2934,33 +2967,33 @@ class RecommendInput(BaseModel):
 
 class ContextPair(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     positive: (
         list[StrictFloat]
         | SparseVector
         | list[list[StrictFloat]]
+        | StrictInt
+        | StrictStr
         | Document
         | Image
         | InferenceObject
-        | StrictInt
-        | StrictStr
     )
     negative: (
         list[StrictFloat]
         | SparseVector
         | list[list[StrictFloat]]
+        | StrictInt
+        | StrictStr
         | Document
         | Image
         | InferenceObject
-        | StrictInt
-        | StrictStr
     )
 
 
 class PayloadIndexInfo(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     data_type: PayloadSchemaType
     params: (
@@ -2981,7 +3014,7 @@ class PayloadIndexInfo(BaseModel):
 
 class CreateCollection(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     vectors: VectorParams | dict[str, VectorParams] | None = Field(
         None,
@@ -3042,7 +3075,7 @@ class CreateCollection(BaseModel):
 
 class UpdateCollection(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     vectors: dict[str, VectorParamsDiff] | None = Field(
         None,
@@ -3076,28 +3109,9 @@ class UpdateCollection(BaseModel):
     )
 
 
-class CreateFieldIndex(BaseModel):
-    model_config = ConfigDict(
-        extra='forbid',
-    )
-    field_name: StrictStr
-    field_schema: (
-        PayloadSchemaType
-        | KeywordIndexParams
-        | IntegerIndexParams
-        | FloatIndexParams
-        | GeoIndexParams
-        | TextIndexParams
-        | BoolIndexParams
-        | DatetimeIndexParams
-        | UuidIndexParams
-        | None
-    ) = None
-
-
 class SegmentInfo(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     segment_type: SegmentType
     num_vectors: StrictInt
@@ -3121,7 +3135,7 @@ class SegmentInfo(BaseModel):
 
 class PointVectors(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     id: StrictInt | StrictStr = Field(
         ..., description='Type, used for specifying point ID in user interface'
@@ -3144,29 +3158,30 @@ class PointVectors(BaseModel):
     ) = Field(
         ...,
         description='Full vector data per point separator with single and multiple vector modes',
+        validation_alias=AliasChoices('vector', 'vectors'),
     )
 
 
 class RecommendQuery(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     recommend: RecommendInput
 
 
 class DiscoverInput(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     target: (
         list[StrictFloat]
         | SparseVector
         | list[list[StrictFloat]]
+        | StrictInt
+        | StrictStr
         | Document
         | Image
         | InferenceObject
-        | StrictInt
-        | StrictStr
     )
     context: ContextPair | list[ContextPair] = Field(
         ..., description='Search space will be constrained by these pairs of vectors'
@@ -3175,14 +3190,14 @@ class DiscoverInput(BaseModel):
 
 class ContextQuery(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     context: ContextPair | list[ContextPair]
 
 
 class CollectionParams(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     vectors: VectorParams | dict[str, VectorParams] | None = Field(
         None,
@@ -3217,7 +3232,7 @@ class CollectionParams(BaseModel):
 
 class PointStruct(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     id: StrictInt | StrictStr = Field(
         ..., description='Type, used for specifying point ID in user interface'
@@ -3240,13 +3255,14 @@ class PointStruct(BaseModel):
     ) = Field(
         ...,
         description='Full vector data per point separator with single and multiple vector modes',
+        validation_alias=AliasChoices('vector', 'vectors'),
     )
     payload: Payload | None = Field(None, description='Payload values (optional)')
 
 
 class CollectionConfigTelemetry(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     params: CollectionParams
     hnsw_config: HnswConfig
@@ -3264,7 +3280,7 @@ class CollectionConfigTelemetry(BaseModel):
 
 class SegmentTelemetry(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     info: SegmentInfo
     config: SegmentConfig
@@ -3274,7 +3290,7 @@ class SegmentTelemetry(BaseModel):
 
 class CollectionsAggregatedTelemetry(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     vectors: StrictInt
     optimizers_status: OptimizersStatus1 | OptimizersStatus2 = Field(
@@ -3285,14 +3301,14 @@ class CollectionsAggregatedTelemetry(BaseModel):
 
 class DiscoverQuery(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     discover: DiscoverInput
 
 
 class CollectionConfig(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     params: CollectionParams
     hnsw_config: HnswConfig
@@ -3310,7 +3326,7 @@ class CollectionConfig(BaseModel):
 
 class Batch(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     ids: list[StrictInt | StrictStr]
     vectors: (
@@ -3336,7 +3352,7 @@ class Batch(BaseModel):
 
 class LocalShardTelemetry(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     variant_name: StrictStr | None = None
     status: ShardStatus | None = None
@@ -3366,7 +3382,7 @@ class LocalShardTelemetry(BaseModel):
 
 class CollectionInfo(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     status: CollectionStatus
     optimizer_status: OptimizersStatus1 | OptimizersStatus2 = Field(
@@ -3392,7 +3408,7 @@ class CollectionInfo(BaseModel):
 
 class ReplicaSetTelemetry(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     id: StrictInt
     key: StrictStr | StrictInt | None = None
@@ -3404,7 +3420,7 @@ class ReplicaSetTelemetry(BaseModel):
 
 class CollectionTelemetry(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     id: StrictStr
     init_time_ms: StrictInt
@@ -3425,7 +3441,7 @@ class CollectionTelemetry(BaseModel):
 
 class CollectionsTelemetry(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     number_of_collections: StrictInt
     max_collections: StrictInt | None = None
@@ -3436,7 +3452,7 @@ class CollectionsTelemetry(BaseModel):
 
 class TelemetryData(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     id: StrictStr
     app: AppBuildTelemetry
@@ -3449,9 +3465,9 @@ class TelemetryData(BaseModel):
 
 class SearchRequest(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
-    shard_key: list[StrictStr | StrictInt] | StrictStr | StrictInt | None = Field(
+    shard_key: StrictStr | StrictInt | list[StrictStr | StrictInt] | None = Field(
         None,
         description='Specify in which shards to look for the points, if not specified - look in all shards',
     )
@@ -3463,7 +3479,9 @@ class SearchRequest(BaseModel):
         None, description='Look only for points which satisfies this conditions'
     )
     params: SearchParams | None = Field(None, description='Additional search params')
-    limit: StrictInt = Field(..., description='Max number of result to return')
+    limit: StrictInt = Field(
+        ..., description='Max number of result to return', validation_alias=AliasChoices('limit', 'top')
+    )
     offset: StrictInt | None = Field(
         None,
         description='Offset of the first result to return. May be used to paginate results. Note: large offset values may cause performance issues.',
@@ -3481,6 +3499,7 @@ class SearchRequest(BaseModel):
     with_vector: StrictBool | list[StrictStr] | None = Field(
         None,
         description='Options for specifying which vectors to include into response. Default is false.',
+        validation_alias=AliasChoices('with_vector', 'with_vectors'),
     )
     score_threshold: StrictFloat | None = Field(
         None,
@@ -3556,14 +3575,14 @@ class Filter(BaseModel):
 
 class NestedCondition(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     nested: Nested
 
 
 class Nested(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     key: StrictStr
     filter: Filter
@@ -3571,7 +3590,7 @@ class Nested(BaseModel):
 
 class MinShould(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     conditions: list[
         FieldCondition
@@ -3587,18 +3606,18 @@ class MinShould(BaseModel):
 
 class RecommendRequest(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
-    shard_key: list[StrictStr | StrictInt] | StrictStr | StrictInt | None = Field(
+    shard_key: StrictStr | StrictInt | list[StrictStr | StrictInt] | None = Field(
         None,
         description='Specify in which shards to look for the points, if not specified - look in all shards',
     )
-    positive: list[list[StrictFloat] | SparseVector | StrictInt | StrictStr] | None = (
+    positive: list[StrictInt | StrictStr | list[StrictFloat] | SparseVector] | None = (
         Field(
             [], description='Look for vectors closest to those', validate_default=True
         )
     )
-    negative: list[list[StrictFloat] | SparseVector | StrictInt | StrictStr] | None = (
+    negative: list[StrictInt | StrictStr | list[StrictFloat] | SparseVector] | None = (
         Field([], description='Try to avoid vectors like this', validate_default=True)
     )
     strategy: RecommendStrategy | None = Field(
@@ -3609,7 +3628,9 @@ class RecommendRequest(BaseModel):
         None, description='Look only for points which satisfies this conditions'
     )
     params: SearchParams | None = Field(None, description='Additional search params')
-    limit: StrictInt = Field(..., description='Max number of result to return')
+    limit: StrictInt = Field(
+        ..., description='Max number of result to return', validation_alias=AliasChoices('limit', 'top')
+    )
     offset: StrictInt | None = Field(
         None,
         description='Offset of the first result to return. May be used to paginate results. Note: large offset values may cause performance issues.',
@@ -3627,6 +3648,7 @@ class RecommendRequest(BaseModel):
     with_vector: StrictBool | list[StrictStr] | None = Field(
         None,
         description='Options for specifying which vectors to include into response. Default is false.',
+        validation_alias=AliasChoices('with_vector', 'with_vectors'),
     )
     score_threshold: StrictFloat | None = Field(
         None,
@@ -3644,9 +3666,9 @@ class RecommendRequest(BaseModel):
 
 class ScrollRequest(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
-    shard_key: list[StrictStr | StrictInt] | StrictStr | StrictInt | None = Field(
+    shard_key: StrictStr | StrictInt | list[StrictStr | StrictInt] | None = Field(
         None,
         description='Specify in which shards to look for the points, if not specified - look in all shards',
     )
@@ -3669,7 +3691,9 @@ class ScrollRequest(BaseModel):
         description='Select which payload to return with the response. Default is true.',
     )
     with_vector: StrictBool | list[StrictStr] | None = Field(
-        None, description='Options for specifying which vector to include'
+        None,
+        description='Options for specifying which vector to include',
+        validation_alias=AliasChoices('with_vector', 'with_vectors'),
     )
     order_by: StrictStr | OrderBy | None = Field(
         None, description='Order the records by a payload field.'
@@ -3678,18 +3702,18 @@ class ScrollRequest(BaseModel):
 
 class FilterSelector(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     filter: Filter
-    shard_key: list[StrictStr | StrictInt] | StrictStr | StrictInt | None = None
+    shard_key: StrictStr | StrictInt | list[StrictStr | StrictInt] | None = None
 
 
 class PointsBatch(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     batch: Batch
-    shard_key: list[StrictStr | StrictInt] | StrictStr | StrictInt | None = None
+    shard_key: StrictStr | StrictInt | list[StrictStr | StrictInt] | None = None
     update_filter: Filter | None = Field(
         None,
         description='If specified, only points that match this filter will be updated, others will be inserted',
@@ -3698,10 +3722,10 @@ class PointsBatch(BaseModel):
 
 class PointsList(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     points: list[PointStruct]
-    shard_key: list[StrictStr | StrictInt] | StrictStr | StrictInt | None = None
+    shard_key: StrictStr | StrictInt | list[StrictStr | StrictInt] | None = None
     update_filter: Filter | None = Field(
         None,
         description='If specified, only points that match this filter will be updated, others will be inserted',
@@ -3710,7 +3734,7 @@ class PointsList(BaseModel):
 
 class SetPayload(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     payload: Payload
     points: list[StrictInt | StrictStr] | None = Field(
@@ -3720,7 +3744,7 @@ class SetPayload(BaseModel):
         None,
         description='Assigns payload to each point that satisfy this filter condition',
     )
-    shard_key: list[StrictStr | StrictInt] | StrictStr | StrictInt | None = None
+    shard_key: StrictStr | StrictInt | list[StrictStr | StrictInt] | None = None
     key: StrictStr | None = Field(
         None,
         description='Assigns payload to each point that satisfy this path of property',
@@ -3729,7 +3753,7 @@ class SetPayload(BaseModel):
 
 class DeletePayload(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     keys: list[StrictStr] = Field(
         ..., description='List of payload keys to remove from payload'
@@ -3741,14 +3765,14 @@ class DeletePayload(BaseModel):
         None,
         description='Deletes values from points that satisfy this filter condition',
     )
-    shard_key: list[StrictStr | StrictInt] | StrictStr | StrictInt | None = None
+    shard_key: StrictStr | StrictInt | list[StrictStr | StrictInt] | None = None
 
 
 class CountRequest(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
-    shard_key: list[StrictStr | StrictInt] | StrictStr | StrictInt | None = Field(
+    shard_key: StrictStr | StrictInt | list[StrictStr | StrictInt] | None = Field(
         None,
         description='Specify in which shards to look for the points, if not specified - look in all shards',
     )
@@ -3763,30 +3787,30 @@ class CountRequest(BaseModel):
 
 class SearchRequestBatch(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     searches: list[SearchRequest]
 
 
 class RecommendRequestBatch(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     searches: list[RecommendRequest]
 
 
 class UpdateVectors(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     points: list[PointVectors] = Field(..., description='Points with named vectors')
-    shard_key: list[StrictStr | StrictInt] | StrictStr | StrictInt | None = None
+    shard_key: StrictStr | StrictInt | list[StrictStr | StrictInt] | None = None
     update_filter: Filter | None = None
 
 
 class DeleteVectors(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     points: list[StrictInt | StrictStr] | None = Field(
         None, description='Deletes values from each point in this list'
@@ -3796,14 +3820,14 @@ class DeleteVectors(BaseModel):
         description='Deletes values from points that satisfy this filter condition',
     )
     vector: list[StrictStr] = Field(..., description='Vector names')
-    shard_key: list[StrictStr | StrictInt] | StrictStr | StrictInt | None = None
+    shard_key: StrictStr | StrictInt | list[StrictStr | StrictInt] | None = None
 
 
 class SearchGroupsRequest(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
-    shard_key: list[StrictStr | StrictInt] | StrictStr | StrictInt | None = Field(
+    shard_key: StrictStr | StrictInt | list[StrictStr | StrictInt] | None = Field(
         None,
         description='Specify in which shards to look for the points, if not specified - look in all shards',
     )
@@ -3828,6 +3852,7 @@ class SearchGroupsRequest(BaseModel):
     with_vector: StrictBool | list[StrictStr] | None = Field(
         None,
         description='Options for specifying which vectors to include into response. Default is false.',
+        validation_alias=AliasChoices('with_vector', 'with_vectors'),
     )
     score_threshold: StrictFloat | None = Field(
         None,
@@ -3848,18 +3873,18 @@ class SearchGroupsRequest(BaseModel):
 
 class RecommendGroupsRequest(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
-    shard_key: list[StrictStr | StrictInt] | StrictStr | StrictInt | None = Field(
+    shard_key: StrictStr | StrictInt | list[StrictStr | StrictInt] | None = Field(
         None,
         description='Specify in which shards to look for the points, if not specified - look in all shards',
     )
-    positive: list[list[StrictFloat] | SparseVector | StrictInt | StrictStr] | None = (
+    positive: list[StrictInt | StrictStr | list[StrictFloat] | SparseVector] | None = (
         Field(
             [], description='Look for vectors closest to those', validate_default=True
         )
     )
-    negative: list[list[StrictFloat] | SparseVector | StrictInt | StrictStr] | None = (
+    negative: list[StrictInt | StrictStr | list[StrictFloat] | SparseVector] | None = (
         Field([], description='Try to avoid vectors like this', validate_default=True)
     )
     strategy: RecommendStrategy | None = Field(
@@ -3883,6 +3908,7 @@ class RecommendGroupsRequest(BaseModel):
     with_vector: StrictBool | list[StrictStr] | None = Field(
         None,
         description='Options for specifying which vectors to include into response. Default is false.',
+        validation_alias=AliasChoices('with_vector', 'with_vectors'),
     )
     score_threshold: StrictFloat | None = Field(
         None,
@@ -3911,7 +3937,7 @@ class RecommendGroupsRequest(BaseModel):
 
 class UpdateOperations(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     operations: list[
         UpsertOperation
@@ -3927,69 +3953,69 @@ class UpdateOperations(BaseModel):
 
 class UpsertOperation(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     upsert: PointsBatch | PointsList
 
 
 class DeleteOperation(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     delete: PointIdsList | FilterSelector
 
 
 class SetPayloadOperation(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     set_payload: SetPayload
 
 
 class OverwritePayloadOperation(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     overwrite_payload: SetPayload
 
 
 class DeletePayloadOperation(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     delete_payload: DeletePayload
 
 
 class ClearPayloadOperation(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     clear_payload: PointIdsList | FilterSelector
 
 
 class UpdateVectorsOperation(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     update_vectors: UpdateVectors
 
 
 class DeleteVectorsOperation(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     delete_vectors: DeleteVectors
 
 
 class DiscoverRequest(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
-    shard_key: list[StrictStr | StrictInt] | StrictStr | StrictInt | None = Field(
+    shard_key: StrictStr | StrictInt | list[StrictStr | StrictInt] | None = Field(
         None,
         description='Specify in which shards to look for the points, if not specified - look in all shards',
     )
-    target: list[StrictFloat] | SparseVector | StrictInt | StrictStr | None = Field(
+    target: StrictInt | StrictStr | list[StrictFloat] | SparseVector | None = Field(
         None,
         description='Look for vectors closest to this.\n\nWhen using the target (with or without context), the integer part of the score represents the rank with respect to the context, while the decimal part of the score relates to the distance to the target.',
     )
@@ -4019,6 +4045,7 @@ class DiscoverRequest(BaseModel):
     with_vector: StrictBool | list[StrictStr] | None = Field(
         None,
         description='Options for specifying which vectors to include into response. Default is false.',
+        validation_alias=AliasChoices('with_vector', 'with_vectors'),
     )
     using: StrictStr | None = Field(
         None,
@@ -4032,21 +4059,40 @@ class DiscoverRequest(BaseModel):
 
 class DiscoverRequestBatch(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     searches: list[DiscoverRequest]
 
 
 class QueryRequest(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
-    shard_key: list[StrictStr | StrictInt] | StrictStr | StrictInt | None = None
+    shard_key: StrictStr | StrictInt | list[StrictStr | StrictInt] | None = None
     prefetch: Prefetch | list[Prefetch] | None = Field(
         None,
         description='Sub-requests to perform first. If present, the query will be performed on the results of the prefetch(es).',
     )
-    query: Any | None = Field(
+    query: (
+        list[StrictFloat]
+        | SparseVector
+        | list[list[StrictFloat]]
+        | StrictInt
+        | StrictStr
+        | Document
+        | Image
+        | InferenceObject
+        | NearestQuery
+        | RecommendQuery
+        | DiscoverQuery
+        | ContextQuery
+        | OrderByQuery
+        | FusionQuery
+        | RrfQuery
+        | FormulaQuery
+        | SampleQuery
+        | None
+    ) = Field(
         None,
         description='Query to perform. If missing without prefetches, returns points ordered by their IDs.',
     )
@@ -4073,6 +4119,7 @@ class QueryRequest(BaseModel):
     with_vector: StrictBool | list[StrictStr] | None = Field(
         None,
         description='Options for specifying which vectors to include into the response. Default is false.',
+        validation_alias=AliasChoices('with_vector', 'with_vectors'),
     )
     with_payload: (
         StrictBool
@@ -4092,13 +4139,32 @@ class QueryRequest(BaseModel):
 
 class Prefetch(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     prefetch: Prefetch | list[Prefetch] | None = Field(
         None,
         description='Sub-requests to perform first. If present, the query will be performed on the results of the prefetches.',
     )
-    query: Any | None = Field(
+    query: (
+        list[StrictFloat]
+        | SparseVector
+        | list[list[StrictFloat]]
+        | StrictInt
+        | StrictStr
+        | Document
+        | Image
+        | InferenceObject
+        | NearestQuery
+        | RecommendQuery
+        | DiscoverQuery
+        | ContextQuery
+        | OrderByQuery
+        | FusionQuery
+        | RrfQuery
+        | FormulaQuery
+        | SampleQuery
+        | None
+    ) = Field(
         None,
         description='Query to perform. If missing without prefetches, returns points ordered by their IDs.',
     )
@@ -4127,11 +4193,18 @@ class Prefetch(BaseModel):
 
 class FormulaQuery(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     formula: (
         StrictFloat
         | StrictStr
+        | FieldCondition
+        | IsEmptyCondition
+        | IsNullCondition
+        | HasIdCondition
+        | HasVectorCondition
+        | NestedCondition
+        | Filter
         | GeoDistance
         | DatetimeExpression
         | DatetimeKeyExpression
@@ -4154,11 +4227,18 @@ class FormulaQuery(BaseModel):
 
 class MultExpression(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     mult: list[
         StrictFloat
         | StrictStr
+        | FieldCondition
+        | IsEmptyCondition
+        | IsNullCondition
+        | HasIdCondition
+        | HasVectorCondition
+        | NestedCondition
+        | Filter
         | GeoDistance
         | DatetimeExpression
         | DatetimeKeyExpression
@@ -4180,11 +4260,18 @@ class MultExpression(BaseModel):
 
 class SumExpression(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     sum: list[
         StrictFloat
         | StrictStr
+        | FieldCondition
+        | IsEmptyCondition
+        | IsNullCondition
+        | HasIdCondition
+        | HasVectorCondition
+        | NestedCondition
+        | Filter
         | GeoDistance
         | DatetimeExpression
         | DatetimeKeyExpression
@@ -4206,11 +4293,18 @@ class SumExpression(BaseModel):
 
 class NegExpression(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     neg: (
         StrictFloat
         | StrictStr
+        | FieldCondition
+        | IsEmptyCondition
+        | IsNullCondition
+        | HasIdCondition
+        | HasVectorCondition
+        | NestedCondition
+        | Filter
         | GeoDistance
         | DatetimeExpression
         | DatetimeKeyExpression
@@ -4232,11 +4326,18 @@ class NegExpression(BaseModel):
 
 class AbsExpression(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     abs: (
         StrictFloat
         | StrictStr
+        | FieldCondition
+        | IsEmptyCondition
+        | IsNullCondition
+        | HasIdCondition
+        | HasVectorCondition
+        | NestedCondition
+        | Filter
         | GeoDistance
         | DatetimeExpression
         | DatetimeKeyExpression
@@ -4258,18 +4359,25 @@ class AbsExpression(BaseModel):
 
 class DivExpression(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     div: DivParams
 
 
 class DivParams(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     left: (
         StrictFloat
         | StrictStr
+        | FieldCondition
+        | IsEmptyCondition
+        | IsNullCondition
+        | HasIdCondition
+        | HasVectorCondition
+        | NestedCondition
+        | Filter
         | GeoDistance
         | DatetimeExpression
         | DatetimeKeyExpression
@@ -4290,6 +4398,13 @@ class DivParams(BaseModel):
     right: (
         StrictFloat
         | StrictStr
+        | FieldCondition
+        | IsEmptyCondition
+        | IsNullCondition
+        | HasIdCondition
+        | HasVectorCondition
+        | NestedCondition
+        | Filter
         | GeoDistance
         | DatetimeExpression
         | DatetimeKeyExpression
@@ -4312,11 +4427,18 @@ class DivParams(BaseModel):
 
 class SqrtExpression(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     sqrt: (
         StrictFloat
         | StrictStr
+        | FieldCondition
+        | IsEmptyCondition
+        | IsNullCondition
+        | HasIdCondition
+        | HasVectorCondition
+        | NestedCondition
+        | Filter
         | GeoDistance
         | DatetimeExpression
         | DatetimeKeyExpression
@@ -4338,18 +4460,25 @@ class SqrtExpression(BaseModel):
 
 class PowExpression(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     pow: PowParams
 
 
 class PowParams(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     base: (
         StrictFloat
         | StrictStr
+        | FieldCondition
+        | IsEmptyCondition
+        | IsNullCondition
+        | HasIdCondition
+        | HasVectorCondition
+        | NestedCondition
+        | Filter
         | GeoDistance
         | DatetimeExpression
         | DatetimeKeyExpression
@@ -4370,6 +4499,13 @@ class PowParams(BaseModel):
     exponent: (
         StrictFloat
         | StrictStr
+        | FieldCondition
+        | IsEmptyCondition
+        | IsNullCondition
+        | HasIdCondition
+        | HasVectorCondition
+        | NestedCondition
+        | Filter
         | GeoDistance
         | DatetimeExpression
         | DatetimeKeyExpression
@@ -4391,11 +4527,18 @@ class PowParams(BaseModel):
 
 class ExpExpression(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     exp: (
         StrictFloat
         | StrictStr
+        | FieldCondition
+        | IsEmptyCondition
+        | IsNullCondition
+        | HasIdCondition
+        | HasVectorCondition
+        | NestedCondition
+        | Filter
         | GeoDistance
         | DatetimeExpression
         | DatetimeKeyExpression
@@ -4417,11 +4560,18 @@ class ExpExpression(BaseModel):
 
 class Log10Expression(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     log10: (
         StrictFloat
         | StrictStr
+        | FieldCondition
+        | IsEmptyCondition
+        | IsNullCondition
+        | HasIdCondition
+        | HasVectorCondition
+        | NestedCondition
+        | Filter
         | GeoDistance
         | DatetimeExpression
         | DatetimeKeyExpression
@@ -4443,11 +4593,18 @@ class Log10Expression(BaseModel):
 
 class LnExpression(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     ln: (
         StrictFloat
         | StrictStr
+        | FieldCondition
+        | IsEmptyCondition
+        | IsNullCondition
+        | HasIdCondition
+        | HasVectorCondition
+        | NestedCondition
+        | Filter
         | GeoDistance
         | DatetimeExpression
         | DatetimeKeyExpression
@@ -4469,18 +4626,25 @@ class LnExpression(BaseModel):
 
 class LinDecayExpression(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     lin_decay: DecayParamsExpression
 
 
 class DecayParamsExpression(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     x: (
         StrictFloat
         | StrictStr
+        | FieldCondition
+        | IsEmptyCondition
+        | IsNullCondition
+        | HasIdCondition
+        | HasVectorCondition
+        | NestedCondition
+        | Filter
         | GeoDistance
         | DatetimeExpression
         | DatetimeKeyExpression
@@ -4501,6 +4665,13 @@ class DecayParamsExpression(BaseModel):
     target: (
         StrictFloat
         | StrictStr
+        | FieldCondition
+        | IsEmptyCondition
+        | IsNullCondition
+        | HasIdCondition
+        | HasVectorCondition
+        | NestedCondition
+        | Filter
         | GeoDistance
         | DatetimeExpression
         | DatetimeKeyExpression
@@ -4533,35 +4704,54 @@ class DecayParamsExpression(BaseModel):
 
 class ExpDecayExpression(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     exp_decay: DecayParamsExpression
 
 
 class GaussDecayExpression(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     gauss_decay: DecayParamsExpression
 
 
 class QueryRequestBatch(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
     searches: list[QueryRequest]
 
 
 class QueryGroupsRequest(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
-    shard_key: list[StrictStr | StrictInt] | StrictStr | StrictInt | None = None
+    shard_key: StrictStr | StrictInt | list[StrictStr | StrictInt] | None = None
     prefetch: Prefetch | list[Prefetch] | None = Field(
         None,
         description='Sub-requests to perform first. If present, the query will be performed on the results of the prefetch(es).',
     )
-    query: Any | None = Field(
+    query: (
+        list[StrictFloat]
+        | SparseVector
+        | list[list[StrictFloat]]
+        | StrictInt
+        | StrictStr
+        | Document
+        | Image
+        | InferenceObject
+        | NearestQuery
+        | RecommendQuery
+        | DiscoverQuery
+        | ContextQuery
+        | OrderByQuery
+        | FusionQuery
+        | RrfQuery
+        | FormulaQuery
+        | SampleQuery
+        | None
+    ) = Field(
         None,
         description='Query to perform. If missing without prefetches, returns points ordered by their IDs.',
     )
@@ -4614,9 +4804,9 @@ class QueryGroupsRequest(BaseModel):
 
 class SearchMatrixRequest(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
-    shard_key: list[StrictStr | StrictInt] | StrictStr | StrictInt | None = Field(
+    shard_key: StrictStr | StrictInt | list[StrictStr | StrictInt] | None = Field(
         None,
         description='Specify in which shards to look for the points, if not specified - look in all shards',
     )
@@ -4637,9 +4827,9 @@ class SearchMatrixRequest(BaseModel):
 
 class FacetRequest(BaseModel):
     model_config = ConfigDict(
-        extra='forbid',
+        extra='ignore',
     )
-    shard_key: list[StrictStr | StrictInt] | StrictStr | StrictInt | None = None
+    shard_key: StrictStr | StrictInt | list[StrictStr | StrictInt] | None = None
     key: StrictStr = Field(..., description='Payload key to use for faceting.')
     limit: StrictInt | None = Field(
         None, description='Max number of hits to return. Default is 10.'
@@ -4651,6 +4841,32 @@ class FacetRequest(BaseModel):
     exact: StrictBool | None = Field(
         None,
         description='Whether to do a more expensive exact count for each of the values in the facet. Default is false.',
+    )
+
+
+class Query(
+    RootModel[
+        NearestQuery
+        | RecommendQuery
+        | DiscoverQuery
+        | ContextQuery
+        | OrderByQuery
+        | FusionQuery
+        | RrfQuery
+        | FormulaQuery
+        | SampleQuery
+    ]
+):
+    root: (
+        NearestQuery
+        | RecommendQuery
+        | DiscoverQuery
+        | ContextQuery
+        | OrderByQuery
+        | FusionQuery
+        | RrfQuery
+        | FormulaQuery
+        | SampleQuery
     )
 
 
@@ -4680,14 +4896,13 @@ DecayParamsExpression.model_rebuild()
 QuantizationConfig = ScalarQuantization | ProductQuantization | BinaryQuantization
 PayloadSchemaParams = KeywordIndexParams | IntegerIndexParams | FloatIndexParams | GeoIndexParams | TextIndexParams | BoolIndexParams | DatetimeIndexParams | UuidIndexParams
 StopwordsInterface = Language | StopwordsSet
-PayloadSelector = PayloadSelectorInclude | PayloadSelectorExclude
 Condition = FieldCondition | IsEmptyCondition | IsNullCondition | HasIdCondition | HasVectorCondition | NestedCondition | Filter
 Match = MatchValue | MatchText | MatchTextAny | MatchPhrase | MatchAny | MatchExcept
 RangeInterface = Range | DatetimeRange
 QuantizationConfigDiff = ScalarQuantization | ProductQuantization | BinaryQuantization | Disabled
 AliasOperations = CreateAliasOperation | DeleteAliasOperation | RenameAliasOperation
+PayloadFieldSchema = PayloadSchemaType | KeywordIndexParams | IntegerIndexParams | FloatIndexParams | GeoIndexParams | TextIndexParams | BoolIndexParams | DatetimeIndexParams | UuidIndexParams
 PointsSelector = PointIdsList | FilterSelector
 PointInsertOperations = PointsBatch | PointsList
 CollectionTelemetryEnum = CollectionTelemetry | CollectionsAggregatedTelemetry
 UpdateOperation = UpsertOperation | DeleteOperation | SetPayloadOperation | OverwritePayloadOperation | DeletePayloadOperation | ClearPayloadOperation | UpdateVectorsOperation | DeleteVectorsOperation
-Query = NearestQuery | RecommendQuery | DiscoverQuery | ContextQuery | OrderByQuery | FusionQuery | RrfQuery | FormulaQuery | SampleQuery

@@ -1,10 +1,11 @@
 """Request body parsing and validation against the spec.
 
 Two steps, as Qdrant does them:
-1. Deserialize: orjson parses the body and the request's pydantic model checks types and
-   rejects unknown fields. The models (spec_models.py) are generated from the vendored
-   v1.15.5 OpenAPI spec by tools/gen_spec_models.py and committed; nothing reads the spec
-   at run time. Failure is 400 "Json deserialize error: ...".
+1. Deserialize: orjson parses the body and the request's pydantic model checks types. Unknown
+   fields are ignored and dropped, as serde ignores them, except in the structs Qdrant
+   declares `deny_unknown_fields` (Filter, the payload selectors), which refuse them. The
+   models (spec_models.py) are generated from the vendored v1.15.5 OpenAPI spec by
+   tools/gen_spec_models.py and committed; nothing reads the spec at run time. Failure is 400 "Json deserialize error: ...".
 2. Validate: the spec's numeric and length bounds (constraints.json, generated from the
    spec by tools/gen_spec_constraints.py) are checked on the validated model. Failure is
    422 "Validation error in JSON body: [path: reason]".

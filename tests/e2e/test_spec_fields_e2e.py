@@ -67,8 +67,11 @@ def test_match_text_any_filter(http):
     assert sorted(p["id"] for p in result["points"]) == [1, 2]
 
 
-def test_unknown_fields_are_still_rejected(http):
-    response = http.put("/collections/spec_bad", json={"vectors": {"size": 2, "distance": "Dot"}, "metadta": {}})
-    assert response.status_code == 400
-    assert "metadta" in response.json()["status"]["error"]
-    assert http.get("/collections/spec_bad").status_code == 404
+def test_unknown_fields_are_ignored_as_serde_ignores_them(http):
+    """Qdrant's request structs do not deny unknown fields: a misspelled key is ignored, not
+    refused (only Filter and the payload selectors deny them, see test_parity_requests_e2e)."""
+    response = http.put("/collections/spec_bad", json={"vectors": {"size": 2, "distance": "Dot"}, "metadta": {"a": 1}})
+    assert response.status_code == 200, response.text
+    info = http.get("/collections/spec_bad").json()["result"]
+    assert "metadta" not in info["config"] and not info["config"].get("metadata")
+    http.delete("/collections/spec_bad")
