@@ -16,7 +16,7 @@ import orjson
 import trio
 from quart import Response, g, request
 
-from pydrant.errors import BadInput
+from pydrant.errors import BadInput, ValidationFailed
 from pydrant.http.validation import deserialize, parse_json
 
 _ORJSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
@@ -85,20 +85,35 @@ def query_bool(name: str, default: bool | None = None) -> bool | None:
         return True
     if lowered in ("false", "0"):
         return False
-    raise BadInput(f"Query deserialize error: {name}: provided string was not `true` or `false`")
+    raise BadInput(f"Deserialize error in query parameters: {name}: provided string was not `true` or `false`")
 
 
 def query_int(name: str, default: int | None = None, minimum: int | None = None) -> int | None:
+    """An unsigned integer query parameter, as serde_urlencoded parses a u64 (a sign is an
+    "invalid digit"). Below `minimum`: Qdrant's collection-level endpoints (create, update,
+    delete, aliases: `WaitTimeout` with `#[validate(range(min = 1))]`) answer 422
+    "Validation error in query parameters: [timeout: value 0 invalid, must be 1 or larger]";
+    the point-level ones read `timeout` as a NonZeroU64, which serde refuses (400)."""
     raw = request.args.get(name)
     if raw is None or raw == "":
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise BadInput(f"Query deserialize error: {name}: invalid digit found in string") from None
+    if not raw.isascii() or not raw.isdigit():
+        raise BadInput(f"Deserialize error in query parameters: {name}: invalid digit found in string")
+    value = int(raw)
     if minimum is not None and value < minimum:
-        raise BadInput(f"Query deserialize error: {name}: must be {minimum} or larger")
+        if _collection_level_path(request.path):
+            raise ValidationFailed(
+                f"Validation error in query parameters: [{name}: value {value} invalid, must be {minimum} or larger]"
+            )
+        expected = "a nonzero u64" if minimum == 1 else f"an integer of {minimum} or larger"
+        raise BadInput(f"Deserialize error in query parameters: {name}: invalid value: integer `{value}`, expected {expected}")
     return value
+
+
+def _collection_level_path(path: str) -> bool:
+    """/collections/{name} and /collections/aliases, not their points/facet/... sub-routes."""
+    parts = [part for part in path.split("/") if part]
+    return len(parts) == 2 and parts[0] == "collections"
 
 
 def query_enum(name: str, allowed: tuple[str, ...], default: str | None = None) -> str | None:
@@ -107,7 +122,7 @@ def query_enum(name: str, allowed: tuple[str, ...], default: str | None = None) 
         return default
     if raw not in allowed:
         raise BadInput(
-            f"Query deserialize error: {name}: unknown variant `{raw}`, expected one of "
+            f"Deserialize error in query parameters: {name}: unknown variant `{raw}`, expected one of "
             + ", ".join(f"`{a}`" for a in allowed)
         )
     return raw

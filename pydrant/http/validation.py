@@ -112,7 +112,10 @@ def _is_union_tag(part) -> bool:
 def check_bounds(value, path: str = "") -> None:
     """Walk a validated model and check the spec's bounds; raise 422 naming the field."""
     if isinstance(value, BaseModel):
-        bounds = _CONSTRAINTS.get(type(value).__name__, {})
+        name = type(value).__name__
+        if name in _MODEL_CHECKS:
+            _MODEL_CHECKS[name](value, path)
+        bounds = _CONSTRAINTS.get(name, {})
         for field in type(value).model_fields:
             item = getattr(value, field)
             if item is None:
@@ -128,6 +131,23 @@ def check_bounds(value, path: str = "") -> None:
     elif isinstance(value, list) and value and isinstance(value[0], (BaseModel, dict, list)):
         for i, item in enumerate(value):
             check_bounds(item, f"{path}[{i}]")
+
+
+def _check_field_condition(condition, path: str) -> None:
+    # segment/src/types.rs validate_field_condition
+    if all(getattr(condition, field) is None for field in type(condition).model_fields if field != "key"):
+        fail(path, "At least one field condition must be specified")
+
+
+def _check_sparse_vector(vector, path: str) -> None:
+    # sparse/src/common/sparse_vector.rs: an error without a message, rendered by validator's
+    # Display ("Validation error: <code> [<params>]") as Qdrant's describe_error falls back to
+    if len(vector.indices) != len(vector.values):
+        fail(f"{path}.values" if path else "values", "Validation error: must be the same length as indices [{}]")
+
+
+# Qdrant's `#[validate(...)]` checks that the spec's bounds do not express, by model name.
+_MODEL_CHECKS = {"FieldCondition": _check_field_condition, "SparseVector": _check_sparse_vector}
 
 
 def _check_one(value, bounds: dict, path: str) -> None:

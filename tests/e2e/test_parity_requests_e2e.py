@@ -76,3 +76,38 @@ def test_serde_aliases(http, col):
 ])
 def test_structs_that_deny_unknown_fields_refuse_them(http, col, body, fragment):
     assert fragment in error_of(http.post(f"/collections/{col}/points/scroll", json=body), 400)
+
+
+def test_field_condition_with_only_a_key_is_422(http, col):
+    message = error_of(http.post(f"/collections/{col}/points/scroll", json={"filter": {"must": [{"key": "k"}]}}), 422)
+    assert message == "Validation error in JSON body: [filter.must[0]: At least one field condition must be specified]"
+
+
+def test_sparse_indices_and_values_of_different_lengths_is_422(http, col):
+    body = {"query": {"indices": [1, 2], "values": [0.5]}, "limit": 1}
+    message = error_of(http.post(f"/collections/{col}/points/query", json=body), 422)
+    assert message.startswith("Validation error in JSON body: [query.values: ")
+    assert "must be the same length as indices" in message
+
+
+@pytest.mark.parametrize("path", ["points/search", "points/query", "points/scroll", "points/count"])
+def test_read_timeout_zero_is_serdes_nonzero_error(http, col, path):
+    body = {"vector": [1, 0, 0, 0], "limit": 1} if path == "points/search" else {}
+    message = error_of(http.post(f"/collections/{col}/{path}?timeout=0", json=body), 400)
+    assert message == "Deserialize error in query parameters: timeout: invalid value: integer `0`, expected a nonzero u64"
+    assert "invalid digit" in error_of(http.post(f"/collections/{col}/{path}?timeout=-1", json=body), 400)
+    result_of(http.post(f"/collections/{col}/{path}?timeout=5", json=body))
+
+
+def test_collection_timeout_zero_is_422(http, col):
+    message = error_of(http.patch(f"/collections/{col}?timeout=0", json={}), 422)
+    assert message == "Validation error in query parameters: [timeout: value 0 invalid, must be 1 or larger]"
+    result_of(http.patch(f"/collections/{col}?timeout=5", json={}))
+
+
+def test_long_collection_name_and_large_vector_size_are_422(http):
+    message = error_of(http.put("/collections/" + "n" * 256, json={"vectors": {"size": 2, "distance": "Dot"}}), 422)
+    # Qdrant names the path field `name` (CollectionPath); pydrant says `collection_name` (reported)
+    assert message.startswith("Validation error in path parameters: [") and "255" in message
+    message = error_of(http.put("/collections/too_big", json={"vectors": {"size": 65537, "distance": "Dot"}}), 422)
+    assert "vectors.size" in message and "65536" in message

@@ -58,3 +58,31 @@ def test_check_depth_allows_127_levels_and_refuses_128():
     with pytest.raises(BadInput):
         check_depth(nested(MAX_JSON_DEPTH - 1, np.zeros((2, 2))))
     check_depth({"points": [[1.0] * 100 for _ in range(100)]})
+
+
+def test_field_condition_with_only_a_key_is_422():
+    from pydrant.http import spec_models
+
+    with pytest.raises(ValidationFailed, match=r"\[filter\.must\[0\]: At least one field condition must be specified\]"):
+        deserialize(spec_models.ScrollRequest, {"filter": {"must": [{"key": "a"}]}})
+    deserialize(spec_models.ScrollRequest, {"filter": {"must": [{"key": "a", "is_empty": False}]}})
+
+
+def test_sparse_vector_indices_and_values_differ_in_length_is_422():
+    from pydrant.http import spec_models
+
+    body = {"query": {"indices": [1, 2], "values": [0.5]}, "using": "s"}
+    with pytest.raises(ValidationFailed, match=r"query\.values: Validation error: must be the same length as indices"):
+        deserialize(spec_models.QueryRequest, body)
+    body = {"vector": {"name": "s", "vector": {"indices": [1], "values": [0.5, 0.1]}}, "limit": 1}
+    with pytest.raises(ValidationFailed, match=r"vector\.vector\.values"):
+        deserialize(spec_models.SearchRequest, body)
+
+
+def test_unknown_fields_are_dropped_before_the_engine():
+    from pydrant.http import spec_models
+
+    plain = to_plain(deserialize(spec_models.CreateCollection, {"vectors": {"size": 2, "distance": "Dot", "x": 1}, "y": 2}))
+    assert plain == {"vectors": {"size": 2, "distance": "Dot"}}
+    with pytest.raises(BadInput, match="Json deserialize error: .*shuld"):
+        deserialize(spec_models.Filter, {"shuld": []})
