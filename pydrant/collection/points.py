@@ -176,7 +176,12 @@ def prepare_dense(spec: DenseVectorSpec, name: str, value, where: str) -> np.nda
 
 def _prepare_multi(spec: DenseVectorSpec, name: str, value) -> np.ndarray:
     if isinstance(value, np.ndarray) or not value or not isinstance(value[0], list):
-        raise BadInput(f"Wrong input: Vector `{name}` is a multivector: expected a non-empty list of vectors")
+        # a plain vector is a multivector of one row, Qdrant's legacy form (its
+        # `TryFrom<VectorInternal> for MultiDenseVectorInternal`: dim = the vector's length)
+        array = _finite(value.astype(np.float32), name) if isinstance(value, np.ndarray) else _as_float_array(value, name)
+        if array.ndim != 1 or array.shape[0] != spec.size:
+            raise BadInput(f"Wrong input: Vector dimension error: expected dim: {spec.size}, got {array.size}")
+        return to_storage(spec, array.reshape(1, -1))
     rows = [len(row) for row in value]
     bad = next((n for n in rows if n != spec.size), None)
     if bad is not None:
