@@ -30,7 +30,7 @@ from pydrant.collection import strict
 from pydrant.collection.predicates import Predicate
 from pydrant.collection.query import Hit, Node, QueryEngine, compile_tree
 from pydrant.collection.reads import PayloadSelector, VectorSelector
-from pydrant.errors import BadInput
+from pydrant.errors import BadInput, NotFound
 from pydrant.segments.ids import normalize_id
 from pydrant.segments.types import Record
 
@@ -199,7 +199,11 @@ class Engine:
             return {}
         if isinstance(with_lookup, str):
             with_lookup = {"collection": with_lookup}
-        other = self.lookup(with_lookup["collection"])
+        name = with_lookup["collection"]
+        try:
+            other = self.lookup(name)
+        except NotFound:  # Qdrant's CollectionError::NotFound "Collection {name}" (lookup/mod.rs)
+            raise NotFound(f"Not found: Collection {name} not found") from None
         payload = with_lookup.get("with_payload", True)
         vectors = vector_selector(other, with_lookup.get("with_vectors") or False)
         ids = {}

@@ -461,10 +461,12 @@ class QueryEngine:
     # -- helpers --------------------------------------------------------------------------
 
     def _referenced_ids(self, request: dict) -> list:
-        """Ids a query uses as examples in this collection (root and nested prefetches)."""
+        """Ids a query uses as examples in this collection (root and nested prefetches).
+        As Qdrant's `get_referenced_point_ids_on_collection`, a node whose `lookup_from`
+        names another collection (by name: an alias counts as another) excludes nothing."""
         found: list = []
         lookup = request.get("lookup_from")
-        if not lookup or self.resolve_collection(lookup["collection"]) is self.collection:
+        if not lookup or lookup["collection"] == self.collection.name:
             found.extend(ref.id for ref in _refs_of(request.get("query")))
         for prefetch in _prefetch_list(request.get("prefetch")):
             found.extend(self._referenced_ids(prefetch))

@@ -133,16 +133,34 @@ def check_vector(value, collection, using: str) -> None:
 class Lookup:
     """Where point ids in a query take their vectors from."""
 
-    collection: Any  # the Collection
+    source: Any  # the Collection, or a function giving it (another collection, found when used)
     vector: str  # the vector name read there
 
     @classmethod
     def of(cls, collection, using: str, lookup_from: dict | None, resolve_collection: Callable):
         if not lookup_from:
             return cls(collection, using)
-        other = resolve_collection(lookup_from["collection"])
         vector = lookup_from.get("vector")
-        return cls(other, using if vector is None else vector)
+        name = lookup_from["collection"]
+        return cls(lambda: _lookup_collection(resolve_collection, name), using if vector is None else vector)
+
+    @property
+    def collection(self):
+        """The collection the ids are read in. Another one is looked up only when an id
+        needs it, as Qdrant does (a `lookup_from` naming no collection is harmless when
+        the query gives vectors)."""
+        if callable(self.source):
+            self.source = self.source()
+        return self.source
+
+
+def _lookup_collection(resolve_collection: Callable, name: str):
+    """A `lookup_from` collection; a missing one is Qdrant's 404 (fetch_vectors.rs:
+    CollectionError::NotFound "Collection {name}", printed "{what} not found")."""
+    try:
+        return resolve_collection(name)
+    except NotFound:
+        raise NotFound(f"Not found: Collection {name} not found") from None
 
 
 def fetch_vectors(lookup: Lookup, refs: list[PointRef]) -> dict:

@@ -227,7 +227,7 @@ def test_lookup_from_resolves_through_the_injected_lookup(built):
     alone_engine = alone.collection.engine
     assert [h.id for h in alone_engine.points(alone_engine.prepare(
         {"query": {"nearest": 1}, "lookup_from": {"collection": "alone"}}))] == [2]  # the example is excluded
-    with pytest.raises(NotFound, match="Collection `other` doesn't exist"):
+    with pytest.raises(NotFound, match="Not found: Collection other not found"):  # Qdrant fetch_vectors.rs
         alone_engine.points(alone_engine.prepare({"query": {"nearest": 7}, "lookup_from": {"collection": "other"}}))
 
 
