@@ -32,7 +32,7 @@ def prepare_upsert(schema: VectorSchema, body: dict) -> dict:
     else:
         points = body.get("points")
         if not isinstance(points, list):
-            raise BadInput("Json deserialize error: `points` or `batch` must be given")
+            raise BadInput("Format error in JSON body: `points` or `batch` must be given")
     prepared = _prepare_unnamed_bulk(schema, points)
     if prepared is None:
         prepared = [prepare_point(schema, p, where=f"points[{i}]") for i, p in enumerate(points)]
@@ -95,7 +95,7 @@ def _points_from_batch(batch: dict):
             raise BadInput("Wrong input: number of vectors does not match number of ids")
         per_point = vectors
     else:
-        raise BadInput("Json deserialize error: batch.vectors must be a list or an object")
+        raise BadInput("Format error in JSON body: batch.vectors must be a list or an object")
     for i, point_id in enumerate(ids):
         yield {"id": point_id, "vector": per_point[i], "payload": payloads[i] if payloads is not None else None}
 
@@ -104,7 +104,7 @@ def prepare_point(schema: VectorSchema, point: dict, where: str = "point") -> di
     point_id = normalize_id(point.get("id"))
     payload = point.get("payload")
     if payload is not None and not isinstance(payload, dict):
-        raise BadInput(f"Json deserialize error: {where}.payload must be an object")
+        raise BadInput(f"Format error in JSON body: {where}.payload must be an object")
     vectors = prepare_vectors(schema, point.get("vector"), where)
     return {"id": point_id, "vectors": vectors, "payload": payload}
 
@@ -119,7 +119,7 @@ def prepare_vectors(schema: VectorSchema, vector, where: str) -> dict:
         if _is_inference_object(vector):  # an inference object for the unnamed vector
             return {DEFAULT_VECTOR: _prepare_one(schema, DEFAULT_VECTOR, vector, where)}
         return {name: _prepare_one(schema, name, value, where) for name, value in vector.items()}
-    raise BadInput(f"Json deserialize error: {where}.vector must be a list or an object")
+    raise BadInput(f"Format error in JSON body: {where}.vector must be a list or an object")
 
 
 def _is_inference_object(value: dict) -> bool:
@@ -195,7 +195,7 @@ def _as_float_array(value, name: str) -> np.ndarray:
     except (TypeError, ValueError):
         array = None
     if array is None or array.dtype.kind not in "fiu" or _has_bool(value):
-        raise BadInput(f"Json deserialize error: vector `{name}` must contain only numbers")
+        raise BadInput(f"Format error in JSON body: vector `{name}` must contain only numbers")
     return _finite(array.astype(np.float32), name)
 
 
@@ -237,7 +237,7 @@ def prepare_sparse(name: str, value, where: str) -> dict:
         idx = np.asarray(indices, dtype=np.int64)
         vals = np.asarray(values, dtype=np.float32)
     except (TypeError, ValueError):
-        raise BadInput(f"Json deserialize error: sparse vector `{name}` must contain numbers") from None
+        raise BadInput(f"Format error in JSON body: sparse vector `{name}` must contain numbers") from None
     if idx.size and (idx.min() < 0 or idx.max() > 0xFFFFFFFF):
         raise BadInput(f"Wrong input: sparse vector `{name}` indices must be unsigned 32-bit integers")
     if len(np.unique(idx)) != len(idx):

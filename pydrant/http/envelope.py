@@ -52,7 +52,7 @@ async def body(model, *, optional: bool = False):
     if data is None:
         if optional:
             return None
-        raise BadInput("Json deserialize error: EOF while parsing a value at line 1 column 0")
+        raise BadInput("Format error in JSON body: EOF while parsing a value at line 1 column 0")
     return deserialize(model, data)
 
 
@@ -72,7 +72,7 @@ def json_from_bytes(raw: bytes, *, optional: bool = False):
     """The parsed body without model validation (for hot paths validated by the engine)."""
     data = parse_json(raw)
     if data is None and not optional:
-        raise BadInput("Json deserialize error: EOF while parsing a value at line 1 column 0")
+        raise BadInput("Format error in JSON body: EOF while parsing a value at line 1 column 0")
     return data
 
 

@@ -22,9 +22,6 @@ from pydrant.http.validation import deserialize, to_plain
 
 blueprint = Blueprint("points", __name__)
 
-UPSERT_KEYS = {"points", "batch", "shard_key", "update_filter"}
-POINT_KEYS = {"id", "vector", "payload"}
-BATCH_KEYS = {"ids", "vectors", "payloads"}
 
 
 async def _submit(collection, batch: list[dict], wait: bool) -> list[dict]:
@@ -39,28 +36,32 @@ def _check_upsert_shape(data) -> None:
     """Cheap structural checks on the upsert hot path (full pydantic validation of a large
     vector batch would cost more than the whole write); the engine checks the rest."""
     if not isinstance(data, dict):
-        raise BadInput("Json deserialize error: expected an object with `points` or `batch`")
-    unknown = set(data) - UPSERT_KEYS
-    if unknown:
-        raise BadInput(f"Json deserialize error: unknown field `{sorted(unknown)[0]}`, expected `points` or `batch`")
+        raise BadInput("Format error in JSON body: expected an object with `points` or `batch`")
+    # Unknown keys are ignored, as Qdrant's serde structs ignore them (the engine reads only
+    # the fields it knows, so nothing unknown reaches the WAL).
     if "points" in data:
         if not isinstance(data["points"], list):
-            raise BadInput("Json deserialize error: `points` must be a list")
+            raise BadInput("Format error in JSON body: `points` must be a list")
         for i, point in enumerate(data["points"]):
             if not isinstance(point, dict) or "id" not in point:
-                raise BadInput(f"Json deserialize error: points[{i}]: missing field `id`")
-            extra = set(point) - POINT_KEYS
-            if extra:
-                raise BadInput(f"Json deserialize error: points[{i}]: unknown field `{sorted(extra)[0]}`")
+                raise BadInput(f"Format error in JSON body: points[{i}]: missing field `id`")
+            _vector_alias(point, i)
     elif "batch" in data:
         if not isinstance(data["batch"], dict) or "ids" not in data["batch"]:
-            raise BadInput("Json deserialize error: batch: missing field `ids`")
-        extra = set(data["batch"]) - BATCH_KEYS
-        if extra:
-            raise BadInput(f"Json deserialize error: batch: unknown field `{sorted(extra)[0]}`")
+            raise BadInput("Format error in JSON body: batch: missing field `ids`")
         _check_batch_columns(data["batch"])
     else:
-        raise BadInput("Json deserialize error: expected `points` or `batch`")
+        raise BadInput("Format error in JSON body: expected `points` or `batch`")
+
+
+def _vector_alias(point: dict, i: int) -> None:
+    """Qdrant's PointStruct takes `vectors` as an alias of `vector` (`#[serde(alias)]`);
+    both at once is serde's duplicate-field error."""
+    if "vectors" not in point:
+        return
+    if "vector" in point:
+        raise BadInput(f"Format error in JSON body: points[{i}]: duplicate field `vector`")
+    point["vector"] = point.pop("vectors")
 
 
 def _check_batch_columns(batch: dict) -> None:
@@ -68,19 +69,19 @@ def _check_batch_columns(batch: dict) -> None:
     (or null), and `vectors`, a list or an object of one list per vector name. The engine
     lines the columns up by index; what is in each cell it checks itself."""
     if "vectors" not in batch:
-        raise BadInput("Json deserialize error: batch: missing field `vectors`")
+        raise BadInput("Format error in JSON body: batch: missing field `vectors`")
     if not isinstance(batch["ids"], list):
-        raise BadInput("Json deserialize error: batch.ids: invalid type, expected a sequence")
+        raise BadInput("Format error in JSON body: batch.ids: invalid type, expected a sequence")
     payloads = batch.get("payloads")
     if payloads is not None and not isinstance(payloads, list):
-        raise BadInput("Json deserialize error: batch.payloads: invalid type, expected a sequence or null")
+        raise BadInput("Format error in JSON body: batch.payloads: invalid type, expected a sequence or null")
     vectors = batch.get("vectors")
     if isinstance(vectors, dict):
         for name, column in vectors.items():
             if not isinstance(column, (list, np.ndarray)):
-                raise BadInput(f"Json deserialize error: batch.vectors.{name}: invalid type, expected a sequence")
+                raise BadInput(f"Format error in JSON body: batch.vectors.{name}: invalid type, expected a sequence")
     elif not isinstance(vectors, (list, np.ndarray)):
-        raise BadInput("Json deserialize error: batch.vectors: invalid type, expected a sequence or a map of sequences")
+        raise BadInput("Format error in JSON body: batch.vectors: invalid type, expected a sequence or a map of sequences")
 
 
 def _upsert_body(raw: bytes) -> dict:
@@ -177,11 +178,11 @@ async def clear_payload(name: str):
 def batch_operations(collection, data: dict) -> list[dict]:
     """Engine operations of a `POST /points/batch` body, all validated before any is queued."""
     if not isinstance(data, dict) or not isinstance(data.get("operations"), list):
-        raise BadInput("Json deserialize error: missing field `operations`")
+        raise BadInput("Format error in JSON body: missing field `operations`")
     built = []
     for i, item in enumerate(data["operations"]):
         if not isinstance(item, dict) or len(item) != 1:
-            raise BadInput(f"Json deserialize error: operations[{i}] must be an object with one operation")
+            raise BadInput(f"Format error in JSON body: operations[{i}] must be an object with one operation")
         (kind, spec), = item.items()
         built.append(_batch_item(collection, kind, spec, i))
     return built
@@ -203,7 +204,7 @@ def _batch_item(collection, kind: str, spec, index: int) -> dict:
         return operations.delete_payload(collection, to_plain(deserialize(models.DeletePayload, spec)))
     if kind == "clear_payload":
         return operations.clear_payload(collection, to_plain(deserialize(models.PointsSelector, spec)))
-    raise BadInput(f"Json deserialize error: operations[{index}]: unknown operation `{kind}`")
+    raise BadInput(f"Format error in JSON body: operations[{index}]: unknown operation `{kind}`")
 
 
 @blueprint.post("/collections/<name>/points/batch")

@@ -58,13 +58,13 @@ def check_queries(request: dict) -> None:
             continue
         if isinstance(query, dict) and "formula" in query:
             if set(query) - {"formula", "defaults"} or not isinstance(query.get("defaults") or {}, dict):
-                raise BadInput("Json deserialize error: query: data did not match any variant of untagged enum Query")
+                raise BadInput("Format error in JSON body: query: data did not match any variant of untagged enum Query")
             continue
         try:
             value = _QUERY_INTERFACE.validate_python(query)
         except ValidationError:
             raise BadInput(
-                "Json deserialize error: query: data did not match any variant of untagged enum QueryInterface"
+                "Format error in JSON body: query: data did not match any variant of untagged enum QueryInterface"
             ) from None
         check_bounds(value, "query")
         if not (isinstance(query, dict) and any(key in query for key in QUERY_VARIANTS)):

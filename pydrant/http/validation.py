@@ -5,7 +5,7 @@ Two steps, as Qdrant does them:
    fields are ignored and dropped, as serde ignores them, except in the structs Qdrant
    declares `deny_unknown_fields` (Filter, the payload selectors), which refuse them. The
    models (spec_models.py) are generated from the vendored v1.15.5 OpenAPI spec by
-   tools/gen_spec_models.py and committed; nothing reads the spec at run time. Failure is 400 "Json deserialize error: ...".
+   tools/gen_spec_models.py and committed; nothing reads the spec at run time. Failure is 400 "Format error in JSON body: ...".
 2. Validate: the spec's numeric and length bounds (constraints.json, generated from the
    spec by tools/gen_spec_constraints.py) are checked on the validated model. Failure is
    422 "Validation error in JSON body: [path: reason]".
@@ -43,7 +43,7 @@ def parse_json(raw: bytes) -> Any:
     try:
         data = orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        raise BadInput(f"Json deserialize error: {exc}") from None
+        raise BadInput(f"Format error in JSON body: {exc}") from None
     check_depth(data)
     return data
 
@@ -60,7 +60,7 @@ def check_depth(value: Any) -> None:
             depth += item.ndim - 1
         if depth > MAX_JSON_DEPTH:
             raise BadInput(
-                f"Json deserialize error: recursion limit exceeded: the body nests deeper than {MAX_JSON_DEPTH} levels"
+                f"Format error in JSON body: recursion limit exceeded: the body nests deeper than {MAX_JSON_DEPTH} levels"
             )
         if type(item) is dict:
             children = item.values()
@@ -87,7 +87,7 @@ def deserialize(model, data: Any):
     try:
         value = _adapter(model).validate_python(data)
     except ValidationError as exc:
-        raise BadInput(f"Json deserialize error: {describe_validation_error(exc)}") from None
+        raise BadInput(f"Format error in JSON body: {describe_validation_error(exc)}") from None
     check_bounds(value)
     return value
 
@@ -164,7 +164,7 @@ def _check_one(value, bounds: dict, path: str) -> None:
 
 def _check_number(value, bounds: dict, path: str) -> None:
     if "unsigned" in bounds and value < 0:
-        raise BadInput(f"Json deserialize error: {path}: invalid value: integer `{value}`, expected {bounds['unsigned']}")
+        raise BadInput(f"Format error in JSON body: {path}: invalid value: integer `{value}`, expected {bounds['unsigned']}")
     if "minimum" in bounds and value < bounds["minimum"]:
         fail(path, f"value {value} invalid, must be {bounds['minimum']} or larger")
     if "maximum" in bounds and value > bounds["maximum"]:

@@ -21,7 +21,7 @@ def listed(http) -> list[str]:
 
 def test_malformed_json(http):
     message = error_of(http.put("/collections/bad_json", content=b"{not json", headers={"content-type": "application/json"}), 400)
-    assert "Json deserialize error" in message
+    assert "Format error in JSON body" in message
     assert "bad_json" not in listed(http)
 
 

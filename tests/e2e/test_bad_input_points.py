@@ -51,7 +51,7 @@ def test_sparse_length_mismatch(http, col):
 def test_non_finite_values(http, col):
     r = http.put(f"/collections/{col}/points?wait=true", content=b'{"points": [{"id": 2, "vector": {"d": [1, NaN, 3]}}]}',
                  headers={"content-type": "application/json"})
-    assert_rejected(http, col, r, 400, "Json deserialize error")
+    assert_rejected(http, col, r, 400, "Format error in JSON body")
     r = upsert(http, col, [{"id": 2, "vector": {"d": [1, 1e39, 3]}}])  # overflows float32
     assert_rejected(http, col, r, 400, "infinite")
 
@@ -63,7 +63,7 @@ def test_invalid_point_ids(http, col, bad_id):
 
 def test_malformed_filter(http, col):
     r = http.post(f"/collections/{col}/points/delete?wait=true", json={"filter": {"must": [{"key": "a", "match": {"bogus": 1}}]}})
-    assert_rejected(http, col, r, 400, "Json deserialize error")
+    assert_rejected(http, col, r, 400, "Format error in JSON body")
     r = http.post(f"/collections/{col}/points/scroll", json={"filter": {"must": [{"key": "a", "range": {"gt": "x"}}]}})
     assert r.status_code == 400
 
@@ -92,5 +92,15 @@ def test_unknown_collection(http):
     assert r.status_code == 404 and "doesn't exist" in r.json()["status"]["error"]
 
 
-def test_unknown_field_in_point(http, col):
-    assert_rejected(http, col, upsert(http, col, [{"id": 2, "vectors": [1, 2, 3]}]), 400, "vectors")
+def test_unknown_fields_in_points_are_ignored_and_vectors_is_an_alias(http, col):
+    both = upsert(http, col, [{"id": 4, "vector": {"d": [1, 2, 3]}, "vectors": {"d": [1, 2, 3]}}])
+    assert_rejected(http, col, both, 400, "duplicate field `vector`")
+    # Qdrant's PointStruct ignores unknown keys and takes `vectors` as an alias of `vector`.
+    points = [{"id": 2, "vectors": {"d": [1, 2, 3]}, "colour": "red"}, {"id": 3, "vector": {"d": [1, 0, 0]}, "x": 1}]
+    r = http.put(f"/collections/{col}/points?wait=true", json={"points": points, "unknown_top_level": True})
+    assert r.status_code == 200, r.text
+    got = http.post(f"/collections/{col}/points", json={"ids": [2, 3], "with_vector": True, "with_payload": True})
+    records = got.json()["result"]
+    assert [p["id"] for p in records] == [2, 3] and all(p["payload"] == {} for p in records)
+    assert records[0]["vector"] == {"d": [1.0, 2.0, 3.0]}
+    http.post(f"/collections/{col}/points/delete?wait=true", json={"points": [2, 3]})

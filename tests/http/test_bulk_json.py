@@ -81,6 +81,6 @@ def _leaves(value):
 def test_invalid_json_is_left_to_orjson_errors():
     from pydrant.errors import BadInput
 
-    with pytest.raises(BadInput, match="Json deserialize error"):
+    with pytest.raises(BadInput, match="Format error in JSON body"):
         parse_upsert_body(b'{"points": [')
     assert parse_upsert_body(b"") is None

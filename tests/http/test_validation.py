@@ -6,7 +6,7 @@ from pydrant.http.validation import deserialize, parse_json, to_plain
 
 
 def test_malformed_json_is_bad_input():
-    with pytest.raises(BadInput, match="Json deserialize error"):
+    with pytest.raises(BadInput, match="Format error in JSON body"):
         parse_json(b'{"a": ')
 
 
@@ -84,5 +84,5 @@ def test_unknown_fields_are_dropped_before_the_engine():
 
     plain = to_plain(deserialize(spec_models.CreateCollection, {"vectors": {"size": 2, "distance": "Dot", "x": 1}, "y": 2}))
     assert plain == {"vectors": {"size": 2, "distance": "Dot"}}
-    with pytest.raises(BadInput, match="Json deserialize error: .*shuld"):
+    with pytest.raises(BadInput, match="Format error in JSON body: .*shuld"):
         deserialize(spec_models.Filter, {"shuld": []})
