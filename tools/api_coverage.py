@@ -100,6 +100,37 @@ def load_operations(spec: dict) -> list[dict]:
     return sorted(operations, key=lambda op: tag_order.get(op["tag"], len(tag_order)))
 
 
+# Where pydrant knowingly answers differently from Qdrant 1.15.5, and why. Rendered under the
+# table; keep it short and true (each line: the behaviour, Qdrant's, the reason).
+DIFFERENCES: list[str] = [
+    "**Inference:** only `qdrant/bm25` Documents are embedded on the server. Other models answer "
+    "400 with Qdrant's `InferenceService is not initialized` text; Qdrant answers that with a 500, "
+    "but the request can be fixed by the client and nothing failed inside the server.",
+    "**`init_from`** copies the source's points before the create is acknowledged, and a failed "
+    "copy fails the create (no half-created collection). Qdrant acknowledges first and copies in "
+    "the background, only logging a failure.",
+    "**Aliases:** renaming an alias onto an existing collection's name is refused (409); Qdrant "
+    "does not check, and the alias would hide the collection. Deleting an alias that does not "
+    "exist is a 404 (Qdrant 1.15's answer could not be confirmed).",
+    "**Request parsing:** a body that fits several variants of an untagged union is read as the "
+    "variant with the most fields set (pydantic), where serde takes the first that fits; the two "
+    "differ only on bodies that mix variants. `with_vector` and `with_vectors` together, and "
+    "`wait=1`/`wait=0`, are accepted where Qdrant refuses them. `size: 0` is a 422 range error "
+    "here; Qdrant's `NonZeroU64` makes it a 400 deserialize error.",
+    "**Formula variables** read the stored payload; Qdrant reads a numeric payload index when there "
+    "is one, so there a string stored under an integer-indexed key counts as missing (its default "
+    "applies) and here it is an error.",
+    "**Text:** the `multilingual` tokenizer (full-text index and BM25) approximates charabia: "
+    "scripts written without spaces are split per character, not by dictionary words "
+    "(segments/text_analyzer.py).",
+    "**Numbers:** f32 values print in their shortest round-tripping form as Qdrant's, but large and "
+    "small exponents are written `3.4e+38` (orjson) where Qdrant's ryu writes `3.4e38`; both parse "
+    "to the same f32.",
+    "**Telemetry and metrics:** one node, no gRPC; memory figures are approximated from "
+    "`/proc/self/status`, hardware counters are not measured (docs/observability.md).",
+]
+
+
 def check_coverage(operations: list[dict], coverage: dict[str, tuple[str, str]]) -> None:
     known = {op["id"] for op in operations}
     unknown = sorted(set(coverage) - known)
@@ -140,6 +171,8 @@ def render(operations: list[dict], spec_name: str) -> str:
     for op in operations:
         state, note = state_of(op["id"])
         lines.append(f"| {op['tag']} | {op['method']} | `{op['path']}` | `{op['id']}` | {state} | {note} |")
+    lines += ["", "## Where pydrant still differs from Qdrant", ""]
+    lines += [f"- {difference}" for difference in DIFFERENCES]
     return "\n".join(lines) + "\n"
 
 
