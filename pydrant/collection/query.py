@@ -49,13 +49,15 @@ from pydrant.collection.vector_input import (
 from pydrant.errors import BadInput
 from pydrant.segments import scoring
 from pydrant.segments.ids import id_sort_key, normalize_id
-from pydrant.segments.payload import field_values, parse_path
+from pydrant.segments.payload import get_values, parse_path
 from pydrant.segments.scoring import VectorSpace
 from pydrant.segments.types import DEFAULT_VECTOR
 
 DEFAULT_LIMIT = 10
 DEFAULT_GROUP_SIZE = 3
 DEFAULT_MMR_DIVERSITY = 0.5
+MAX_GET_GROUPS_REQUESTS = 5  # Qdrant's grouping/group_by.rs
+MAX_GROUP_FILLING_REQUESTS = 5
 
 
 @dataclass
@@ -133,8 +135,9 @@ class QueryEngine:
 
     # -- the universal query --------------------------------------------------------------
 
-    def run(self, root: Node) -> list[Hit]:
-        """The hits of a compiled query tree, best first, after `offset`."""
+    def run(self, root: Node, extra: Predicate = None) -> list[Hit]:
+        """The hits of a compiled query tree, best first, after `offset`; `extra` is a
+        filter of the engine's own merged into every level (groups use it)."""
         request = root.spec
         _validate_node(request, is_root=True)
         limit = request.get("limit") or DEFAULT_LIMIT
@@ -143,7 +146,7 @@ class QueryEngine:
         if _query_kind(query) == "sample" and not request.get("prefetch"):
             offset = 0  # a random sample has no stable order to page through
         excluded = self._referenced_ids(request)
-        outer = ids_predicate(excluded, exclude=True) if excluded else None
+        outer = conjunction(ids_predicate(excluded, exclude=True) if excluded else None, extra)
         hits = self._run(root, outer, limit=limit + offset, offset_extra=offset)
         return hits[offset:]
 
@@ -398,30 +401,73 @@ class QueryEngine:
     # -- groups ---------------------------------------------------------------------------
 
     def run_groups(self, root: Node, group_by: str, group_size: int, limit: int) -> list[tuple[Any, list[Hit]]]:
-        """The first `limit` groups of hits by the payload value at `group_by`, each with
-        at most `group_size` hits, groups in the order of their best hit. A point with an
-        array value joins every group of its values; only strings and integers group."""
+        """The best `limit` groups of hits by the payload value at `group_by`, each with
+        at most `group_size` hits, groups in the order of their best hit; only strings and
+        integers group, and a point with an array value joins the group of each value.
+
+        Qdrant's group_by (grouping/group_by.rs): each request asks for `limit * group_size`
+        points, prefetch limits multiplied by `limit`, only points having the key; up to 5
+        requests leave out the points already grouped and the groups already full, until
+        the best `limit` groups are full; then up to 5 more ask only for the best groups
+        still short of `group_size`. So a group of a prefetch tree is filled from points
+        beyond the prefetches' first results, as Qdrant's is."""
         _check_group_by(group_by)
-        total = self.collection.reads.count(None)
-        fetch = max(limit * group_size * 2, 16)
-        while True:
-            hits = self.run(Node(dict(root.spec, limit=fetch, offset=0), root.predicate, root.prefetches))
-            groups = _grouped(hits, self._group_values(hits, group_by), group_size, limit)
-            complete = len(groups) >= limit and all(len(members) >= group_size for _, members in groups)
-            if complete or len(hits) < fetch or fetch >= total:
-                return groups
-            fetch *= 4
+        spec = dict(root.spec, limit=limit * group_size, offset=0)
+        tree = Node(spec, root.predicate, [_scaled_limits(p, limit) for p in root.prefetches])
+        has_key = self.collection.compile_filter({"must_not": [{"is_empty": {"key": group_by}}]})
+        ascending = self._reported_ascending(spec)
+        groups = _GroupsAggregator(limit, group_size, ascending)
+
+        def fetch(condition: dict | None) -> bool:
+            extra = conjunction(has_key, self.collection.compile_filter(condition) if condition else None)
+            if groups.ids:
+                extra = conjunction(extra, ids_predicate(list(groups.ids.values()), exclude=True))
+            hits = self.run(tree, extra)
+            groups.add(hits, self._group_values(hits, group_by))
+            return bool(hits)
+
+        needs_filling = True
+        for _ in range(MAX_GET_GROUPS_REQUESTS):
+            if not fetch(_match_condition(group_by, groups.full_keys(), "except")):
+                break
+            if groups.filled_best() >= limit:
+                needs_filling = False
+                break
+        if needs_filling:
+            for _ in range(MAX_GROUP_FILLING_REQUESTS):
+                if not fetch(_match_condition(group_by, groups.unfilled_best_keys(), "any")):
+                    break
+                if groups.filled_best() >= limit:
+                    break
+        return groups.distill()
+
+    def _reported_ascending(self, spec: dict) -> bool:
+        """Whether the root query's scores improve downwards (a nearest search, or an
+        average-vector recommendation, on a distance)."""
+        query = spec.get("query")
+        kind = _query_kind(query)
+        if kind == "recommend" and isinstance(query, dict):
+            if (query["recommend"].get("strategy") or "average_vector") != "average_vector":
+                return False
+        elif kind != "nearest":
+            return False
+        space = vector_space(self.collection, spec.get("using") or DEFAULT_VECTOR)
+        return scoring.reported_order_ascending(scoring.ScoringQuery(scoring.NEAREST, ()), space.distance)
 
     def _group_values(self, hits: list[Hit], group_by: str) -> dict:
+        """id -> the distinct group values of the point (arrays opened one level). As
+        Qdrant's aggregator, a point with any value that is neither a string nor an
+        integer (a float, bool, null, object, nested array) joins no group."""
         path = parse_path(group_by)
         records = self.collection.reads.retrieve(list(dict.fromkeys(h.id for h in hits)), True, False)
         values = {}
         for record in records:
-            found = []
-            for value in field_values(record.payload or {}, path):
+            found: list = []
+            for value in get_values(record.payload or {}, path):
                 if isinstance(value, bool) or not isinstance(value, (str, int)):
-                    continue
-                if value not in found:
+                    found = []
+                    break
+                if not any(type(value) is type(v) and value == v for v in found):
                     found.append(value)
             values[record.id] = found
         return values
@@ -584,20 +630,75 @@ def _check_group_by(group_by: str) -> None:
     parse_path(group_by)  # BadInput naming the key when it is not a valid path
 
 
-def _grouped(hits: list[Hit], values: dict, group_size: int, limit: int) -> list[tuple[Any, list[Hit]]]:
-    groups: dict = {}
-    order: list = []
-    for hit in hits:
-        for value in values.get(hit.id, []):
-            key = (type(value).__name__, value)
-            if key not in groups:
-                if len(order) >= limit:
-                    continue
-                groups[key] = []
-                order.append(key)
-            if len(groups[key]) < group_size:
-                groups[key].append(hit)
-    return [(key[1], groups[key]) for key in order]
+class _GroupsAggregator:
+    """Qdrant's GroupsAggregator (grouping/aggregator.rs): hits gathered into groups over
+    several requests. A group takes every new point of its value (it may grow beyond
+    `group_size`; the best `group_size` are kept at the end) and is full once it has
+    reached `group_size`. The best groups are those of the best best hits, ties in the
+    order the groups were met."""
+
+    def __init__(self, limit: int, group_size: int, ascending: bool):
+        self.limit = limit
+        self.group_size = group_size
+        self.ascending = ascending
+        self.groups: dict = {}  # (type name, value) -> {id key: Hit}, in order of creation
+        self.best: dict = {}  # (type name, value) -> rank of the group's best hit
+        self.ids: dict = {}  # id key -> id of every grouped point
+        self.full: dict = {}  # keys of the groups that reached group_size, in that order
+
+    def add(self, hits: list[Hit], values: dict) -> None:
+        for hit in hits:
+            rank = self._rank(hit)
+            id_key = id_sort_key(hit.id)
+            for value in values.get(hit.id, []):
+                key = (type(value).__name__, value)
+                members = self.groups.setdefault(key, {})
+                members.setdefault(id_key, hit)
+                self.ids[id_key] = hit.id
+                if len(members) >= self.group_size:
+                    self.full.setdefault(key, None)
+                if key not in self.best or rank < self.best[key]:
+                    self.best[key] = rank
+
+    def _rank(self, hit: Hit):
+        return hit.score if self.ascending else -hit.score
+
+    def _best_keys(self) -> list:
+        """The keys of the `limit` groups with the best best hits, best first."""
+        return sorted(self.best, key=self.best.__getitem__)[: self.limit]
+
+    def full_keys(self) -> list:
+        return [key[1] for key in self.full]
+
+    def filled_best(self) -> int:
+        return sum(1 for key in self._best_keys() if key in self.full)
+
+    def unfilled_best_keys(self) -> list:
+        return [key[1] for key in self._best_keys() if key not in self.full]
+
+    def distill(self) -> list[tuple[Any, list[Hit]]]:
+        """The best groups, best first, each with its best `group_size` hits."""
+        out = []
+        for key in self._best_keys():
+            hits = sorted(self.groups[key].values(), key=lambda h: (self._rank(h), id_sort_key(h.id)))
+            out.append((key[1], hits[: self.group_size]))
+        return out
+
+
+def _match_condition(group_by: str, values: list, kind: str) -> dict | None:
+    """Qdrant's except_on / match_on: one `match` condition for the integer values and one
+    for the strings, all of them required."""
+    ints = [v for v in values if isinstance(v, int) and not isinstance(v, bool)]
+    strs = [v for v in values if isinstance(v, str)]
+    must = [{"key": group_by, "match": {kind: part}} for part in (ints, strs) if part]
+    return {"must": must} if must else None
+
+
+def _scaled_limits(node: Node, factor: int) -> Node:
+    """A prefetch tree with every limit multiplied by `factor` (Qdrant's
+    increase_limit_for_group)."""
+    spec = dict(node.spec, limit=(node.spec.get("limit") or DEFAULT_LIMIT) * factor)
+    return Node(spec, node.predicate, [_scaled_limits(p, factor) for p in node.prefetches])
 
 
 def _nearest_target(query):

@@ -582,13 +582,22 @@ def test_query_groups(client, http, col):
         "group_by": "n", "group_size": 2, "limit": 5, "with_lookup": other, "with_payload": ["n"]})
     assert r.status_code == 200, r.text
     raw = rest.GroupsResult.model_validate(r.json()["result"])
-    near = top(ref, 40)
-    groups = {}
-    for i in near:
-        groups.setdefault(i % 5, [])
-        if len(groups[i % 5]) < 2:
-            groups[i % 5].append(i)
-    assert [(g.id, ids(g.hits)) for g in raw.groups] == list(groups.items())
+    # Qdrant's group_by (grouping/group_by.rs): prefetch limits times 5 groups, 10 points a
+    # request; a request leaves out the points grouped and the full groups, and its RRF ranks
+    # start over, so a group met in a later request can outrank the groups of the first one
+    groups: dict = {}
+    best: dict = {}
+    for _ in range(5):
+        full = {g for g, members in groups.items() if len(members) >= 2}
+        found = [i for i in top(ref, N) if i % 5 not in full and all(i not in m for m in groups.values())][:10]
+        for rank, i in enumerate(found):
+            groups.setdefault(i % 5, {})[i] = 1 / (rank + 3)
+            best[i % 5] = max(best.get(i % 5, 0), 1 / (rank + 3))
+        if not found or len({g for g, m in groups.items() if len(m) >= 2}) >= 5:
+            break
+    want = {g: sorted(m, key=m.get, reverse=True)[:2] for g, m in groups.items()}
+    assert {g.id: ids(g.hits) for g in raw.groups} == want
+    assert [best[g.id] for g in raw.groups] == sorted(best.values(), reverse=True)  # best first, ties in any order
     assert all(g.lookup.payload == {"name": f"n{g.id}"} for g in raw.groups)
     assert all(h.payload == {"n": g.id} for g in raw.groups for h in g.hits)
     # array values: a point joins several groups

@@ -87,7 +87,6 @@ def test_deleted_named_vector_is_left_out(http, col):
     assert points[0]["vector"] == {}
 
 
-@pytest.mark.xfail(reason="issue 14: groups do not yet re-query as Qdrant's group_by does", strict=True)
 def test_groups_are_filled_through_prefetches(http, col):
     # grouping/group_by.rs: prefetch limits are multiplied by the groups asked for, and
     # requests are repeated leaving out grouped points and full groups
