@@ -69,6 +69,13 @@ COVERAGE: dict[str, tuple[str, str]] = {
     "query_points": (DONE, "every query variant incl. fusion rrf/dbsf, rrf k, formula, MMR, order_by, sample; nested prefetch; server-side inference for qdrant/bm25 Documents only (other models: 400)"),
     "query_batch_points": (DONE, ""),
     "query_points_groups": (DONE, ""),
+    # Collection snapshots (issue 15, first slice: docs/snapshots.md)
+    "create_snapshot": (DONE, "a tar of a consistent cut (flushed under the apply lock, RocksDB checkpoints and hard-linked index files), sha256 `.checksum` beside it, written to a temporary name and renamed; `wait=false` answers 202 accepted"),
+    "list_snapshots": (DONE, ""),
+    "get_snapshot": (DONE, "streamed with Content-Length"),
+    "delete_snapshot": (DONE, ""),
+    "recover_from_snapshot": (PARTIAL, "file:// locations and plain paths; http(s) URLs not yet (400); `priority` accepted (one node: all the same); `checksum` checked (400); replaces the collection atomically, a failed recovery changes nothing"),
+    "recover_from_uploaded_snapshot": (DONE, "multipart `snapshot`, `checksum`, `priority`, `wait`; the uploaded file is not kept in the snapshots directory (Qdrant keeps it)"),
     # Service (issue 2)
     "root": (DONE, "reports the Qdrant API version and pydrant's own"),
     "telemetry": (PARTIAL, "Qdrant's sections, details levels, anonymize and per-endpoint REST statistics; single node (no cluster, no gRPC), memory approximated (docs/observability.md)"),

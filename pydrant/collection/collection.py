@@ -35,6 +35,7 @@ from pydrant.collection import apply as applying
 from pydrant.collection import diskspace, strict
 from pydrant.collection.config import index_settings, indexing_threads, search_settings, vector_schema
 from pydrant.collection.engine import Engine
+from pydrant.collection.payload_index import INDEX_FILE as PAYLOAD_INDEX_FILE
 from pydrant.collection.payload_index import PayloadIndexTable
 from pydrant.collection.points import prepare_upsert
 from pydrant.collection.predicates import Predicate
@@ -629,6 +630,39 @@ class Collection:
             if self.apply_failure is None and not self.wal.failed:
                 self.wal.truncate_before(applied + 1)
         return applied
+
+    # -- snapshots (collection/snapshots.py) -----------------------------------------------
+
+    def take_cut(self, target: Path) -> tuple[int, list[tuple[int, object]]]:
+        """Copy a consistent cut of the collection into `target` (a new directory),
+        blocking: `config.json`, `payload_index.json`, `manifest.json` and every live
+        segment (`segments/<id>/`). Returns the last operation the copied segments hold and
+        the WAL records after it (logged, not yet applied when the cut was taken).
+
+        Taken under the apply lock, after a flush of every segment, so the copy holds no
+        half-applied operation and the segment list cannot change meanwhile; writes wait
+        for the flush and the copy, which hard-links RocksDB's SST files and the index
+        files rather than copying them. Searches go on."""
+        (target / SEGMENTS_DIR).mkdir(parents=True)
+        with self.apply_lock:
+            if self.apply_failure is not None:
+                raise ServiceError(
+                    f"Service internal error: collection `{self.name}` cannot be snapshotted until operation "
+                    f"{self.apply_failure[0]} is applied: {self.apply_failure[1]}"
+                )
+            for segment in self.segments:
+                segment.flush()
+            cut = self.applied_op_num
+            ids = []
+            for segment in self.segments:
+                segment.checkpoint(target / SEGMENTS_DIR / segment.path.name)
+                ids.append(segment.path.name)
+            write_json_atomic(target / MANIFEST_FILE, {"segments": ids})
+            write_json_atomic(target / CONFIG_FILE, self.config)
+            write_json_atomic(target / PAYLOAD_INDEX_FILE, {"fields": dict(self.payload_index.fields)})
+            # Read whole under the lock: a flush truncates the WAL under it.
+            records = list(self.wal.read(cut + 1))
+        return cut, records
 
     # -- config ----------------------------------------------------------------------------
 

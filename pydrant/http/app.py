@@ -18,7 +18,20 @@ from werkzeug.exceptions import HTTPException
 
 from pydrant.collection import diskspace
 from pydrant.errors import PydrantError
-from pydrant.http import aliases, collections, discover, facet, indexes, points, query, recommend, retrieve, search, service
+from pydrant.http import (
+    aliases,
+    collections,
+    discover,
+    facet,
+    indexes,
+    points,
+    query,
+    recommend,
+    retrieve,
+    search,
+    service,
+    snapshots,
+)
 from pydrant.http.auth import check_access
 from pydrant.http.envelope import error
 from pydrant.http.errors import status_for
@@ -27,7 +40,7 @@ from pydrant.storage.toc import TableOfContent
 
 log = logging.getLogger("pydrant.http")
 
-BLUEPRINTS = (service, collections, aliases, points, retrieve, indexes, facet, search, recommend, discover, query)
+BLUEPRINTS = (service, collections, aliases, points, retrieve, indexes, facet, search, recommend, discover, query, snapshots)
 
 
 def create_app(settings=None) -> QuartTrio:

@@ -39,7 +39,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
 import cbor2
 import numpy as np
-from rocksdict import AccessType, DBCompactionStyle, Options, Rdict, UniversalCompactOptions, WriteBatch, WriteOptions
+from rocksdict import AccessType, Checkpoint, DBCompactionStyle, Options, Rdict, UniversalCompactOptions, WriteBatch, WriteOptions
 
 from pydrant.errors import BadInput, ServiceError
 from pydrant.segments import filter_plan, scoring
@@ -490,6 +490,13 @@ class _RocksStore:
             if self.sst_file_count(name) > _MAX_FILES_PER_CF:
                 table.compact_range(None, None)
 
+    def checkpoint(self, target: Path) -> None:
+        """A consistent copy of the database in `target` (which must not exist): RocksDB
+        hard-links its immutable SST files and copies the rest (`Checkpoint`)."""
+        if self._db is None:
+            raise ServiceError("the segment's RocksDB is closed")
+        Checkpoint(self._db).create_checkpoint(str(target))
+
     def memtable_bytes(self) -> int:
         total = 0
         for table in self._tables.values():
@@ -643,6 +650,15 @@ class AppendableSegment:
             store, self._store = self._store, None
             if store is not None:
                 store.close()
+
+    def checkpoint(self, target: Path) -> None:
+        """Copy the segment's store, consistent and flushed, into `target` (which must not
+        exist), for a snapshot: SST files are hard-linked, the rest copied. The caller
+        holds the collection's apply lock, so no write is half-committed."""
+        with self._flush_lock, self._lock:
+            if self._store is None:
+                raise ServiceError(f"segment {self._path.name} is closed")
+            self._store.checkpoint(Path(target))
 
     def reopen_store(self) -> None:
         """Close RocksDB and open it again, in place: after a failed write or flush RocksDB

@@ -321,6 +321,11 @@ class SegmentLifecycle(Protocol):
         RocksDB refuse every later write); in-memory state and readers carry on."""
         ...
 
+    def checkpoint(self, target: Path) -> None:
+        """Copy the flushed segment into `target` (a new directory) for a snapshot: a
+        directory `open_segment` opens, holding what the segment holds now."""
+        ...
+
 
 @runtime_checkable
 class Segment(SegmentReader, SegmentWriter, OptimizerSource, OptimizerTarget, SegmentLifecycle, Protocol):

@@ -48,6 +48,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import shutil
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -722,6 +723,29 @@ class IndexedSegment:
 
     def reopen_store(self) -> None:
         self._points.reopen_store()
+
+    def checkpoint(self, target: Path) -> None:
+        """The store's checkpoint (AppendableSegment.checkpoint) plus the index files and
+        `segment.json`. Index files are never changed once `segment.json` names them, so
+        they are hard-linked (copied across file systems)."""
+        target = Path(target)
+        self._points.checkpoint(target)
+        if self.built_slots is None:
+            return
+        index_dir = self.path / INDEX_DIR
+        for directory, _dirs, files in os.walk(index_dir):
+            relative = Path(directory).relative_to(self.path)
+            (target / relative).mkdir(parents=True, exist_ok=True)
+            for name in files:
+                _link_or_copy(Path(directory) / name, target / relative / name)
+        shutil.copy2(self.path / SEGMENT_FILE, target / SEGMENT_FILE)
+
+
+def _link_or_copy(source: Path, target: Path) -> None:
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
 
 
 def _save_graph(directory: Path, graph: HnswIndex) -> None:

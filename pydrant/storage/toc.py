@@ -21,12 +21,14 @@ the node serves. A collection's runtime tasks retry their errors themselves
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import uuid
 from pathlib import Path
 
 import trio
 
+from pydrant.collection import snapshots
 from pydrant.collection.collection import CONFIG_FILE, Collection
 from pydrant.collection.config import (
     CollectionDefaults,
@@ -55,8 +57,10 @@ def defaults_from_settings(settings) -> CollectionDefaults:
 class TableOfContent:
     """Owns the collections and aliases; every long-lived collection task runs in its nursery."""
 
-    def __init__(self, storage_path: Path, defaults: CollectionDefaults):
+    def __init__(self, storage_path: Path, defaults: CollectionDefaults, snapshots_path: Path | None = None):
         self.root = Path(storage_path)
+        # Collection snapshots live in `<snapshots_root>/<collection>/` (collection/snapshots.py).
+        self.snapshots_root = Path(snapshots_path) if snapshots_path is not None else self.root / "snapshots"
         self.defaults = defaults
         self.collections: dict[str, Collection] = {}
         # Collections whose directory exists but failed to load: name -> reason. They keep
@@ -71,7 +75,9 @@ class TableOfContent:
 
     @classmethod
     def from_settings(cls, settings) -> TableOfContent:
-        return cls(Path(settings.storage.storage_path), defaults_from_settings(settings))
+        return cls(
+            Path(settings.storage.storage_path), defaults_from_settings(settings), Path(settings.storage.snapshots_path)
+        )
 
     @property
     def collections_dir(self) -> Path:
@@ -107,6 +113,10 @@ class TableOfContent:
     def _load_from_disk(self) -> list[Collection]:
         mkdir_durable(self.collections_dir)
         self._clear_pending()
+        try:
+            snapshots.remove_temporaries(self.snapshots_root)  # partial snapshots of a crash
+        except OSError as exc:
+            log.warning("could not clean the snapshots directory %s: %s", self.snapshots_root, exc)
         loaded = []
         for entry in sorted(self.collections_dir.iterdir()):
             collection = self._load_one(entry)
@@ -362,3 +372,130 @@ class TableOfContent:
     def _save_aliases(self) -> None:
         mkdir_durable(self.root)
         write_json_atomic(self.root / ALIASES_FILE, self.aliases)
+
+    # -- snapshots (collection/snapshots.py, docs/snapshots.md) ----------------------------
+
+    def start_soon(self, async_fn, *args) -> None:
+        """Run a task in the storage nursery (work a `wait=false` request leaves running)."""
+        if self._nursery is None:
+            raise ServiceError("Service internal error: storage is not running")
+        self._nursery.start_soon(async_fn, *args)
+
+    def snapshots_dir(self, name: str) -> Path:
+        """The snapshot directory of the collection `name` (or aliased by `name`); 404 for
+        an unknown collection."""
+        return self.snapshots_root / self.resolve_name(name)
+
+    async def create_snapshot(self, name: str) -> dict:
+        """Snapshot the collection: the cut is copied under the meta lock (so the collection
+        cannot be deleted or replaced meanwhile) and the collection's apply lock (one flush
+        and hard links), then tarred with no lock held. Returns its SnapshotDescription."""
+        staging = self.pending_dir / f"snapshot-{uuid.uuid4().hex}"
+        try:
+            async with self._meta_lock:
+                collection = self.get(name)
+                await trio.to_thread.run_sync(snapshots.take, collection, staging)
+            return await trio.to_thread.run_sync(
+                snapshots.archive, staging, self.snapshots_root / collection.name, collection.name
+            )
+        finally:
+            with trio.CancelScope(shield=True):
+                await trio.to_thread.run_sync(shutil.rmtree, staging, True)
+
+    async def recover_collection(self, name: str, snapshot_file: Path) -> None:
+        """Replace (or create) the collection `name` with the snapshot in `snapshot_file`.
+
+        The snapshot is unpacked into `pending/recover-<random>`, checked and opened once
+        there; only then is the old collection closed and the new directory swapped in
+        with one atomic rename exchange (`renameat2(RENAME_EXCHANGE)`; two renames where the
+        file system lacks it), so a failed recovery changes nothing and a crash leaves the
+        old collection or the new one (whatever is in `pending/` is removed at start).
+        Aliases of the collection are kept."""
+        validate_name(name)
+        if name not in self.collections and name in self.aliases:
+            name = self.aliases[name]  # as Qdrant: an alias recovers the collection it names
+        staging = self.pending_dir / f"recover-{uuid.uuid4().hex}"
+        try:
+            config = await trio.to_thread.run_sync(snapshots.unpack, snapshot_file, staging)
+            existing = self.collections.get(name)
+            if existing is not None and existing.config.get("params", {}).get("vectors") != config.get("params", {}).get("vectors"):
+                raise BadInput(
+                    "Wrong input: Snapshot is not compatible with existing collection: Collection vectors: "
+                    f"{existing.config.get('params', {}).get('vectors')} Snapshot Vectors: {config.get('params', {}).get('vectors')}"
+                )
+            await trio.to_thread.run_sync(snapshots.validate_loadable, staging)
+            async with self._meta_lock:
+                await self._swap_in(name, staging)
+        finally:
+            with trio.CancelScope(shield=True):
+                await trio.to_thread.run_sync(shutil.rmtree, staging, True)
+        log.info("collection %s recovered from snapshot %s", name, snapshot_file.name)
+
+    async def _swap_in(self, name: str, staging: Path) -> None:
+        """Called with the meta lock held: make `staging` the collection `name`."""
+        final = self.collections_dir / name
+        old = self.collections.pop(name, None)
+        if old is not None:
+            await old.close()
+        try:
+            collection = await trio.to_thread.run_sync(self._exchange_and_load, staging, final)
+        except BaseException:
+            if old is not None:
+                await self._serve_again(final)
+            raise
+        if name in self.failed:
+            del self.failed[name]
+            BOARD.resolve_prefix(collection_issue_id(LOAD_FAILED, name))
+        await self._nursery.start(collection.run)
+        self.collections[name] = collection
+
+    def _exchange_and_load(self, staging: Path, final: Path) -> Collection:
+        """Swap `staging` in at `final`; afterwards `staging` holds the old directory (if
+        any), which the caller removes. Loads the new collection; if that fails the old
+        directory is swapped back."""
+        exchanged = False
+        if final.exists():
+            exchange_directories(staging, final)
+            exchanged = True
+        else:
+            staging.rename(final)
+        fsync_dir(self.collections_dir)
+        fsync_dir(self.pending_dir)
+        try:
+            return Collection.load(final, self.get)
+        except BaseException:
+            if exchanged:
+                exchange_directories(staging, final)
+            else:
+                final.rename(staging)
+            fsync_dir(self.collections_dir)
+            fsync_dir(self.pending_dir)
+            raise
+
+
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+
+
+def exchange_directories(a: Path, b: Path) -> None:
+    """Swap two directories atomically (Linux `renameat2(RENAME_EXCHANGE)`); where that is
+    not available, two renames through a third name (a crash between them leaves the old
+    directory in `pending/`, removed at start, and the new one not yet in place)."""
+    import ctypes
+    import errno
+
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        renameat2 = None
+    if renameat2 is not None:
+        if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+            return
+        err = ctypes.get_errno()
+        if err not in (errno.EINVAL, errno.ENOSYS, errno.ENOTSUP):
+            raise OSError(err, os.strerror(err), str(a), None, str(b))
+    middle = a.with_name(a.name + "-swap")
+    b.rename(middle)
+    a.rename(b)
+    middle.rename(a)

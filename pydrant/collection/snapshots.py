@@ -1,0 +1,357 @@
+"""Collection snapshots: one tar of a consistent cut of a collection, and its recovery.
+
+A snapshot (docs/snapshots.md) is a tar holding a collection directory as
+`Collection.load` opens it, plus two files of its own:
+
+  snapshot.json        {"format": "pydrant-collection-snapshot", "format_version": 1,
+                        "collection", "op_num" (the last operation the segments hold),
+                        "created", "pydrant_version"}
+  config.json          the collection config
+  payload_index.json   the payload index declarations
+  manifest.json        the live segments
+  segments/<id>/       each segment: a RocksDB checkpoint, and an indexed segment's
+                       `index/` and `segment.json`
+  wal.cbor             the WAL records after `op_num` (logged, not yet applied at the cut),
+                       a CBOR list of [op_num, operation]; recovery writes them to a new WAL
+
+Beside it in `<snapshots_path>/<collection>/`, `<name>.checksum` holds its sha256 (hex).
+
+Everything here blocks (call it from a worker thread). Creating: `take` copies the cut
+(`Collection.take_cut`, under the apply lock) into a staging directory, `archive` tars it
+to a temporary name, fsyncs, writes the checksum file, then renames the tar into place.
+Recovering: `unpack` checks every member of the tar before extracting anything (regular
+files and directories only, relative paths without `..`, bounded count and size), checks
+the format version, and turns the staging directory into a collection directory; the table
+of content swaps it in (storage/toc.py).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+import re
+import shutil
+import tarfile
+import uuid
+from pathlib import Path, PurePosixPath
+from typing import IO, cast
+
+from pydrant import __version__
+from pydrant.collection.collection import CONFIG_FILE, MANIFEST_FILE, SEGMENTS_DIR, WAL_DIR, Collection, _open_wal
+from pydrant.errors import BadInput, NotFound, ServiceError
+from pydrant.fsutil import fsync_dir, fsync_tree, mkdir_durable, read_json, write_atomic, write_json_atomic
+from pydrant.wal import codec
+
+FORMAT = "pydrant-collection-snapshot"
+FORMAT_VERSION = 1
+META_FILE = "snapshot.json"
+WAL_RECORDS_FILE = "wal.cbor"
+SUFFIX = ".snapshot"
+CHECKSUM_SUFFIX = ".checksum"
+TMP_MARK = ".tmp-"
+# Hostile archives: a tar with more members or more bytes than this is refused.
+MAX_MEMBERS = 1_000_000
+MAX_TOTAL_BYTES = 1 << 40
+CHUNK = 1 << 20
+
+
+# -- names and listing ----------------------------------------------------------------------
+
+
+def check_name(name: str) -> None:
+    """A snapshot name is one plain file name: no path separator, not `.` or `..`."""
+    if not name or name in (".", "..") or "/" in name or "\\" in name or "\x00" in name:
+        raise BadInput(f"Wrong input: invalid snapshot name `{name}`: it must be a file name without path separators")
+
+
+def snapshot_path(directory: Path, name: str) -> Path:
+    """The file of snapshot `name` in a collection's snapshot directory; 404 if none."""
+    check_name(name)
+    path = directory / name
+    if not name.endswith(SUFFIX) or not path.is_file():
+        raise NotFound(f"Not found: Snapshot {name} not found")
+    return path
+
+
+def describe(path: Path) -> dict:
+    """Qdrant's SnapshotDescription of a snapshot file."""
+    stat = path.stat()
+    created = dt.datetime.fromtimestamp(stat.st_mtime, dt.UTC).replace(tzinfo=None)
+    checksum_file = path.with_name(path.name + CHECKSUM_SUFFIX)
+    try:
+        checksum: str | None = checksum_file.read_text().strip() or None
+    except OSError:
+        checksum = None
+    return {
+        "name": path.name,
+        "creation_time": created.isoformat(timespec="seconds"),
+        "size": stat.st_size,
+        "checksum": checksum,
+    }
+
+
+def list_snapshots(directory: Path) -> list[dict]:
+    if not directory.is_dir():
+        return []
+    found = [p for p in directory.iterdir() if p.name.endswith(SUFFIX) and TMP_MARK not in p.name and p.is_file()]
+    return [describe(p) for p in sorted(found, key=lambda p: p.name)]
+
+
+def delete_snapshot(directory: Path, name: str) -> None:
+    path = snapshot_path(directory, name)
+    path.unlink()
+    try:
+        path.with_name(path.name + CHECKSUM_SUFFIX).unlink()
+    except FileNotFoundError:
+        pass
+    fsync_dir(directory)
+
+
+def remove_temporaries(root: Path) -> int:
+    """Remove the partial snapshots a crash left in `<snapshots_path>/<collection>/`."""
+    removed = 0
+    if not root.is_dir():
+        return 0
+    for directory in root.iterdir():
+        if not directory.is_dir():
+            continue
+        for entry in directory.iterdir():
+            if TMP_MARK in entry.name:
+                entry.unlink(missing_ok=True)
+                removed += 1
+    return removed
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+# -- creating -------------------------------------------------------------------------------
+
+
+def take(collection: Collection, staging: Path) -> None:
+    """Copy a consistent cut of `collection` into `staging` (a new directory) with the
+    snapshot's own files. Blocks writes for one flush and the hard-linking."""
+    op_num, records = collection.take_cut(staging)
+    with open(staging / WAL_RECORDS_FILE, "wb") as f:
+        f.write(codec.encode([[n, op] for n, op in records]))
+    write_json_atomic(staging / META_FILE, {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "collection": collection.name,
+        "op_num": op_num,
+        "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "pydrant_version": __version__,
+    })
+
+
+def new_name(directory: Path, collection: str) -> str:
+    """Qdrant's `<collection>-<peer>-<YYYY-MM-DD-HH-MM-SS>.snapshot` (peer 0: one node),
+    with `-N` added when a snapshot of that second exists already."""
+    stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d-%H-%M-%S")
+    base = f"{collection}-0-{stamp}"
+    name = base + SUFFIX
+    n = 1
+    while (directory / name).exists():
+        n += 1
+        name = f"{base}-{n}{SUFFIX}"
+    return name
+
+
+def archive(staging: Path, directory: Path, collection: str) -> dict:
+    """Tar `staging` into `directory` under a new name: written to a temporary name,
+    fsynced, its checksum file written, then renamed into place. Returns its description;
+    on any error nothing partial is left."""
+    mkdir_durable(directory)
+    name = new_name(directory, collection)
+    final = directory / name
+    tmp = directory / f"{name}{TMP_MARK}{uuid.uuid4().hex[:12]}"
+    checksum_path = final.with_name(name + CHECKSUM_SUFFIX)
+    try:
+        digest = hashlib.sha256()
+        with open(tmp, "wb") as raw:
+            hashing = _HashingWriter(raw, digest)
+            with tarfile.open(fileobj=cast(IO[bytes], hashing), mode="w|", format=tarfile.PAX_FORMAT) as tar:
+                for path in sorted(_walk(staging)):
+                    tar.add(path, arcname=path.relative_to(staging).as_posix(), recursive=False)
+            raw.flush()
+            os.fsync(raw.fileno())
+        write_atomic(checksum_path, digest.hexdigest().encode())
+        os.replace(tmp, final)
+        fsync_dir(directory)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        if not final.exists():
+            checksum_path.unlink(missing_ok=True)
+        raise
+    return describe(final)
+
+
+class _HashingWriter:
+    """A write-only file object that hashes what passes through it."""
+
+    def __init__(self, raw, digest):
+        self._raw = raw
+        self._digest = digest
+
+    def write(self, data) -> int:
+        self._digest.update(data)
+        return self._raw.write(data)
+
+    def flush(self) -> None:
+        self._raw.flush()
+
+
+def _walk(root: Path):
+    for directory, dirs, files in os.walk(root):
+        for name in dirs + files:
+            yield Path(directory) / name
+
+
+# -- recovering -----------------------------------------------------------------------------
+
+
+def check_member(member: tarfile.TarInfo) -> str:
+    """The member's safe relative path; BadInput for anything that could write outside
+    the target or is not plain data (links, devices, fifos, absolute paths, `..`)."""
+    name = member.name
+    if not (member.isfile() or member.isdir()):
+        kind = "link" if (member.issym() or member.islnk()) else "special file"
+        raise BadInput(f"Wrong input: snapshot refused: member `{name}` is a {kind}; only files and directories are allowed")
+    if name.startswith(("/", "\\")) or re.match(r"^[A-Za-z]:", name) or "\x00" in name or "\\" in name:
+        raise BadInput(f"Wrong input: snapshot refused: member `{name}` has an absolute or invalid path")
+    parts = PurePosixPath(name).parts
+    if ".." in parts:
+        raise BadInput(f"Wrong input: snapshot refused: member `{name}` leaves the snapshot directory (`..`)")
+    clean = [p for p in parts if p not in ("", ".")]
+    return "/".join(clean)
+
+
+def checked_members(tar: tarfile.TarFile) -> list[tuple[tarfile.TarInfo, str]]:
+    """Every member checked (`check_member`), with bounded count and total size, before
+    anything is extracted."""
+    members: list[tuple[tarfile.TarInfo, str]] = []
+    total = 0
+    for member in tar:
+        if len(members) >= MAX_MEMBERS:
+            raise BadInput(f"Wrong input: snapshot refused: more than {MAX_MEMBERS} members")
+        path = check_member(member)
+        total += max(member.size, 0)
+        if total > MAX_TOTAL_BYTES:
+            raise BadInput("Wrong input: snapshot refused: its members are larger than 1 TiB in total")
+        members.append((member, path))
+    return members
+
+
+def extract(snapshot: Path, target: Path) -> None:
+    """Extract the tar `snapshot` into `target` (a new directory), every member checked
+    first; nothing is written outside `target`."""
+    target.mkdir(parents=True)
+    root = target.resolve()
+    try:
+        with tarfile.open(snapshot, mode="r:") as tar:
+            members = checked_members(tar)
+            for member, path in members:
+                if not path:
+                    continue
+                destination = (root / path).resolve()
+                if root not in destination.parents:
+                    raise BadInput(f"Wrong input: snapshot refused: member `{member.name}` leaves the snapshot directory")
+                if member.isdir():
+                    destination.mkdir(parents=True, exist_ok=True)
+                    continue
+                destination.parent.mkdir(parents=True, exist_ok=True)
+                source = tar.extractfile(member)
+                if source is None:
+                    raise BadInput(f"Wrong input: snapshot refused: member `{member.name}` cannot be read")
+                # O_EXCL and O_NOFOLLOW: never through a link, never over another member
+                fd = os.open(destination, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+                with os.fdopen(fd, "wb") as out:
+                    shutil.copyfileobj(source, out, CHUNK)
+    except (tarfile.TarError, EOFError) as exc:
+        raise BadInput(f"Wrong input: snapshot is not a valid tar archive: {exc}") from exc
+    except FileExistsError as exc:
+        raise BadInput(f"Wrong input: snapshot refused: member `{exc.filename}` appears twice") from exc
+
+
+def unpack(snapshot: Path, target: Path) -> dict:
+    """Turn snapshot file `snapshot` into a collection directory at `target` (a new
+    directory, left for the caller to remove on error). Returns the snapshot's config.
+    BadInput for a file that is not a pydrant snapshot or has a newer format version."""
+    extract(snapshot, target)
+    meta_path = target / META_FILE
+    if not meta_path.is_file():
+        raise BadInput(f"Wrong input: not a pydrant collection snapshot: it has no {META_FILE}")
+    try:
+        meta = read_json(meta_path)
+    except Exception as exc:
+        raise BadInput(f"Wrong input: not a pydrant collection snapshot: unreadable {META_FILE}: {exc}") from exc
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise BadInput(f"Wrong input: not a pydrant collection snapshot: {META_FILE} names no `{FORMAT}` format")
+    version = meta.get("format_version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise BadInput(f"Wrong input: snapshot has an invalid format version {version!r}")
+    if version > FORMAT_VERSION:
+        raise BadInput(
+            f"Wrong input: snapshot format version {version} is newer than this server reads "
+            f"(up to {FORMAT_VERSION}; written by pydrant {meta.get('pydrant_version', '?')}): "
+            "recover it with that pydrant version or a newer one"
+        )
+    try:
+        config = read_json(target / CONFIG_FILE)
+        manifest = read_json(target / MANIFEST_FILE)
+        segment_ids = manifest["segments"]
+        if not isinstance(config, dict) or not isinstance(segment_ids, list) or not segment_ids:
+            raise ValueError("config or manifest of the wrong shape")
+        for segment_id in segment_ids:
+            if not isinstance(segment_id, str) or not (target / SEGMENTS_DIR / segment_id).is_dir():
+                raise ValueError(f"segment {segment_id!r} listed in the manifest is missing")
+        _check_wal_config(config.get("wal_config") or {})
+        records = codec.decode((target / WAL_RECORDS_FILE).read_bytes())
+        if not isinstance(records, list):
+            raise ValueError("WAL records are not a list")
+    except BadInput:
+        raise
+    except Exception as exc:
+        raise BadInput(f"Wrong input: snapshot is incomplete or damaged: {type(exc).__name__}: {exc}") from exc
+    if (target / WAL_DIR).exists():
+        raise BadInput("Wrong input: snapshot is damaged: it holds a WAL directory")
+    wal = _open_wal(target, config)
+    try:
+        wal.append_many((int(n), op) for n, op in records)
+    except ValueError as exc:
+        raise BadInput(f"Wrong input: snapshot is damaged: its WAL records: {exc}") from exc
+    finally:
+        wal.close()
+    (target / META_FILE).unlink()
+    (target / WAL_RECORDS_FILE).unlink()
+    fsync_tree(target)
+    return config
+
+
+def _check_wal_config(wal_config: dict) -> None:
+    """The WAL is created from the snapshot's config before anything else reads it: bound
+    what it would preallocate."""
+    capacity = wal_config.get("wal_capacity_mb", 32)
+    ahead = wal_config.get("wal_segments_ahead", 0)
+    for value, low, high, what in ((capacity, 1, 1 << 16, "wal_capacity_mb"), (ahead, 0, 64, "wal_segments_ahead")):
+        if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+            raise ValueError(f"config {what} {value!r} is out of range {low}..{high}")
+
+
+def validate_loadable(target: Path) -> None:
+    """Open the unpacked collection once and close it: a snapshot whose segments cannot
+    be opened is refused before it replaces anything."""
+    try:
+        collection = Collection.load(target)
+    except Exception as exc:
+        raise BadInput(f"Wrong input: snapshot cannot be loaded: {type(exc).__name__}: {exc}") from exc
+    try:
+        collection._close_files()
+    except Exception as exc:
+        raise ServiceError(f"Service internal error: closing the recovered collection failed: {exc}") from exc

@@ -1,0 +1,174 @@
+"""Collection snapshots API: create, list, download, delete, recover from a location, upload.
+
+The work is in collection/snapshots.py and storage/toc.py (docs/snapshots.md). `wait`
+defaults to true here, as in Qdrant; `wait=false` answers 202 `"status": "accepted"` and
+runs the work in the storage nursery (its errors are logged).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import shutil
+import uuid
+from pathlib import Path
+from urllib.parse import quote, unquote, urlparse
+
+import trio
+from quart import Blueprint, request
+from quart.helpers import send_file
+
+from pydrant.collection import snapshots
+from pydrant.errors import BadInput, NotFound, ValidationFailed
+from pydrant.http import spec_models as models
+from pydrant.http.context import check_write_allowed, toc
+from pydrant.http.envelope import elapsed, json_from_bytes, json_response, off_loop, ok, query_bool, query_enum, raw_body
+from pydrant.http.validation import deserialize
+
+log = logging.getLogger("pydrant.http.snapshots")
+
+blueprint = Blueprint("snapshots", __name__)
+
+PRIORITIES = ("replica", "snapshot", "no_sync")
+_SHA256 = re.compile(r"^[0-9a-fA-F]{64}$")
+
+
+@blueprint.get("/collections/<name>/snapshots")
+async def list_snapshots(name: str):
+    directory = toc().snapshots_dir(name)
+    return ok(await off_loop(snapshots.list_snapshots, directory))
+
+
+@blueprint.post("/collections/<name>/snapshots")
+async def create_snapshot(name: str):
+    wait = query_bool("wait", True)
+    check_write_allowed()
+    toc().get(name)  # 404 before anything starts
+    if not wait:
+        return _in_background(f"snapshot of {name}", toc().create_snapshot, name)
+    return ok(await toc().create_snapshot(name))
+
+
+@blueprint.get("/collections/<name>/snapshots/<snapshot_name>")
+async def download_snapshot(name: str, snapshot_name: str):
+    directory = toc().snapshots_dir(name)
+    path = await off_loop(snapshots.snapshot_path, directory, snapshot_name)
+    # Streamed from the file in chunks, with Content-Length.
+    return await send_file(path, mimetype="application/octet-stream", as_attachment=True, attachment_filename=snapshot_name)
+
+
+@blueprint.delete("/collections/<name>/snapshots/<snapshot_name>")
+async def delete_snapshot(name: str, snapshot_name: str):
+    wait = query_bool("wait", True)
+    check_write_allowed()
+    directory = toc().snapshots_dir(name)
+    snapshots.check_name(snapshot_name)
+    if not wait:
+        await off_loop(snapshots.snapshot_path, directory, snapshot_name)  # 404 now, not later
+        return _in_background(f"deleting snapshot {snapshot_name}", off_loop, snapshots.delete_snapshot, directory, snapshot_name)
+    await off_loop(snapshots.delete_snapshot, directory, snapshot_name)
+    return ok(True)
+
+
+@blueprint.put("/collections/<name>/snapshots/recover")
+async def recover_from_snapshot(name: str):
+    wait = query_bool("wait", True)
+    data = json_from_bytes(await raw_body())
+    if isinstance(data, dict) and isinstance(data.get("location"), str) and data["location"].startswith("/"):
+        data["location"] = "file://" + quote(data["location"])  # a plain absolute path
+    recover = deserialize(models.SnapshotRecover, data)
+    check_write_allowed()
+    path = await off_loop(_local_path, str(recover.location))
+    expected = recover.checksum
+    if not wait:
+        return _in_background(f"recovery of {name}", _recover_checked, name, path, expected, "recover")
+    await _recover_checked(name, path, expected, "recover")
+    return ok(True)
+
+
+@blueprint.post("/collections/<name>/snapshots/upload")
+async def upload_snapshot(name: str):
+    wait = query_bool("wait", True)
+    query_enum("priority", PRIORITIES)
+    expected = request.args.get("checksum") or None
+    if expected is not None and not _SHA256.match(expected):
+        raise ValidationFailed("Validation error in query parameters: [checksum: invalid sha256 hash]")
+    check_write_allowed()
+    try:
+        files = await request.files
+    except Exception as exc:
+        raise BadInput(f"Bad request: cannot read the multipart body: {exc}") from exc
+    upload = files.get("snapshot")
+    if upload is None:
+        raise BadInput("Bad request: the multipart body has no `snapshot` file")
+    root = toc().pending_dir
+    saved = root / f"upload-{uuid.uuid4().hex}.snapshot"
+    await off_loop(_save_upload, upload, saved)
+    if not wait:
+        async def recover_and_remove() -> None:
+            try:
+                await _recover_checked(name, saved, expected, "upload")
+            finally:
+                await off_loop(_remove, saved)
+
+        return _in_background(f"recovery of {name} from an upload", recover_and_remove)
+    try:
+        await _recover_checked(name, saved, expected, "upload")
+    finally:
+        with trio.CancelScope(shield=True):
+            await off_loop(_remove, saved)
+    return ok(True)
+
+
+async def _recover_checked(name: str, path: Path, expected: str | None, how: str) -> None:
+    if expected is not None:
+        actual = await off_loop(snapshots.sha256_file, path)
+        if actual.lower() != expected.lower():
+            if how == "upload":  # Qdrant's two messages differ
+                raise BadInput(f"Checksum mismatch: expected {actual}, actual {expected}")
+            raise BadInput(f"Wrong input: Snapshot checksum mismatch: expected {expected}, got {actual}")
+    await toc().recover_collection(name, path)
+
+
+def _local_path(location: str) -> Path:
+    """The file a recover `location` names: `file:///path` or a plain path, a regular file."""
+    parsed = urlparse(location)
+    if parsed.scheme in ("http", "https"):
+        raise BadInput(
+            "Wrong input: recovering from an http(s) URL is not supported yet by pydrant; "
+            "download the snapshot and upload it (POST /collections/{name}/snapshots/upload) or give a file path"
+        )
+    if parsed.scheme == "file":
+        if parsed.netloc not in ("", "localhost"):
+            raise BadInput(f"Wrong input: Snapshot location {location} names another host")
+        path = Path(unquote(parsed.path))
+    elif parsed.scheme == "" or (len(parsed.scheme) == 1 and location[1:2] == ":"):
+        path = Path(location)
+    else:
+        raise BadInput(f"Wrong input: unsupported snapshot location scheme `{parsed.scheme}`: use file:// or a path")
+    if not path.is_file() or path.resolve().parts[1:2] in (("proc",), ("sys",), ("dev",)):
+        raise NotFound(f"Not found: Snapshot file {path} does not exist")
+    return path
+
+
+def _save_upload(upload, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with open(target, "wb") as out:
+        shutil.copyfileobj(upload.stream, out, 1 << 20)
+
+
+def _remove(path: Path) -> None:
+    path.unlink(missing_ok=True)
+
+
+def _in_background(what: str, function, *args):
+    """Run `function(*args)` in the storage nursery and answer 202 accepted now."""
+
+    async def run() -> None:
+        try:
+            await function(*args)
+        except Exception:
+            log.exception("%s failed (wait=false)", what)
+
+    toc().start_soon(run)
+    return json_response({"result": None, "status": "accepted", "time": elapsed()}, 202)
