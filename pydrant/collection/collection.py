@@ -33,7 +33,7 @@ import trio
 
 from pydrant.collection import apply as applying
 from pydrant.collection import diskspace, strict
-from pydrant.collection.config import index_settings, indexing_threads, search_settings, vector_schema
+from pydrant.collection.config import WAL_RETAIN_CLOSED, index_settings, indexing_threads, search_settings, vector_schema
 from pydrant.collection.engine import Engine
 from pydrant.collection.payload_index import INDEX_FILE as PAYLOAD_INDEX_FILE
 from pydrant.collection.payload_index import PayloadIndexTable
@@ -743,6 +743,7 @@ def _open_wal(path: Path, config: dict) -> Wal:
         path / WAL_DIR,
         capacity_bytes=wal_config.get("wal_capacity_mb", 32) * 1024 * 1024,
         segments_ahead=wal_config.get("wal_segments_ahead", 0),
+        retain_closed=wal_config.get("wal_retain_closed", WAL_RETAIN_CLOSED),
     )
 
 

@@ -4,6 +4,8 @@
 
     body = [op_num, value]                                  a batch of one record
          | [op_num, batch_offset, records_after, value]     a record of a larger batch
+         | [op_num, batch_offset, records_after, timestamp, value]
+                                                            any record, with its commit time
 
 `length` counts the CBOR bytes only; the CRC32C (Castagnoli) covers the same bytes. A
 length of 0 marks the end of the data: files are preallocated with zeros, so the first
@@ -17,6 +19,11 @@ survives names the offset its batch starts at, and a batch is complete only when
 records run without a gap from `batch_offset` 0 to `records_after` 0. A record of the
 two-element shape (written for a batch of one, and by every WAL before batches were
 marked) is a batch of its own: `batch_offset` 0, `records_after` 0.
+
+The five-element shape adds the batch's commit `timestamp` (milliseconds since the epoch,
+an unsigned integer, before the value so it reads without decoding the value). `Wal`
+writes every record in it, a batch of one included; the two older shapes stay readable
+and have no timestamp (`Record.timestamp` None).
 
 This module only works on bytes in memory. Deciding what a bad record means (a torn tail
 to cut, or corruption to report) is `pydrant.wal.scan`'s job.
@@ -36,15 +43,20 @@ from pydrant.wal import codec
 HEADER = struct.Struct("<II")  # length, crc32c
 HEADER_SIZE = HEADER.size
 MAX_OP_NUM = 2**64 - 1  # op_num is a CBOR unsigned integer (major type 0, at most 8 bytes)
-NOT_A_RECORD = "body is not [op_num, value] or [op_num, batch_offset, records_after, value]"
+NOT_A_RECORD = (
+    "body is not [op_num, value], [op_num, batch_offset, records_after, value] "
+    "or [op_num, batch_offset, records_after, timestamp, value]"
+)
 
-# Every record body is a definite-length CBOR array of two ([op_num, value], head 0x82) or
-# of four ([op_num, batch_offset, records_after, value], head 0x84) whose first item is an
-# unsigned integer (major type 0: 0x00..0x1b). Used to skip most byte positions cheaply
+# Every record body is a definite-length CBOR array of two ([op_num, value], head 0x82),
+# of four ([op_num, batch_offset, records_after, value], head 0x84) or of five (the same
+# with the commit timestamp before the value, head 0x85) whose first item is an unsigned
+# integer (major type 0: 0x00..0x1b). Used to skip most byte positions cheaply
 # when looking for a valid record after a bad one.
 SINGLE_RECORD_ARRAY_HEAD = 0x82
 BATCH_RECORD_ARRAY_HEAD = 0x84
-RECORD_ARRAY_HEADS = (SINGLE_RECORD_ARRAY_HEAD, BATCH_RECORD_ARRAY_HEAD)
+TIMED_RECORD_ARRAY_HEAD = 0x85
+RECORD_ARRAY_HEADS = (SINGLE_RECORD_ARRAY_HEAD, BATCH_RECORD_ARRAY_HEAD, TIMED_RECORD_ARRAY_HEAD)
 LARGEST_UINT_HEAD = 0x1B
 MIN_BODY_SIZE = 3  # 0x82, op_num (one byte at least), value (one byte at least)
 
@@ -66,6 +78,7 @@ class Record:
     size: int  # header + body
     batch_offset: int = 0  # bytes from its batch's first frame to this frame
     records_after: int = 0  # records of its batch after this one; 0 ends the batch
+    timestamp: int | None = None  # commit time of its batch, ms since the epoch (None: older record)
 
     @property
     def batch_start(self) -> int:
@@ -77,27 +90,35 @@ class Record:
         return self.records_after == 0
 
 
-def encode_record(op_num: int, value, batch_offset: int = 0, records_after: int = 0) -> bytes:
+def encode_record(
+    op_num: int, value, batch_offset: int = 0, records_after: int = 0, timestamp: int | None = None
+) -> bytes:
     """One whole frame (header and body) for the record.
 
-    With the defaults, a batch of one: the two-element body [op_num, value].
+    With a timestamp, the five-element body; without, the older shapes (with the other
+    defaults, a batch of one: the two-element body [op_num, value]).
     """
-    if batch_offset == 0 and records_after == 0:
+    if timestamp is not None:
+        body = codec.encode([op_num, batch_offset, records_after, timestamp, value])
+    elif batch_offset == 0 and records_after == 0:
         body = codec.encode([op_num, value])
     else:
         body = codec.encode([op_num, batch_offset, records_after, value])
     return HEADER.pack(len(body), google_crc32c.value(body)) + body
 
 
-def encode_batch(entries: list[tuple[int, object]]) -> bytes:
-    """The frames of one batch (one group commit), each marked with its place in it."""
+def encode_batch(entries: list[tuple[int, object]], timestamp: int | None = None) -> bytes:
+    """The frames of one batch (one group commit), each marked with its place in it and,
+    if given, the batch's commit timestamp."""
     frames: list[bytes] = []
     offset = 0
     for index, (op_num, value) in enumerate(entries):
-        if len(entries) == 1:
+        if len(entries) == 1 and timestamp is None:
             frame = encode_record(op_num, value)
         else:
-            frame = encode_record(op_num, value, batch_offset=offset, records_after=len(entries) - 1 - index)
+            frame = encode_record(
+                op_num, value, batch_offset=offset, records_after=len(entries) - 1 - index, timestamp=timestamp
+            )
         frames.append(frame)
         offset += len(frame)
     return b"".join(frames)
@@ -141,6 +162,18 @@ def read_record(data: bytes, offset: int, *, decode_value: bool = True) -> Recor
         and items[1] <= offset
     ):
         return Record(items[0], items[3], offset, size, batch_offset=items[1], records_after=items[2])
+    if (
+        isinstance(items, list)
+        and len(items) == 5
+        and _is_op_num(items[0])
+        and _is_count(items[1])
+        and _is_count(items[2])
+        and _is_count(items[3])
+        and items[1] <= offset
+    ):
+        return Record(
+            items[0], items[4], offset, size, batch_offset=items[1], records_after=items[2], timestamp=items[3]
+        )
     raise WalRecordError(offset, NOT_A_RECORD)
 
 
@@ -168,10 +201,15 @@ def _record_from_head(body: bytes, offset: int, size: int) -> Record:
     if body[0] == SINGLE_RECORD_ARRAY_HEAD:
         return Record(op_num, None, offset, size)
     batch_offset, position = _uint_at(body, position, offset)
-    records_after, _ = _uint_at(body, position, offset)
+    records_after, position = _uint_at(body, position, offset)
+    timestamp = None
+    if body[0] == TIMED_RECORD_ARRAY_HEAD:
+        timestamp, _ = _uint_at(body, position, offset)
     if batch_offset > offset:
         raise WalRecordError(offset, NOT_A_RECORD)
-    return Record(op_num, None, offset, size, batch_offset=batch_offset, records_after=records_after)
+    return Record(
+        op_num, None, offset, size, batch_offset=batch_offset, records_after=records_after, timestamp=timestamp
+    )
 
 
 def _uint_at(body: bytes, position: int, offset: int) -> tuple[int, int]:
@@ -258,6 +296,7 @@ def _plausible_frame_starts(view: np.ndarray, lo: int, hi: int, stop: int) -> li
         & (
             (window[HEADER_SIZE : HEADER_SIZE + count] == SINGLE_RECORD_ARRAY_HEAD)
             | (window[HEADER_SIZE : HEADER_SIZE + count] == BATCH_RECORD_ARRAY_HEAD)
+            | (window[HEADER_SIZE : HEADER_SIZE + count] == TIMED_RECORD_ARRAY_HEAD)
         )
         & (window[HEADER_SIZE + 1 : HEADER_SIZE + 1 + count] <= LARGEST_UINT_HEAD)
     )

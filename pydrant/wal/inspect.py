@@ -17,6 +17,7 @@ import argparse
 import json
 import os
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -84,19 +85,23 @@ def _record_reports(scan: LogScan, from_op_num: int | None):
                 "bytes": record.size,
                 "batch_start": record.batch_start,
                 "records_after": record.records_after,
+                "timestamp": record.timestamp,
                 "summary": summarize(record.value),
                 "value": to_json_ready(record.value),
             }
 
 
-def to_json_ready(value):
-    """`value` with arrays as {"dtype", "shape", "values"} and other non-JSON types as text."""
+def to_json_ready(value, *, arrays_as_lists: bool = False):
+    """`value` with arrays as {"dtype", "shape", "values"} (with arrays_as_lists: as nested
+    lists, the change feed's form) and other non-JSON types as text."""
     if isinstance(value, np.ndarray):
+        if arrays_as_lists:
+            return value.tolist()
         return {"dtype": str(value.dtype), "shape": list(value.shape), "values": value.tolist()}
     if isinstance(value, dict):
-        return {str(key): to_json_ready(item) for key, item in value.items()}
+        return {str(key): to_json_ready(item, arrays_as_lists=arrays_as_lists) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
-        return [to_json_ready(item) for item in value]
+        return [to_json_ready(item, arrays_as_lists=arrays_as_lists) for item in value]
     if value is None or isinstance(value, (str, int, float, bool)):
         return value
     if isinstance(value, bytes):
@@ -160,7 +165,17 @@ def _record_line(record: dict) -> str:
     if record["batch_start"] != record["offset"] or record["records_after"]:  # a batch of several
         after = f"{record['records_after']} more" if record["records_after"] else "last"
         batch = f"batch@{record['batch_start']} {after}  "
-    return f"op {record['op_num']:>8}  {place}  {record['bytes']:>6} B  {batch}{record['summary']}"
+    when = f"{_format_timestamp(record['timestamp'])}  " if record.get("timestamp") is not None else ""
+    return f"op {record['op_num']:>8}  {place}  {record['bytes']:>6} B  {when}{batch}{record['summary']}"
+
+
+def _format_timestamp(timestamp: int) -> str:
+    """A commit timestamp (ms since the epoch) as UTC ISO 8601 with milliseconds."""
+    try:
+        moment = datetime.fromtimestamp(timestamp // 1000, tz=UTC)
+    except (OverflowError, ValueError, OSError):  # not a date a clock gives: show the number
+        return f"t={timestamp}ms"
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{timestamp % 1000:03d}Z"
 
 
 def summarize(value, width: int = SUMMARY_WIDTH) -> str:

@@ -24,6 +24,7 @@ import errno
 import logging
 import os
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from collections.abc import Iterable, Iterator
@@ -69,21 +70,32 @@ class _LogFile:
 
 class Wal:
     def __init__(
-        self, path: Path | str, capacity_bytes: int = DEFAULT_CAPACITY_BYTES, segments_ahead: int = 0
+        self,
+        path: Path | str,
+        capacity_bytes: int = DEFAULT_CAPACITY_BYTES,
+        segments_ahead: int = 0,
+        retain_closed: int = 0,
     ):
         """Open the WAL in `path` (created if missing), check it and get ready to append.
 
         An incomplete batch at the end of the last file (the group commit in flight when the
         process died or the power went) is saved to `<file>.trN` and cut off whole;
         anything else that is wrong raises CorruptWal (docs/wal.md, "Recovery").
+
+        `retain_closed`: how many closed files (every file but the last) `truncate_before`
+        keeps although their records are all below its bound (Qdrant's `wal_retain_closed`),
+        for change-feed readers and point-in-time restore.
         """
         if capacity_bytes <= 0:
             raise ValueError(f"capacity_bytes must be positive, got {capacity_bytes}")
         if segments_ahead < 0:
             raise ValueError(f"segments_ahead must not be negative, got {segments_ahead}")
+        if retain_closed < 0:
+            raise ValueError(f"retain_closed must not be negative, got {retain_closed}")
         self.directory = Path(path)
         self.capacity_bytes = capacity_bytes
         self.segments_ahead = segments_ahead
+        self.retain_closed = retain_closed
         self._lock = threading.Lock()
         self._closed = False
         self._failure: OSError | None = None  # a failed write that could not be undone
@@ -96,6 +108,9 @@ class Wal:
             raise corruption.corrupt_wal()
         self._files = [_LogFile.from_scan(file_scan) for file_scan in scan.files]
         self._spares = list(scan.spares)
+        # Commit timestamps never go back, even if the clock does: point-in-time restore
+        # and feed readers may rely on their order.
+        self._last_timestamp = max((f.last_timestamp for f in scan.files if f.last_timestamp is not None), default=0)
         try:
             if scan.files and scan.files[-1].state == TORN:
                 self._cut_torn_tail(scan.files[-1])
@@ -156,7 +171,9 @@ class Wal:
 
         op_nums must be strictly increasing and above `last_op_num` (ValueError). When this
         returns, every record is on disk. When it raises, none is acknowledged; the bytes
-        written are zeroed again, so a later batch may reuse the op_nums.
+        written are zeroed again, so a later batch may reuse the op_nums. Every record
+        carries the batch's commit timestamp (ms since the epoch, never below an earlier
+        batch's).
         """
         entries = list(entries)
         with self._lock:
@@ -168,10 +185,12 @@ class Wal:
             # Encode before touching any file: a value CBOR cannot carry fails cleanly. Each
             # record is marked with its place in the batch, so that recovery can tell this
             # batch, if a power cut leaves it incomplete, from the acknowledged ones before it.
-            frames = encode_batch(entries)
+            timestamp = max(_now_ms(), self._last_timestamp)
+            frames = encode_batch(entries, timestamp=timestamp)
             target = self._file_for_batch(op_nums[0], len(frames))
             self._write_durably(target, frames)
             target.add_batch(op_nums, len(frames))
+            self._last_timestamp = timestamp
             self._stats["batches"] += 1
             self._stats["appended_records"] += len(op_nums)
             self._keep_spares_ready()
@@ -283,7 +302,8 @@ class Wal:
     # -- truncation ------------------------------------------------------------------------
 
     def truncate_before(self, op_num: int) -> None:
-        """Delete the files whose records all have op_num < `op_num`; never the last file.
+        """Delete the files whose records all have op_num < `op_num`, but keep the last
+        `retain_closed` closed files; never the last file.
 
         Oldest first, with a directory fsync after each, so a crash in between leaves a
         log that starts later but has no gap.
@@ -295,6 +315,8 @@ class Wal:
                 if log_file.last_op_num is not None and log_file.last_op_num >= op_num:
                     break
                 removable += 1
+            closed = len(self._files) - 1
+            removable = max(0, min(removable, closed - self.retain_closed))
             for log_file in self._files[:removable]:
                 _remove_quietly(log_file.path)
                 self._sync_directory()
@@ -423,6 +445,11 @@ def _read_files(snapshot: list[tuple[Path, int, int]], from_op_num: int | None) 
             continue  # nothing wanted in this file: do not even read it
         for record in iter_records(path, data_end, from_op_num=from_op_num):
             yield record.op_num, record.value
+
+
+def _now_ms() -> int:
+    """Wall-clock milliseconds since the epoch: a batch's commit timestamp."""
+    return time.time_ns() // 1_000_000
 
 
 def _spare_number(path: Path) -> int:

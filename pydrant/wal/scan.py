@@ -73,6 +73,7 @@ class FileScan:
     problem: str | None = None
     damaged_end: int | None = None  # end of the non-zero bytes from problem_offset on
     torn_records: int = 0  # TORN: good records of the incomplete batch before the bad one
+    last_timestamp: int | None = None  # the latest commit timestamp of a complete batch
 
     @property
     def torn_bytes(self) -> int:
@@ -219,6 +220,9 @@ def _count(result: FileScan, records: list[Record]) -> None:
     if result.first_op_num is None:
         result.first_op_num = records[0].op_num
     result.last_op_num = records[-1].op_num
+    result.last_timestamp = next(
+        (r.timestamp for r in reversed(records) if r.timestamp is not None), result.last_timestamp
+    )
     result.records += len(records)
     result.data_end = records[-1].offset + records[-1].size
 
@@ -292,3 +296,56 @@ def read_log(directory: Path, from_op_num: int | None = None) -> Iterator[tuple[
             continue
         for record in iter_records(file_scan.path, file_scan.data_end, from_op_num=from_op_num):
             yield record.op_num, record.value
+
+
+@dataclass
+class LogTail:
+    """What `read_tail` found: the records asked for, and where the retained log starts."""
+
+    first_op_num: int | None  # the oldest retained record (None: the log holds no file)
+    records: list[Record] = field(default_factory=list)
+
+
+def read_tail(directory: Path, after: int, limit: int, until: int | None = None) -> LogTail:
+    """Up to `limit` complete records with `after` < op_num <= `until`, in order, read-only.
+
+    For change-feed readers of a running collection's WAL: like `read_log` this never
+    writes, and an incomplete last batch (a group commit in flight) is left out. Unlike
+    it, only the files that can hold op_nums above `after` are read (a file's name is its
+    first op_num, so every record of a file is below the next file's name); corruption in
+    a file read raises CorruptWal. `first_op_num` is the oldest retained file's name: a
+    reader whose `after` is below `first_op_num - 1` has missed records that were
+    truncated. A file deleted by a concurrent truncation while this reads raises
+    FileNotFoundError: the caller reads again.
+    """
+    directory = Path(directory)
+    names = sorted(
+        (int(matched.group(1)), entry)
+        for entry in directory.iterdir()
+        if (matched := LOG_FILE_PATTERN.match(entry.name)) and entry.is_file()
+    )
+    tail = LogTail(first_op_num=names[0][0] if names else None)
+    start = 0
+    for index in range(1, len(names)):
+        if names[index][0] <= after + 1:
+            start = index  # every record of the files before this one is <= after
+    previous_last_op_num = None
+    for index in range(start, len(names)):
+        name_op_num, path = names[index]
+        if until is not None and name_op_num > until:
+            break
+        is_last = index == len(names) - 1
+        file_scan = scan_file(path, name_op_num, path.read_bytes(), previous_last_op_num, is_last)
+        if file_scan.state == CORRUPT:
+            raise file_scan.corrupt_wal()
+        if file_scan.last_op_num is not None:
+            previous_last_op_num = file_scan.last_op_num
+        if not file_scan.records or file_scan.last_op_num is None or file_scan.last_op_num <= after:
+            continue
+        for record in iter_records(path, file_scan.data_end, from_op_num=after + 1):
+            if until is not None and record.op_num > until:
+                return tail
+            tail.records.append(record)
+            if len(tail.records) >= limit:
+                return tail
+    return tail

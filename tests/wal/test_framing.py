@@ -26,6 +26,14 @@ from pydrant.wal.scan import scan_log
 
 CAPACITY = 1 << 20  # one file for every single-file test here
 FIRST_FILE = "00000000000000000001.wal"
+# The commit timestamp every batch gets here (the clock is fixed), so that tests can
+# compute where the Wal's frames are.
+NOW_MS = 1_764_000_000_123
+
+
+@pytest.fixture(autouse=True)
+def fixed_clock(monkeypatch):
+    monkeypatch.setattr("pydrant.wal.log._now_ms", lambda: NOW_MS)
 
 VALUES = st.one_of(
     st.dictionaries(st.sampled_from(["type", "id", "payload"]), st.integers(-1000, 1000) | st.text(max_size=30)),
@@ -80,8 +88,8 @@ def frame_ends(entries, *, one_batch: bool = True) -> list[int]:
     """Offset just past each record's frame in a single-file log written as one batch (or,
     one_batch=False, record by record)."""
     if not one_batch:
-        return list(np.cumsum([len(encode_record(op_num, value)) for op_num, value in entries]))
-    data = encode_batch(entries)
+        return list(np.cumsum([len(encode_record(op_num, value, timestamp=NOW_MS)) for op_num, value in entries]))
+    data = encode_batch(entries, timestamp=NOW_MS)
     ends, offset = [], 0
     while offset < len(data):
         offset += HEADER.size + HEADER.unpack_from(data, offset)[0]
@@ -91,7 +99,7 @@ def frame_ends(entries, *, one_batch: bool = True) -> list[int]:
 
 def batch_ends(batches) -> list[int]:
     """Offset just past each batch in a single-file log."""
-    return list(np.cumsum([len(encode_batch(batch)) for batch in batches]))
+    return list(np.cumsum([len(encode_batch(batch, timestamp=NOW_MS)) for batch in batches]))
 
 
 def flip_byte(path: Path, offset: int, mask: int = 0xFF) -> None:
