@@ -20,6 +20,7 @@ from pydrant.collection import diskspace
 from pydrant.errors import PydrantError
 from pydrant.http import (
     aliases,
+    changes,
     collections,
     discover,
     facet,
@@ -40,7 +41,7 @@ from pydrant.storage.toc import TableOfContent
 
 log = logging.getLogger("pydrant.http")
 
-BLUEPRINTS = (service, collections, aliases, points, retrieve, indexes, facet, search, recommend, discover, query, snapshots)
+BLUEPRINTS = (service, collections, aliases, points, retrieve, indexes, facet, search, recommend, discover, query, snapshots, changes)
 
 
 def create_app(settings=None) -> QuartTrio:
