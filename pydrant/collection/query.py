@@ -46,6 +46,7 @@ from pydrant.collection.vector_input import (
     parse_vector_input,
     vector_space,
 )
+from pydrant.config import DEFAULTS
 from pydrant.errors import BadInput
 from pydrant.segments import scoring
 from pydrant.segments.ids import id_sort_key, normalize_id
@@ -605,7 +606,8 @@ def _large_unindexed(segment, using: str, config: dict) -> bool:
     if not segment.is_appendable:
         return False
     threshold_kb = (config.get("optimizer_config") or {}).get("indexing_threshold")
-    threshold_kb = 10_000 if threshold_kb is None else threshold_kb
+    if threshold_kb is None:
+        threshold_kb = DEFAULTS.storage.optimizers.indexing_threshold_kb or 0
     return threshold_kb > 0 and segment.vector_bytes().get(using, 0) / 1024 >= threshold_kb
 
 
