@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import orjson
 import trio
-from quart import Blueprint, Response
+from quart import Blueprint, Response, current_app
 
 from pydrant.http.context import toc
 from pydrant.http.envelope import error, off_loop, query_int
@@ -37,6 +37,10 @@ MAX_TIMEOUT_SECONDS = 60
 POLL_SECONDS = 0.05
 READ_ATTEMPTS = 5  # a concurrent truncation may delete a file while it is read: read again
 NDJSON = "application/x-ndjson"
+# Truthy in `app.extensions` once a stop signal arrived: waiting readers answer at once, so
+# that a graceful stop does not wait for their long-polls. (Nothing sets it yet: the
+# server's signal handler, pydrant/http/server.py, is to set it before draining.)
+STOPPING = "stopping"
 
 
 @blueprint.get("/collections/<name>/changes")
@@ -65,11 +69,11 @@ async def changes(name: str):
 
 async def _wait_for_commit(name: str, since: int, timeout: int) -> int | None:
     """The WAL's last acknowledged op_num once it passes `since`, or when `timeout` seconds
-    have passed. The collection is looked up again each time: it may be deleted (404) or
-    its `Wal` object replaced after a failed write meanwhile."""
+    have passed, or the server is stopping. The collection is looked up again each time: it
+    may be deleted (404) or its `Wal` object replaced after a failed write meanwhile."""
     committed = None
     with trio.move_on_after(timeout):
-        while True:
+        while not current_app.extensions.get(STOPPING):
             committed = toc().get(name).wal.last_op_num
             if committed is not None and committed > since:
                 return committed
