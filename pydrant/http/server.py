@@ -72,11 +72,13 @@ def _host_for_bind(host: str) -> str:
     return f"[{host}]" if ":" in host and not host.startswith("[") else host
 
 
-async def _wait_for_signal(in_flight: RequestsInFlight, task_status=trio.TASK_STATUS_IGNORED) -> None:
+async def _wait_for_signal(app, in_flight: RequestsInFlight, task_status=trio.TASK_STATUS_IGNORED) -> None:
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         task_status.started()
         async for signum in signals:
             log.info("received %s: finishing %d requests in flight", signal.Signals(signum).name, in_flight.count)
+            # Long-polls (the change feed) answer at once instead of holding the stop back.
+            app.extensions["stopping"] = True
             await in_flight.drained()
             log.info("shutting down")
             return
@@ -92,7 +94,7 @@ async def serve_async(settings, *, task_status=trio.TASK_STATUS_IGNORED) -> None
         settings.service.host, settings.service.http_port, Path(settings.storage.storage_path).resolve(),
     )
     await hypercorn_serve(
-        app, config, shutdown_trigger=partial(_wait_for_signal, in_flight), task_status=task_status
+        app, config, shutdown_trigger=partial(_wait_for_signal, app, in_flight), task_status=task_status
     )
 
 

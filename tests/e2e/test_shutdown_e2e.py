@@ -59,3 +59,24 @@ def test_writes_racing_a_sigterm_are_answered_or_refused_never_broken(tmp_path):
         assert count["result"]["count"] >= 500 * len(acknowledged)
     finally:
         restarted.stop()
+
+
+def test_sigterm_does_not_wait_for_a_change_feed_long_poll(tmp_path):
+    server = ServerProcess(tmp_path / "storage").start()
+    httpx.put(f"{server.url}/collections/c", json={"vectors": {"size": 2, "distance": "Dot"}}).raise_for_status()
+    answers = []
+
+    def follow():  # waits up to 60 s for an operation that never comes
+        try:
+            answers.append(httpx.get(f"{server.url}/collections/c/changes", params={"since": 0, "timeout": 60}, timeout=90))
+        except httpx.TransportError as exc:
+            answers.append(exc)
+
+    reader = threading.Thread(target=follow)
+    reader.start()
+    time.sleep(1.0)  # the long-poll is waiting
+    started = time.monotonic()
+    assert server.stop(timeout=40) == 0
+    assert time.monotonic() - started < 10  # not the 30 s drain nor the 60 s poll
+    reader.join(timeout=10)
+    assert answers and (not isinstance(answers[0], httpx.Response) or answers[0].status_code == 200)
