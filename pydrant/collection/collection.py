@@ -40,6 +40,7 @@ from pydrant.collection.payload_index import PayloadIndexTable
 from pydrant.collection.points import prepare_upsert
 from pydrant.collection.predicates import Predicate
 from pydrant.collection.reads import ReadEngine
+from pydrant.config import DEFAULTS
 from pydrant.errors import NotFound, ServiceError
 from pydrant.fsutil import fsync_dir, read_json, write_json_atomic
 from pydrant.issues import BOARD, collection_issue_id
@@ -578,7 +579,7 @@ class Collection:
         with backoff, and never ends the collection's other tasks."""
         delay = None
         while True:
-            interval = (self.config.get("optimizer_config") or {}).get("flush_interval_sec", 5)
+            interval = (self.config.get("optimizer_config") or {}).get("flush_interval_sec", DEFAULTS.storage.optimizers.flush_interval_sec)
             await trio.sleep(max(interval, 0.1) if delay is None else min(delay, max(interval, 0.1)))
             try:
                 await trio.to_thread.run_sync(self.flush)
@@ -741,8 +742,8 @@ def _open_wal(path: Path, config: dict) -> Wal:
     wal_config = config.get("wal_config") or {}
     return Wal(
         path / WAL_DIR,
-        capacity_bytes=wal_config.get("wal_capacity_mb", 32) * 1024 * 1024,
-        segments_ahead=wal_config.get("wal_segments_ahead", 0),
+        capacity_bytes=wal_config.get("wal_capacity_mb", DEFAULTS.storage.wal.wal_capacity_mb) * 1024 * 1024,
+        segments_ahead=wal_config.get("wal_segments_ahead", DEFAULTS.storage.wal.wal_segments_ahead),
         retain_closed=wal_config.get("wal_retain_closed", WAL_RETAIN_CLOSED),
     )
 
