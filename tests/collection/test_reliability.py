@@ -165,8 +165,9 @@ async def test_failed_manifest_write_after_the_rename_loses_no_segment(tmp_path,
 
 async def test_wal_is_truncated_under_insert_only_load_after_a_swap(tmp_path):
     """Finding 7: an indexed segment that no write touches any more must not hold the WAL
-    back: after a flush the WAL starts after everything applied before it."""
-    collection = await open_collection(tmp_path / "c", make_config(wal_capacity_mb=1))
+    back: after a flush the WAL starts after everything applied before it. (No closed file
+    is retained for the change feed here: `wal_retain_closed: 0`, so truncation shows whole.)"""
+    collection = await open_collection(tmp_path / "c", make_config(wal_capacity_mb=1, wal_retain_closed=0))
     async with trio.open_nursery() as nursery:
         await nursery.start(collection.run)
         await upsert(collection, {i: (vector(i), "a") for i in range(50)})
