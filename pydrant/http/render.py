@@ -37,13 +37,17 @@ def vectors_json(vectors: dict | None):
 def record_json(record: Record) -> dict:
     """Qdrant's `Record`: absent payload, vector, shard_key and order_value are left out
     (`skip_serializing_if = "Option::is_none"`), not written as null."""
-    entry: dict = {"id": record.id}
-    if record.payload is not None:
-        entry["payload"] = record.payload
-    if record.vectors is not None:
-        entry["vector"] = vectors_json(record.vectors)
-    if record.order_value is not None:
-        entry["order_value"] = record.order_value
+    return _with_present_fields({"id": record.id}, record.payload, record.vectors, record.order_value)
+
+
+def _with_present_fields(entry: dict, payload, vectors, order_value) -> dict:
+    """Adds `payload`, `vector` and `order_value` to `entry` when the point has them."""
+    if payload is not None:
+        entry["payload"] = payload
+    if vectors is not None:
+        entry["vector"] = vectors_json(vectors)
+    if order_value is not None:
+        entry["order_value"] = order_value
     return entry
 
 
@@ -53,18 +57,12 @@ def records_json(records: list[Record]) -> list[dict]:
 
 def scored_point_json(hit: Hit) -> dict:
     """Qdrant's `ScoredPoint`; like records, absent optional fields are left out."""
-    entry: dict = {
+    entry = {
         "id": hit.id,
         "version": hit.version,
         "score": np.float32(hit.score),  # printed as Qdrant prints its f32 scores (shortest form)
     }
-    if hit.payload is not None:
-        entry["payload"] = hit.payload
-    if hit.vectors is not None:
-        entry["vector"] = vectors_json(hit.vectors)
-    if hit.order_value is not None:
-        entry["order_value"] = hit.order_value
-    return entry
+    return _with_present_fields(entry, hit.payload, hit.vectors, hit.order_value)
 
 
 def scored_points_json(hits: list[Hit]) -> list[dict]:
