@@ -4,12 +4,17 @@
     pydrant config [--config PATH] [--host HOST] [--port PORT]
     pydrant wal inspect PATH [--json]
     pydrant wal replay WAL_PATH --into DIR [--collection-config FILE]
+    pydrant snapshot inspect FILE [--json] [--checksum HEX]
+    pydrant snapshot verify FILE [--checksum HEX]
+    pydrant snapshot restore FILE --into STORAGE_DIR [--name NAME] [--force] [--checksum HEX]
     pydrant version
 
 `serve` and `config` read settings as pydrant.config describes (defaults <- YAML file <-
 environment <- flags); a bad setting is reported on stderr with exit status 2. The `wal`
 commands hand their arguments, untouched, to the tool that implements them, so that tool's
-own `--help` is the authority on its options.
+own `--help` is the authority on its options. The `snapshot` commands work offline on a
+snapshot file (pydrant/snapshot_tools.py, docs/snapshots.md "Tools"): exit status 0 when
+all is well, 1 with one line per problem.
 """
 
 from __future__ import annotations
@@ -82,9 +87,46 @@ def build_parser() -> argparse.ArgumentParser:
     for (_, name), (_, summary) in DELEGATED.items():
         wal_commands.add_parser(name, help=f"{summary} (see `pydrant wal {name} --help`)", add_help=False)
 
+    _add_snapshot_commands(commands)
+
     version = commands.add_parser("version", help="print pydrant's version and the Qdrant API version")
     version.set_defaults(handler=run_version)
     return parser
+
+
+def _add_snapshot_commands(commands) -> None:
+    snapshot = commands.add_parser("snapshot", help="inspect, verify or restore a collection snapshot file offline")
+    snapshot.set_defaults(handler=lambda options: _usage(snapshot))
+    tools = snapshot.add_subparsers(title="snapshot commands", metavar="SNAPSHOT_COMMAND")
+    checksum_help = "expected sha256 (hex); default: the FILE.checksum beside it, if any"
+
+    inspect = tools.add_parser("inspect", help="describe a snapshot: format, config, segments, WAL records")
+    inspect.add_argument("file", metavar="FILE")
+    inspect.add_argument("--json", action="store_true", help="print one JSON object")
+    inspect.add_argument("--checksum", metavar="HEX", help=checksum_help)
+    inspect.set_defaults(handler=_snapshot_tool("run_inspect"))
+
+    verify = tools.add_parser("verify", help="check a snapshot as recovery would: exit 0 ok, 1 problem")
+    verify.add_argument("file", metavar="FILE")
+    verify.add_argument("--checksum", metavar="HEX", help=checksum_help)
+    verify.set_defaults(handler=_snapshot_tool("run_verify"))
+
+    restore = tools.add_parser("restore", help="restore a snapshot into the storage directory of a stopped server")
+    restore.add_argument("file", metavar="FILE")
+    restore.add_argument("--into", metavar="STORAGE_DIR", required=True, help="the server's storage.storage_path")
+    restore.add_argument("--name", help="collection name (default: the snapshot's)")
+    restore.add_argument("--force", action="store_true", help="replace a collection of that name")
+    restore.add_argument("--checksum", metavar="HEX", help=checksum_help)
+    restore.set_defaults(handler=_snapshot_tool("run_restore"))
+
+
+def _snapshot_tool(function: str) -> Callable[[argparse.Namespace], int]:
+    def handler(options: argparse.Namespace) -> int:
+        from pydrant import snapshot_tools  # loads the storage stack only for these commands
+
+        return getattr(snapshot_tools, function)(options)
+
+    return handler
 
 
 def _add_settings_options(parser: argparse.ArgumentParser) -> None:

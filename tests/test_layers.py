@@ -55,6 +55,7 @@ TOP_MODULE_LAYER = {
     "issues": "ground",
     "fsutil": "ground",
     "cli": "cli",
+    "snapshot_tools": "cli",  # `pydrant snapshot inspect|verify|restore`, run by cli.py
     "fdlimit": "cli",  # the entry point's process setup (open-files limit); only cli.py uses it
 }
 

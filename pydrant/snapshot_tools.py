@@ -1,0 +1,471 @@
+"""Offline snapshot tools: `pydrant snapshot inspect|verify|restore` (docs/snapshots.md "Tools").
+
+They work on a snapshot file alone, with no server: `inspect` describes it, `verify`
+checks it as recovery would (and more), `restore` puts it into the storage directory of a
+stopped server. The tar is read through the same checks recovery uses
+(`collection/snapshots.py`: `checked_members`, `extract`, `unpack`, `validate_loadable`);
+the snapshot file itself is never written. Long passes report the bytes read on stderr
+when stderr is a terminal.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import shutil
+import sys
+import tarfile
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import IO, cast
+
+from pydrant.collection import snapshots
+from pydrant.collection.collection import CONFIG_FILE, MANIFEST_FILE, SEGMENTS_DIR
+from pydrant.collection.config import vector_schema
+from pydrant.errors import BadInput, ServiceError, ValidationFailed
+from pydrant.fsutil import fsync_dir, mkdir_durable, read_json
+from pydrant.segments.indexed import open_segment
+from pydrant.storage.names import validate_name
+from pydrant.storage.toc import COLLECTIONS_DIR, PENDING_DIR, exchange_directories
+from pydrant.wal import codec
+
+EXIT_OK = 0
+EXIT_PROBLEM = 1
+MAX_META_BYTES = 1 << 20  # snapshot.json is a few hundred bytes
+
+
+class Problem(Exception):
+    """A snapshot that fails a check; the message is one line."""
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).removeprefix("Wrong input: ")
+    return " ".join(text.split())
+
+
+# -- progress -------------------------------------------------------------------------------
+
+
+class Progress:
+    """`label: 12.0 / 340.5 MiB` on stderr, rewritten in place at most 10 times a second;
+    silent when stderr is not a terminal."""
+
+    def __init__(self, label: str, total: int, stream: IO[str] | None = None):
+        self.stream = stream if stream is not None else sys.stderr
+        self.enabled = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.label = label
+        self.total = total
+        self._last = 0.0
+        self._shown = False
+
+    def update(self, done: int) -> None:
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if now - self._last < 0.1 and done < self.total:
+            return
+        self._last = now
+        self._shown = True
+        mib = 1 << 20
+        self.stream.write(f"\r{self.label}: {done / mib:.1f} / {self.total / mib:.1f} MiB")
+        self.stream.flush()
+
+    def done(self) -> None:
+        if self.enabled and self._shown:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+class _CountingReader(io.RawIOBase):
+    """A read-only, seekable view of a file that reports its position to a Progress."""
+
+    def __init__(self, raw: IO[bytes], progress: Progress):
+        self._raw = raw
+        self._progress = progress
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._raw.read(size)
+        self._progress.update(self._raw.tell())
+        return data
+
+    def readinto(self, buffer) -> int:
+        data = self.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self._raw.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._raw.tell()
+
+
+# -- checks ---------------------------------------------------------------------------------
+
+
+def checksum_file(path: Path) -> Path:
+    return path.with_name(path.name + snapshots.CHECKSUM_SUFFIX)
+
+
+def expected_checksum(path: Path, given: str | None) -> tuple[str | None, str | None]:
+    """(expected sha256, where it came from): `--checksum`, else the `.checksum` file beside
+    the snapshot, else (None, None)."""
+    if given:
+        return given.strip().lower(), "--checksum"
+    try:
+        text = checksum_file(path).read_text().strip().lower()
+    except OSError:
+        return None, None
+    return (text or None), checksum_file(path).name
+
+
+def sha256(path: Path, progress_label: str = "checksum") -> str:
+    progress = Progress(progress_label, path.stat().st_size)
+    digest = hashlib.sha256()
+    done = 0
+    with open(path, "rb") as f:
+        while chunk := f.read(snapshots.CHUNK):
+            digest.update(chunk)
+            done += len(chunk)
+            progress.update(done)
+    progress.done()
+    return digest.hexdigest()
+
+
+def scan(path: Path) -> tuple[list[tuple[tarfile.TarInfo, str]], dict | None]:
+    """Every member checked as recovery checks them (`snapshots.checked_members`), plus
+    duplicates, without extracting anything; and `snapshot.json` if the tar has one.
+    Problem for a tar recovery would refuse."""
+    progress = Progress("reading", path.stat().st_size)
+    try:
+        with open(path, "rb") as raw:
+            reader = _CountingReader(raw, progress)
+            with tarfile.open(fileobj=cast(IO[bytes], reader), mode="r:") as tar:
+                members = snapshots.checked_members(tar)
+                seen: set[str] = set()
+                meta = None
+                for member, name in members:
+                    if member.isfile():
+                        if name in seen:
+                            raise Problem(f"snapshot refused: member `{member.name}` appears twice")
+                        seen.add(name)
+                    if name == snapshots.META_FILE and member.isfile() and member.size <= MAX_META_BYTES:
+                        source = tar.extractfile(member)
+                        if source is not None:
+                            try:
+                                meta = json.loads(source.read())
+                            except ValueError:
+                                meta = None
+    except BadInput as exc:
+        raise Problem(_reason(exc)) from exc
+    except (tarfile.TarError, EOFError) as exc:
+        raise Problem(f"snapshot is not a valid tar archive: {exc}") from exc
+    finally:
+        progress.done()
+    return members, meta if isinstance(meta, dict) else None
+
+
+def format_status(meta: dict | None) -> str | None:
+    """None if recovery reads this snapshot.json's format, else why not (one line)."""
+    if meta is None or meta.get("format") != snapshots.FORMAT:
+        return f"not a pydrant collection snapshot: no readable {snapshots.META_FILE} naming `{snapshots.FORMAT}`"
+    version = meta.get("format_version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        return f"snapshot has an invalid format version {version!r}"
+    if version > snapshots.FORMAT_VERSION:
+        return (
+            f"snapshot format version {version} is newer than this pydrant reads (up to "
+            f"{snapshots.FORMAT_VERSION}; written by pydrant {meta.get('pydrant_version', '?')})"
+        )
+    return None
+
+
+def count_segments(directory: Path, config: dict, segment_ids: list) -> list[dict]:
+    """Open every segment of a collection directory and count its points (the WAL records
+    are not applied). Raises on a segment that cannot be opened."""
+    schema = vector_schema(config)
+    found = []
+    for segment_id in segment_ids:
+        segment = open_segment(directory / SEGMENTS_DIR / segment_id, schema)
+        try:
+            kind = "indexed" if (directory / SEGMENTS_DIR / segment_id / "segment.json").exists() else "appendable"
+            found.append({"id": segment_id, "kind": kind, "points": segment.count()})
+        finally:
+            segment.close()
+    return found
+
+
+# -- inspect --------------------------------------------------------------------------------
+
+
+def inspect(path: Path, checksum: str | None = None) -> dict:
+    """What the snapshot holds. Problem if it cannot be read at all (not a tar, hostile
+    member); a damaged part is reported under `problems`, not raised."""
+    report: dict = {"file": str(path), "size": path.stat().st_size, "problems": []}
+    expected, source = expected_checksum(path, checksum)
+    if expected is None:
+        report["checksum"] = {"status": "no checksum file", "sha256": None}
+    else:
+        actual = sha256(path)
+        report["checksum"] = {
+            "status": "ok" if actual == expected else "mismatch",
+            "sha256": actual,
+            "expected": expected,
+            "from": source,
+        }
+        if actual != expected:
+            report["problems"].append(f"checksum mismatch: expected {expected}, got {actual}")
+    members, meta = scan(path)
+    report["members"] = len(members)
+    report["format"] = meta.get("format") if meta else None
+    report["format_version"] = meta.get("format_version") if meta else None
+    for key in ("collection", "op_num", "created", "pydrant_version"):
+        report[key] = meta.get(key) if meta else None
+    unsupported = format_status(meta)
+    report["format_supported"] = unsupported is None
+    if unsupported is not None:
+        report["problems"].append(unsupported)
+        return report
+    with tempfile.TemporaryDirectory(prefix="pydrant-inspect-") as tmp:
+        target = Path(tmp) / "collection"
+        try:
+            snapshots.extract(path, target)
+        except BadInput as exc:
+            report["problems"].append(_reason(exc))
+            return report
+        try:
+            config = read_json(target / CONFIG_FILE)
+            manifest = read_json(target / MANIFEST_FILE)
+            records = codec.decode((target / snapshots.WAL_RECORDS_FILE).read_bytes())
+        except Exception as exc:
+            report["problems"].append(f"snapshot is incomplete or damaged: {type(exc).__name__}: {exc}")
+            return report
+        report["config"] = config_summary(config)
+        report["wal_records"] = len(records) if isinstance(records, list) else None
+        if isinstance(records, list) and records:
+            report["wal_op_nums"] = [records[0][0], records[-1][0]]
+        segment_ids = manifest.get("segments") if isinstance(manifest, dict) else None
+        try:
+            report["segments"] = count_segments(target, config, segment_ids or [])
+            report["points"] = sum(s["points"] for s in report["segments"])
+        except Exception as exc:
+            report["segments"] = [{"id": s} for s in segment_ids or []]
+            report["problems"].append(f"a segment cannot be opened: {type(exc).__name__}: {exc}")
+    return report
+
+
+def config_summary(config: dict) -> dict:
+    params = config.get("params", {}) if isinstance(config, dict) else {}
+    vectors = params.get("vectors")
+    if isinstance(vectors, dict) and "size" in vectors:
+        vectors = {"": vectors}
+    dense = {
+        name: f"{v.get('size')} {v.get('distance')}" + (" multivector" if v.get("multivector_config") else "")
+        for name, v in (vectors or {}).items()
+        if isinstance(v, dict)
+    }
+    return {
+        "vectors": dense,
+        "sparse_vectors": sorted((params.get("sparse_vectors") or {}).keys()),
+        "shard_number": params.get("shard_number"),
+        "on_disk_payload": params.get("on_disk_payload"),
+        "quantization": bool(config.get("quantization_config")) if isinstance(config, dict) else False,
+    }
+
+
+def render_inspect(report: dict) -> str:
+    lines = [f"file: {report['file']} ({report['size']} bytes, {report.get('members', '?')} members)"]
+    c = report.get("checksum") or {}
+    if c.get("status") == "no checksum file":
+        lines.append("checksum: no .checksum file beside it (pass --checksum HEX to check)")
+    else:
+        lines.append(f"checksum: {c.get('status')} (sha256 {c.get('sha256')}, from {c.get('from')})")
+    lines.append(
+        f"format: {report.get('format')} version {report.get('format_version')}"
+        + ("" if report.get("format_supported") else " (not supported)")
+    )
+    if report.get("collection") is not None:
+        lines.append(
+            f"collection: {report['collection']}  op_num: {report.get('op_num')}  created: {report.get('created')}"
+            f"  pydrant: {report.get('pydrant_version')}"
+        )
+    if "config" in report:
+        cfg = report["config"]
+        vectors = ", ".join(f"{n or '(default)'}: {d}" for n, d in cfg["vectors"].items()) or "none"
+        lines.append(f"vectors: {vectors}")
+        if cfg["sparse_vectors"]:
+            lines.append(f"sparse vectors: {', '.join(cfg['sparse_vectors'])}")
+        if cfg["quantization"]:
+            lines.append("quantization: yes")
+    for segment in report.get("segments", []):
+        lines.append(f"segment {segment['id']}: {segment.get('kind', '?')}, {segment.get('points', '?')} points")
+    if "points" in report:
+        lines.append(f"points in segments: {report['points']}")
+    if "wal_records" in report:
+        extra = f" (op {report['wal_op_nums'][0]}..{report['wal_op_nums'][1]})" if report.get("wal_op_nums") else ""
+        lines.append(f"WAL records included: {report['wal_records']}{extra}")
+    for problem in report["problems"]:
+        lines.append(f"problem: {problem}")
+    return "\n".join(lines)
+
+
+# -- verify ---------------------------------------------------------------------------------
+
+
+def verify(path: Path, checksum: str | None = None) -> tuple[list[str], dict]:
+    """Every problem found (one line each; empty: the snapshot would recover), and what was
+    counted. Checks: the checksum (if one is known), the tar's members as recovery checks
+    them, the format version, the unpack recovery does (config, manifest, segments, WAL
+    records), every segment opened and counted, and the collection loaded once."""
+    problems: list[str] = []
+    facts: dict = {}
+    expected, source = expected_checksum(path, checksum)
+    facts["checksum"] = source
+    if expected is not None:
+        actual = sha256(path)
+        if actual != expected:
+            problems.append(f"checksum mismatch: expected {expected} ({source}), got {actual}")
+    try:
+        members, meta = scan(path)
+    except Problem as exc:
+        return problems + [str(exc)], facts
+    facts["members"] = len(members)
+    unsupported = format_status(meta)
+    if unsupported is not None:
+        return problems + [unsupported], facts
+    with tempfile.TemporaryDirectory(prefix="pydrant-verify-") as tmp:
+        target = Path(tmp) / "collection"
+        try:
+            config = snapshots.unpack(path, target)
+            segment_ids = read_json(target / MANIFEST_FILE)["segments"]
+        except (BadInput, ServiceError) as exc:
+            return problems + [_reason(exc)], facts
+        try:
+            segments = count_segments(target, config, segment_ids)
+        except Exception as exc:
+            return problems + [f"a segment cannot be opened: {type(exc).__name__}: {exc}"], facts
+        facts["segments"] = len(segments)
+        facts["points"] = sum(s["points"] for s in segments)
+        try:
+            snapshots.validate_loadable(target)
+        except (BadInput, ServiceError) as exc:
+            problems.append(_reason(exc))
+    return problems, facts
+
+
+# -- restore --------------------------------------------------------------------------------
+
+
+def restore(path: Path, storage: Path, name: str | None = None, *, force: bool = False, checksum: str | None = None) -> tuple[str, Path]:
+    """Unpack `path` into `<storage>/collections/<name>` of a stopped server, as recovery
+    does: checksum (if known), members checked, unpacked into `<storage>/pending/`, opened
+    once, then renamed into place (an existing collection is swapped out with one rename
+    exchange, only with `force`). Returns (name, directory). Problem on any refusal;
+    nothing in `collections/` changes then."""
+    if not storage.is_dir():
+        raise Problem(f"storage directory {storage} does not exist")
+    expected, source = expected_checksum(path, checksum)
+    if expected is not None:
+        actual = sha256(path)
+        if actual != expected:
+            raise Problem(f"checksum mismatch: expected {expected} ({source}), got {actual}")
+    _members, meta = scan(path)
+    unsupported = format_status(meta)
+    if unsupported is not None:
+        raise Problem(unsupported)
+    assert meta is not None
+    name = name or meta.get("collection")
+    if not isinstance(name, str):
+        raise Problem("the snapshot names no collection: pass --name")
+    try:
+        validate_name(name)
+    except ValidationFailed as exc:
+        raise Problem(_reason(exc)) from exc
+    if "/" in name or "\\" in name or name in (".", ".."):
+        raise Problem(f"invalid collection name `{name}`")
+    collections = storage / COLLECTIONS_DIR
+    pending = storage / PENDING_DIR
+    final = collections / name
+    if final.exists() and not force:
+        raise Problem(f"collection `{name}` exists in {storage}: pass --force to replace it")
+    mkdir_durable(collections)
+    mkdir_durable(pending)
+    # pending/ is emptied when the server starts: a crash here leaves nothing behind
+    staging = pending / f"restore-{uuid.uuid4().hex}"
+    try:
+        try:
+            snapshots.unpack(path, staging)
+            snapshots.validate_loadable(staging)
+        except (BadInput, ServiceError) as exc:
+            raise Problem(_reason(exc)) from exc
+        if final.exists():
+            exchange_directories(staging, final)  # staging now holds the old collection
+        else:
+            staging.rename(final)
+        fsync_dir(collections)
+        fsync_dir(pending)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return name, final
+
+
+# -- commands (called by pydrant/cli.py) ----------------------------------------------------
+
+
+def run_inspect(options) -> int:
+    path = Path(options.file)
+    if not path.is_file():
+        print(f"pydrant snapshot inspect: {path}: no such file", file=sys.stderr)
+        return EXIT_PROBLEM
+    try:
+        report = inspect(path, options.checksum)
+    except (Problem, OSError) as exc:
+        if options.json:
+            print(json.dumps({"file": str(path), "problems": [str(exc)]}))
+        else:
+            print(f"problem: {exc}")
+        return EXIT_PROBLEM
+    print(json.dumps(report, indent=2) if options.json else render_inspect(report))
+    return EXIT_PROBLEM if report["problems"] else EXIT_OK
+
+
+def run_verify(options) -> int:
+    path = Path(options.file)
+    if not path.is_file():
+        print(f"problem: {path}: no such file")
+        return EXIT_PROBLEM
+    try:
+        problems, facts = verify(path, options.checksum)
+    except OSError as exc:
+        problems, facts = [f"cannot read or unpack it: {exc}"], {}
+    for problem in problems:
+        print(f"problem: {problem}")
+    if problems:
+        return EXIT_PROBLEM
+    checked = "checksum ok" if facts.get("checksum") else "no checksum to compare"
+    print(f"ok: {path.name}: {checked}, {facts['members']} members, {facts['segments']} segments, {facts['points']} points")
+    return EXIT_OK
+
+
+def run_restore(options) -> int:
+    path = Path(options.file)
+    if not path.is_file():
+        print(f"problem: {path}: no such file", file=sys.stderr)
+        return EXIT_PROBLEM
+    try:
+        name, directory = restore(path, Path(options.into), options.name, force=options.force, checksum=options.checksum)
+    except (Problem, OSError) as exc:
+        print(f"problem: {exc}", file=sys.stderr)
+        return EXIT_PROBLEM
+    print(f"restored collection `{name}` into {directory}")
+    return EXIT_OK
+
