@@ -1,6 +1,7 @@
 """`pydrant snapshot inspect|verify|restore` (pydrant/snapshot_tools.py, docs/snapshots.md "Tools").
 
-One real snapshot is taken from a real server (module fixture); the tests inspect and
+One real snapshot is taken from a real server (module fixture): an HNSW-indexed segment
+and an appendable one. The tests inspect and
 verify it and damaged copies of it (wrong checksum, truncated, a hostile member, a newer
 format version), and restore it into a fresh storage directory that a new server then
 serves.
@@ -13,6 +14,7 @@ import io
 import json
 import shutil
 import tarfile
+import time
 from pathlib import Path
 
 import httpx
@@ -22,23 +24,36 @@ from serverproc import ServerProcess
 from pydrant import cli, snapshot_tools
 
 COLLECTION = "tools_books"
-POINTS = 40
+INDEXED = 300  # points indexed before the snapshot (the optimizer builds an HNSW segment)
+POINTS = INDEXED + 1  # and one more, in an appendable segment
 
 
 @pytest.fixture(scope="module")
 def snapshot(tmp_path_factory) -> Path:
-    """A snapshot of a collection of POINTS points (and its .checksum), copied out of the
-    server's snapshot directory; the server is stopped afterwards."""
+    """A snapshot of a collection of POINTS points in an indexed and an appendable segment
+    (and its .checksum), copied out of the server's snapshot directory; the server is
+    stopped afterwards."""
     root = tmp_path_factory.mktemp("snapshot_source")
     proc = ServerProcess(root / "storage").start()
     try:
         with httpx.Client(base_url=proc.url, timeout=60) as http:
-            r = http.put(f"/collections/{COLLECTION}", json={"vectors": {"size": 4, "distance": "Cosine"}})
+            config = {"vectors": {"size": 4, "distance": "Cosine"}, "optimizers_config": {"indexing_threshold": 1}}
+            r = http.put(f"/collections/{COLLECTION}", json=config)
             assert r.status_code == 200, r.text
             points = [
-                {"id": i, "vector": [1.0, float(i), 0.5, -float(i % 3)], "payload": {"n": i}} for i in range(POINTS)
+                {"id": i, "vector": [1.0, float(i), 0.5, -float(i % 3)], "payload": {"n": i}} for i in range(INDEXED)
             ]
             r = http.put(f"/collections/{COLLECTION}/points?wait=true", json={"points": points})
+            assert r.status_code == 200, r.text
+            deadline = time.monotonic() + 60
+            while True:
+                info = http.get(f"/collections/{COLLECTION}").json()["result"]
+                if info["status"] == "green" and info["indexed_vectors_count"]:
+                    break
+                assert time.monotonic() < deadline, f"never indexed: {info}"
+                time.sleep(0.1)
+            extra = {"id": 1000, "vector": [1.0, 2.0, 3.0, 4.0], "payload": {"n": 1000}}
+            r = http.put(f"/collections/{COLLECTION}/points?wait=true", json={"points": [extra]})
             assert r.status_code == 200, r.text
             r = http.post(f"/collections/{COLLECTION}/snapshots")
             assert r.status_code == 200, r.text
@@ -106,7 +121,7 @@ def test_inspect_json(snapshot, capsys):
     assert report["checksum"]["sha256"] == hashlib.sha256(snapshot.read_bytes()).hexdigest()
     assert report["size"] == snapshot.stat().st_size
     assert report["points"] == POINTS == sum(s["points"] for s in report["segments"])
-    assert all(s["kind"] in ("appendable", "indexed") for s in report["segments"])
+    assert sorted((s["kind"], s["points"]) for s in report["segments"]) == [("appendable", 1), ("indexed", INDEXED)]
     assert report["wal_records"] == 0
     assert report["config"]["vectors"] == {"": "4 Cosine"}
     assert report["problems"] == []
