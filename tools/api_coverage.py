@@ -74,7 +74,7 @@ COVERAGE: dict[str, tuple[str, str]] = {
     "list_snapshots": (DONE, ""),
     "get_snapshot": (DONE, "streamed with Content-Length"),
     "delete_snapshot": (DONE, ""),
-    "recover_from_snapshot": (PARTIAL, "file:// locations and plain paths; http(s) URLs not yet (400); `priority` accepted (one node: all the same); `checksum` checked (400); replaces the collection atomically, a failed recovery changes nothing"),
+    "recover_from_snapshot": (DONE, "file:// locations, plain paths and http(s) URLs (downloaded streamed to a temporary file with timeouts, `api_key` sent as the `api-key` header; a URL that cannot be fetched, answers non-2xx or times out is 400); `priority` accepted (one node: all the same); `checksum` checked (400); replaces the collection atomically, a failed recovery changes nothing"),
     "recover_from_uploaded_snapshot": (DONE, "multipart `snapshot`, `checksum`, `priority`, `wait`; the uploaded file is not kept in the snapshots directory (Qdrant keeps it)"),
     # Service (issue 2)
     "root": (DONE, "reports the Qdrant API version and pydrant's own"),

@@ -22,7 +22,8 @@ to a temporary name, fsyncs, writes the checksum file, then renames the tar into
 Recovering: `unpack` checks every member of the tar before extracting anything (regular
 files and directories only, relative paths without `..`, bounded count and size), checks
 the format version, and turns the staging directory into a collection directory; the table
-of content swaps it in (storage/toc.py).
+of content swaps it in (storage/toc.py). `download` fetches an http(s) `location` to a
+temporary file first (streamed, hashed on the way), as Qdrant's recover does.
 """
 
 from __future__ import annotations
@@ -36,6 +37,9 @@ import tarfile
 import uuid
 from pathlib import Path, PurePosixPath
 from typing import IO, cast
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
 
 from pydrant import __version__
 from pydrant.collection.collection import CONFIG_FILE, MANIFEST_FILE, SEGMENTS_DIR, WAL_DIR, Collection, _open_wal
@@ -54,6 +58,13 @@ TMP_MARK = ".tmp-"
 MAX_MEMBERS = 1_000_000
 MAX_TOTAL_BYTES = 1 << 40
 CHUNK = 1 << 20
+# Downloading a snapshot from an http(s) location: the connection must be made within
+# CONNECT_TIMEOUT seconds and each read or write must progress within IO_TIMEOUT seconds.
+# Qdrant waits without a bound; short ones here keep a dead host from holding a request.
+CONNECT_TIMEOUT = 10.0
+IO_TIMEOUT = 60.0
+MAX_REDIRECTS = 10  # reqwest's default, which Qdrant uses
+DOWNLOADS_DIR = ".downloads"  # under snapshots_path; files carry TMP_MARK (removed at start)
 
 
 # -- names and listing ----------------------------------------------------------------------
@@ -129,6 +140,53 @@ def sha256_file(path: Path) -> str:
         while chunk := f.read(CHUNK):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def _shown(url: str) -> str:
+    """`url` without user:password, for messages and logs."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))
+
+
+def download(url: str, directory: Path, api_key: str | None = None,
+             connect_timeout: float = CONNECT_TIMEOUT, io_timeout: float = IO_TIMEOUT) -> tuple[Path, str]:
+    """Fetch the snapshot at the http(s) `url` into a new temporary file in `directory`,
+    streamed in chunks and hashed on the way; `api_key` goes as the `api-key` header (as
+    Qdrant sends it). Returns the file and its sha256 (hex); the caller removes the file.
+    A URL that cannot be fetched, answers other than 2xx or times out is a 400 (the
+    location is the client's input) and leaves no file behind."""
+    mkdir_durable(directory)
+    tmp = directory / f"download{TMP_MARK}{uuid.uuid4().hex}"
+    headers = {"api-key": api_key} if api_key is not None else {}
+    timeout = httpx.Timeout(io_timeout, connect=connect_timeout)
+    shown = _shown(url)
+    digest = hashlib.sha256()
+    try:
+        with httpx.Client(timeout=timeout, follow_redirects=True, max_redirects=MAX_REDIRECTS, trust_env=False) as client:
+            with client.stream("GET", url, headers=headers) as response:
+                if not response.is_success:
+                    # as reqwest shows a status: the code and its canonical reason
+                    reason = f"{response.status_code} {httpx.codes.get_reason_phrase(response.status_code)}".strip()
+                    raise BadInput(f"Wrong input: Failed to download snapshot from {shown}: status - {reason}")
+                with open(tmp, "xb") as out:
+                    for chunk in response.iter_bytes(CHUNK):
+                        out.write(chunk)
+                        digest.update(chunk)
+    except httpx.TimeoutException as exc:
+        tmp.unlink(missing_ok=True)
+        raise BadInput(f"Wrong input: Failed to download snapshot from {shown}: timed out ({type(exc).__name__})") from exc
+    except (httpx.HTTPError, httpx.InvalidURL, UnicodeError) as exc:  # UnicodeError: a non-ASCII api_key
+        tmp.unlink(missing_ok=True)
+        raise BadInput(f"Wrong input: Failed to download snapshot from {shown}: {type(exc).__name__}: {exc}") from exc
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return tmp, digest.hexdigest()
 
 
 # -- creating -------------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Collection snapshots API: create, list, download, delete, recover from a location, upload.
+"""Collection snapshots API: create, list, download, delete, recover from a location (a
+file or an http(s) URL), upload.
 
 The work is in collection/snapshots.py and storage/toc.py (docs/snapshots.md). `wait`
 defaults to true here, as in Qdrant; `wait=false` answers 202 `"status": "accepted"` and
@@ -78,8 +79,15 @@ async def recover_from_snapshot(name: str):
         data["location"] = "file://" + quote(data["location"])  # a plain absolute path
     recover = deserialize(models.SnapshotRecover, data)
     check_write_allowed()
-    path = await off_loop(_local_path, str(recover.location))
+    location = str(recover.location)
     expected = recover.checksum
+    if urlparse(location).scheme in ("http", "https"):
+        # Downloaded first (in the wait=false task too, as Qdrant), then recovered as a file.
+        if not wait:
+            return _in_background(f"recovery of {name} from {location}", _recover_url, name, location, recover.api_key, expected)
+        await _recover_url(name, location, recover.api_key, expected)
+        return ok(True)
+    path = await off_loop(_local_path, location)
     if not wait:
         return _in_background(f"recovery of {name}", _recover_checked, name, path, expected, "recover")
     await _recover_checked(name, path, expected, "recover")
@@ -120,9 +128,23 @@ async def upload_snapshot(name: str):
     return ok(True)
 
 
-async def _recover_checked(name: str, path: Path, expected: str | None, how: str) -> None:
+async def _recover_url(name: str, url: str, api_key: str | None, expected: str | None) -> None:
+    """Download `url` to a temporary file under `<snapshots_path>/.downloads/`, recover from
+    it, and remove it whatever happens (a crash leaves a `.tmp-` name, removed at start)."""
+    directory = toc().snapshots_root / snapshots.DOWNLOADS_DIR
+    path, actual = await off_loop(snapshots.download, url, directory, api_key)
+    try:
+        await _recover_checked(name, path, expected, "recover", actual)
+    finally:
+        with trio.CancelScope(shield=True):
+            await off_loop(_remove, path)
+
+
+async def _recover_checked(name: str, path: Path, expected: str | None, how: str, actual: str | None = None) -> None:
+    """Check the sha256 (`actual` when it is known already) and recover from `path`."""
     if expected is not None:
-        actual = await off_loop(snapshots.sha256_file, path)
+        if actual is None:
+            actual = await off_loop(snapshots.sha256_file, path)
         if actual.lower() != expected.lower():
             if how == "upload":  # Qdrant's two messages differ
                 raise BadInput(f"Checksum mismatch: expected {actual}, actual {expected}")
@@ -133,11 +155,6 @@ async def _recover_checked(name: str, path: Path, expected: str | None, how: str
 def _local_path(location: str) -> Path:
     """The file a recover `location` names: `file:///path` or a plain path, a regular file."""
     parsed = urlparse(location)
-    if parsed.scheme in ("http", "https"):
-        raise BadInput(
-            "Wrong input: recovering from an http(s) URL is not supported yet by pydrant; "
-            "download the snapshot and upload it (POST /collections/{name}/snapshots/upload) or give a file path"
-        )
     if parsed.scheme == "file":
         if parsed.netloc not in ("", "localhost"):
             raise BadInput(f"Wrong input: Snapshot location {location} names another host")
@@ -145,7 +162,7 @@ def _local_path(location: str) -> Path:
     elif parsed.scheme == "" or (len(parsed.scheme) == 1 and location[1:2] == ":"):
         path = Path(location)
     else:
-        raise BadInput(f"Wrong input: unsupported snapshot location scheme `{parsed.scheme}`: use file:// or a path")
+        raise BadInput(f"Wrong input: unsupported snapshot location scheme `{parsed.scheme}`: use http(s)://, file:// or a path")
     if not path.is_file() or path.resolve().parts[1:2] in (("proc",), ("sys",), ("dev",)):
         raise NotFound(f"Not found: Snapshot file {path} does not exist")
     return path

@@ -263,8 +263,9 @@ def test_unknown_snapshot_and_collection(client, http):
     assert http.get(f"/collections/{name}/snapshots/a%5Cb.snapshot").status_code == 400
     response = http.put(f"/collections/{name}/snapshots/recover", json={"location": "file:///no/such/file.snapshot"})
     assert response.status_code == 404
-    response = http.put(f"/collections/{name}/snapshots/recover", json={"location": "https://example.com/x.snapshot"})
-    assert response.status_code == 400 and "not supported yet" in response.json()["status"]["error"]
+    response = http.put(f"/collections/{name}/snapshots/recover", json={"location": "ftp://127.0.0.1/x.snapshot"})
+    assert response.status_code == 400 and "unsupported snapshot location scheme" in response.json()["status"]["error"]
+    # http(s) locations: tests/e2e/test_snapshot_url_e2e.py
     response = http.put(f"/collections/{name}/snapshots/recover", json={"location": "file:///dev/zero"})
     assert response.status_code == 404  # not a regular file
 
