@@ -145,3 +145,22 @@ def test_api_key_protected_source(secured):
         assert _state(client, "key_copy") == before
     finally:
         client.close()
+
+
+def test_download_times_out_and_leaves_nothing(tmp_path):
+    """A host that accepts the connection and never answers: a 400 after the read timeout
+    (60 s in the server; 0.5 s here), no temporary file left."""
+    import socket
+
+    from pydrant.collection import snapshots
+    from pydrant.errors import BadInput
+
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}/x.snapshot"
+        started = time.monotonic()
+        with pytest.raises(BadInput, match=r"Failed to download snapshot from .*: timed out"):
+            snapshots.download(url, tmp_path / "d", "key", connect_timeout=0.5, io_timeout=0.5)
+        assert time.monotonic() - started < 5
+    assert list((tmp_path / "d").iterdir()) == []
