@@ -51,20 +51,6 @@ class Built:
         self.collection._close_files()
 
 
-@pytest.fixture
-def built(tmp_path):
-    made = []
-
-    def make(name="c", **kwargs) -> Built:
-        b = Built(tmp_path / name, **kwargs)
-        made.append(b)
-        return b
-
-    yield make
-    for b in made:
-        b.close()
-
-
 def multi_segment(built, rng) -> Built:
     """Four segments; points of the first re-written in later ones, and ties (equal
     vectors) within and across segments."""

@@ -6,26 +6,11 @@ asking only for the best groups still short; the best groups by their best hit."
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from pydrant.collection.config import build_config, CollectionDefaults
 from pydrant.collection.query import Hit, _GroupsAggregator
 
 from test_engine import Built
-
-
-@pytest.fixture
-def built(tmp_path):
-    made = []
-
-    def make(name="c", **kwargs) -> Built:
-        b = Built(tmp_path / name, **kwargs)
-        made.append(b)
-        return b
-
-    yield make
-    for b in made:
-        b.close()
 
 
 def two_d(built, distance="Dot") -> Built:
