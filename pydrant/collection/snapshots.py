@@ -65,6 +65,7 @@ CONNECT_TIMEOUT = 10.0
 IO_TIMEOUT = 60.0
 MAX_REDIRECTS = 10  # reqwest's default, which Qdrant uses
 DOWNLOADS_DIR = ".downloads"  # under snapshots_path; files carry TMP_MARK (removed at start)
+SHARDS_DIR = "shards"  # <snapshots_path>/<collection>/shards/<shard_id>/: shard snapshots (as Qdrant)
 
 
 # -- names and listing ----------------------------------------------------------------------
@@ -120,17 +121,30 @@ def delete_snapshot(directory: Path, name: str) -> None:
 
 
 def remove_temporaries(root: Path) -> int:
-    """Remove the partial snapshots a crash left in `<snapshots_path>/<collection>/`."""
-    removed = 0
+    """Remove the partial snapshots a crash left: full snapshots in `<snapshots_path>/`
+    itself, collection snapshots in `<snapshots_path>/<collection>/` (and downloads in
+    `.downloads/`), shard snapshots in `<snapshots_path>/<collection>/shards/<shard_id>/`."""
     if not root.is_dir():
         return 0
+    removed = _remove_temporaries_in(root)
     for directory in root.iterdir():
         if not directory.is_dir():
             continue
-        for entry in directory.iterdir():
-            if TMP_MARK in entry.name:
-                entry.unlink(missing_ok=True)
-                removed += 1
+        removed += _remove_temporaries_in(directory)
+        shards = directory / SHARDS_DIR
+        if shards.is_dir():
+            for shard in shards.iterdir():
+                if shard.is_dir():
+                    removed += _remove_temporaries_in(shard)
+    return removed
+
+
+def _remove_temporaries_in(directory: Path) -> int:
+    removed = 0
+    for entry in directory.iterdir():
+        if TMP_MARK in entry.name and not entry.is_dir():
+            entry.unlink(missing_ok=True)
+            removed += 1
     return removed
 
 
@@ -211,8 +225,16 @@ def take(collection: Collection, staging: Path) -> None:
 def new_name(directory: Path, collection: str) -> str:
     """Qdrant's `<collection>-<peer>-<YYYY-MM-DD-HH-MM-SS>.snapshot` (peer 0: one node),
     with `-N` added when a snapshot of that second exists already."""
-    stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d-%H-%M-%S")
-    base = f"{collection}-0-{stamp}"
+    return unique_name(directory, f"{collection}-0-{timestamp()}")
+
+
+def timestamp() -> str:
+    """The UTC time in snapshot names, as Qdrant writes it: `YYYY-MM-DD-HH-MM-SS`."""
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%d-%H-%M-%S")
+
+
+def unique_name(directory: Path, base: str) -> str:
+    """`<base>.snapshot`, or `<base>-N.snapshot` (N = 2, 3, ...) when that name is taken."""
     name = base + SUFFIX
     n = 1
     while (directory / name).exists():
@@ -222,11 +244,17 @@ def new_name(directory: Path, collection: str) -> str:
 
 
 def archive(staging: Path, directory: Path, collection: str) -> dict:
-    """Tar `staging` into `directory` under a new name: written to a temporary name,
-    fsynced, its checksum file written, then renamed into place. Returns its description;
-    on any error nothing partial is left."""
+    """Tar `staging` into `directory` under a new collection snapshot name (`new_name`).
+    Returns its description; on any error nothing partial is left."""
     mkdir_durable(directory)
-    name = new_name(directory, collection)
+    return write_archive(staging, directory, new_name(directory, collection))
+
+
+def write_archive(staging: Path, directory: Path, name: str) -> dict:
+    """Tar the tree `staging` into `directory/name`: written to a temporary name while its
+    sha256 is computed, fsynced, its checksum file written, then renamed into place and the
+    directory fsynced. Returns its description; on any error nothing partial is left."""
+    mkdir_durable(directory)
     final = directory / name
     tmp = directory / f"{name}{TMP_MARK}{uuid.uuid4().hex[:12]}"
     checksum_path = final.with_name(name + CHECKSUM_SUFFIX)
