@@ -2,7 +2,8 @@
 docs/snapshots.md "How a snapshot is taken"), in process, no server.
 
 A running `Collection` (update worker, flusher and optimizer: a tiny indexing threshold
-keeps it building HNSW segments and swapping them in) takes upserts, deletes and payload
+keeps it building HNSW segments and swapping them in; its apply is slowed down, so
+operations wait, logged and acknowledged, to be applied) takes upserts, deletes and payload
 updates from several trio tasks, half of them `wait=false` (logged, applied later), while
 snapshots are taken one after another in worker threads (`take` + `archive`, as the table
 of content does). Every write's op_num is known, so the model of the collection at any
@@ -16,6 +17,7 @@ from __future__ import annotations
 import json
 import random
 import tarfile
+import time
 
 import numpy as np
 import trio
@@ -73,6 +75,16 @@ async def test_every_snapshot_restores_to_the_model_at_its_op_num(tmp_path):
     )
     Collection.initialise(tmp_path / "live", "live", config)
     collection = await trio.to_thread.run_sync(Collection.load, tmp_path / "live")
+    # A slow apply: a batch is logged and acknowledged (wait=false) well before it is
+    # applied, so snapshots catch acknowledged operations that only the WAL holds yet.
+    apply_batch = collection._apply_batch
+    slow = random.Random(5)
+
+    def slow_apply_batch(batch):
+        time.sleep(slow.random() * 0.02)
+        apply_batch(batch)
+
+    collection._apply_batch = slow_apply_batch  # type: ignore[method-assign]
     history: list[tuple[int, str, int, object]] = []  # (op_num, kind, id, data)
     taken: list[tuple[dict, int]] = []  # (description, op_num of the last write acknowledged before the snapshot began)
     writers_done = trio.Event()
