@@ -151,6 +151,14 @@ class SnapshotsSettings:
 class WalSettings:
     wal_capacity_mb: int = setting(32, minimum=1)
     wal_segments_ahead: int = setting(0, minimum=0)
+    # pydrant's own (Qdrant has none): keep closed WAL files beyond a collection's
+    # `wal_retain_closed` count, for point-in-time restore and the change feed. A closed
+    # file is kept while any rule wants it: its newest record is younger than
+    # `wal_retain_age_sec`, or it is among the newest closed files that fit in
+    # `wal_retain_size_mb`. null: the rule keeps nothing. Server-wide, every collection
+    # (docs/wal.md "Retention").
+    wal_retain_age_sec: int | None = setting(None, minimum=0)
+    wal_retain_size_mb: int | None = setting(None, minimum=0)
 
 
 @dataclass(frozen=True)
@@ -376,6 +384,8 @@ ACTED_ON = frozenset(
         "storage.storage_path",
         "storage.wal.wal_capacity_mb",
         "storage.wal.wal_segments_ahead",
+        "storage.wal.wal_retain_age_sec",
+        "storage.wal.wal_retain_size_mb",
         "storage.min_free_disk_mb",
         "storage.optimizers.flush_interval_sec",
         # defaults of new collections' optimizer_config and hnsw_config, which the optimizer

@@ -133,7 +133,9 @@ def test_settings_are_frozen():
 def test_to_dict_has_the_shape_of_config_yaml():
     tree = load_settings(env={}).to_dict()
     assert tree["service"]["http_port"] == 6333
-    assert tree["storage"]["wal"] == {"wal_capacity_mb": 32, "wal_segments_ahead": 0}
+    assert tree["storage"]["wal"] == {
+        "wal_capacity_mb": 32, "wal_segments_ahead": 0, "wal_retain_age_sec": None, "wal_retain_size_mb": None
+    }
 
 
 def test_example_config_file_holds_every_default():

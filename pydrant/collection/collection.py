@@ -63,6 +63,11 @@ INIT_FROM_BATCH = 256  # points read from the source and written per operation b
 # doubling up to the maximum while the cause persists.
 RETRY_FIRST_SECONDS = 0.5
 RETRY_MAX_SECONDS = 30.0
+# Retention of closed WAL files by age and size, server-wide (storage.wal.wal_retain_age_sec
+# and wal_retain_size_mb; docs/wal.md "Retention"): set once by the server before any
+# collection opens (`configure_wal_retention`), added to each collection's own
+# `wal_config.wal_retain_closed` count.
+_WAL_RETENTION: dict[str, int | None] = {"age_sec": None, "size_mb": None}
 # Issue codes on the board (pydrant/issues.py).
 WAL_WRITE_FAILED = "WAL_WRITE_FAILED"
 APPLY_FAILED = "APPLY_FAILED"
@@ -738,13 +743,22 @@ def _point_body(record) -> dict:
     return {"id": record.id, "vector": vectors, "payload": record.payload or {}}
 
 
+def configure_wal_retention(age_sec: int | None, size_mb: int | None) -> None:
+    """Keep closed WAL files of every collection opened from now on while they are younger
+    than `age_sec` or among the newest that fit in `size_mb` (None: no such rule)."""
+    _WAL_RETENTION.update(age_sec=age_sec, size_mb=size_mb)
+
+
 def _open_wal(path: Path, config: dict) -> Wal:
     wal_config = config.get("wal_config") or {}
+    size_mb = _WAL_RETENTION["size_mb"]
     return Wal(
         path / WAL_DIR,
         capacity_bytes=wal_config.get("wal_capacity_mb", DEFAULTS.storage.wal.wal_capacity_mb) * 1024 * 1024,
         segments_ahead=wal_config.get("wal_segments_ahead", DEFAULTS.storage.wal.wal_segments_ahead),
         retain_closed=wal_config.get("wal_retain_closed", WAL_RETAIN_CLOSED),
+        retain_age_sec=_WAL_RETENTION["age_sec"],
+        retain_bytes=None if size_mb is None else size_mb * 1024 * 1024,
     )
 
 

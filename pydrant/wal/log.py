@@ -55,17 +55,29 @@ class _LogFile:
     records: int
     first_op_num: int | None
     last_op_num: int | None
+    size: int = 0  # bytes on disk, preallocated space included (retention by size)
+    # Commit time of its newest record, ms since the epoch (retention by age). For a file
+    # whose records predate timestamps: its modification time, when it was last written.
+    last_timestamp: int | None = None
 
     @classmethod
     def from_scan(cls, scan: FileScan) -> _LogFile:
-        return cls(scan.path, scan.name_op_num, scan.data_end, scan.records, scan.first_op_num, scan.last_op_num)
+        last_timestamp = scan.last_timestamp
+        if last_timestamp is None and scan.records:
+            last_timestamp = scan.path.stat().st_mtime_ns // 1_000_000
+        return cls(
+            scan.path, scan.name_op_num, scan.data_end, scan.records, scan.first_op_num, scan.last_op_num,
+            size=scan.size, last_timestamp=last_timestamp,
+        )
 
-    def add_batch(self, op_nums: list[int], size: int) -> None:
+    def add_batch(self, op_nums: list[int], size: int, timestamp: int) -> None:
         if self.first_op_num is None:
             self.first_op_num = op_nums[0]
         self.last_op_num = op_nums[-1]
         self.records += len(op_nums)
         self.data_end += size
+        self.size = max(self.size, self.data_end)
+        self.last_timestamp = timestamp
 
 
 class Wal:
@@ -75,6 +87,8 @@ class Wal:
         capacity_bytes: int = DEFAULT_CAPACITY_BYTES,
         segments_ahead: int = 0,
         retain_closed: int = 0,
+        retain_age_sec: float | None = None,
+        retain_bytes: int | None = None,
     ):
         """Open the WAL in `path` (created if missing), check it and get ready to append.
 
@@ -82,9 +96,13 @@ class Wal:
         process died or the power went) is saved to `<file>.trN` and cut off whole;
         anything else that is wrong raises CorruptWal (docs/wal.md, "Recovery").
 
-        `retain_closed`: how many closed files (every file but the last) `truncate_before`
-        keeps although their records are all below its bound (Qdrant's `wal_retain_closed`),
-        for change-feed readers and point-in-time restore.
+        Retention: closed files (every file but the last) that `truncate_before` keeps
+        although their records are all below its bound, for change-feed readers and
+        point-in-time restore. A closed file is kept when ANY rule wants it:
+        `retain_closed`: the newest N closed files (Qdrant's `wal_retain_closed`);
+        `retain_age_sec`: every closed file whose newest record was committed less than
+        that many seconds ago; `retain_bytes`: the newest closed files whose sizes on disk
+        add up to at most that many bytes. None: that rule keeps nothing.
         """
         if capacity_bytes <= 0:
             raise ValueError(f"capacity_bytes must be positive, got {capacity_bytes}")
@@ -92,10 +110,16 @@ class Wal:
             raise ValueError(f"segments_ahead must not be negative, got {segments_ahead}")
         if retain_closed < 0:
             raise ValueError(f"retain_closed must not be negative, got {retain_closed}")
+        if retain_age_sec is not None and retain_age_sec < 0:
+            raise ValueError(f"retain_age_sec must not be negative, got {retain_age_sec}")
+        if retain_bytes is not None and retain_bytes < 0:
+            raise ValueError(f"retain_bytes must not be negative, got {retain_bytes}")
         self.directory = Path(path)
         self.capacity_bytes = capacity_bytes
         self.segments_ahead = segments_ahead
         self.retain_closed = retain_closed
+        self.retain_age_sec = retain_age_sec
+        self.retain_bytes = retain_bytes
         self._lock = threading.Lock()
         self._closed = False
         self._failure: OSError | None = None  # a failed write that could not be undone
@@ -189,7 +213,7 @@ class Wal:
             frames = encode_batch(entries, timestamp=timestamp)
             target = self._file_for_batch(op_nums[0], len(frames))
             self._write_durably(target, frames)
-            target.add_batch(op_nums, len(frames))
+            target.add_batch(op_nums, len(frames), timestamp)
             self._last_timestamp = timestamp
             self._stats["batches"] += 1
             self._stats["appended_records"] += len(op_nums)
@@ -227,7 +251,9 @@ class Wal:
         fd = self._create_log_file(path)
         self._close_fd()
         self._fd = fd
-        new_file = _LogFile(path, first_op_num, data_end=0, records=0, first_op_num=None, last_op_num=None)
+        new_file = _LogFile(
+            path, first_op_num, data_end=0, records=0, first_op_num=None, last_op_num=None, size=self.capacity_bytes
+        )
         self._files.append(new_file)
         return new_file
 
@@ -302,26 +328,50 @@ class Wal:
     # -- truncation ------------------------------------------------------------------------
 
     def truncate_before(self, op_num: int) -> None:
-        """Delete the files whose records all have op_num < `op_num`, but keep the last
-        `retain_closed` closed files; never the last file.
+        """Delete the files whose records all have op_num < `op_num`, but none that a
+        retention rule keeps (`retained_from`); never the last file.
 
         Oldest first, with a directory fsync after each, so a crash in between leaves a
         log that starts later but has no gap.
         """
         with self._lock:
             self._check_open()
-            removable = 0
-            for log_file in self._files[:-1]:
+            closed = self._files[:-1]
+            below = 0
+            for log_file in closed:
                 if log_file.last_op_num is not None and log_file.last_op_num >= op_num:
                     break
-                removable += 1
-            closed = len(self._files) - 1
-            removable = max(0, min(removable, closed - self.retain_closed))
+                below += 1
+            removable = min(below, self._retained_from(closed, _now_ms()))
             for log_file in self._files[:removable]:
                 _remove_quietly(log_file.path)
                 self._sync_directory()
             del self._files[:removable]
             self._stats["truncated_files"] += removable
+
+    def _retained_from(self, closed: list[_LogFile], now_ms: int) -> int:
+        """Index of the oldest closed file a retention rule keeps (len(closed): none).
+
+        Each rule keeps a run of the newest closed files (newer files hold newer records,
+        so "younger than" and "fits in the budget, counted from the newest" are runs too),
+        and a file is kept when any rule keeps it: the union of the runs is the longest.
+        """
+        starts = [max(0, len(closed) - self.retain_closed)]
+        if self.retain_age_sec is not None:
+            oldest_wanted = now_ms - int(self.retain_age_sec * 1000)
+            starts.append(next(
+                (i for i, f in enumerate(closed) if f.records and f.last_timestamp is not None and f.last_timestamp >= oldest_wanted),
+                len(closed),
+            ))
+        if self.retain_bytes is not None:
+            start, total = len(closed), 0
+            for index in range(len(closed) - 1, -1, -1):
+                total += closed[index].size
+                if total > self.retain_bytes:
+                    break
+                start = index
+            starts.append(start)
+        return min(starts)
 
     # -- closing ---------------------------------------------------------------------------
 
