@@ -7,8 +7,13 @@ The key comes in the `api-key` header or as `Authorization: Bearer <key>`.
   Its `exp` claim is checked; its `access` claim grants
     "m"  full access, "r"  global read-only access, or
     [{"collection": name, "access": "r" | "rw"}, ...]  access to those collections only:
-  reads ("r") or reads and point writes ("rw"). Managing collections, aliases, locks
-  and snapshots needs "m". `value_exists` claims are refused (not implemented).
+  reads ("r") or reads and point writes ("rw"). Managing collections, aliases and locks
+  needs "m". `value_exists` claims are refused (not implemented).
+  Snapshots, as Qdrant 1.15 checks them (src/common/snapshots.rs, snapshot_api.rs):
+  listing and downloading a collection's or shard's snapshots is a read of that
+  collection; creating and deleting them needs "rw" on it; recovering and uploading needs
+  global "m"; full snapshots (`/snapshots`) need global access: "r" lists and downloads,
+  "m" creates and deletes (docs/snapshots.md "Who may do what").
 The open endpoints (root and the health probes) never need a key.
 """
 
@@ -32,6 +37,11 @@ READ_POST_SUFFIXES = (
 # Collection-scoped writes a per-collection "rw" token may do (point data, not the collection).
 POINT_WRITE = re.compile(r"^/collections/[^/]+/(points(/.*)?|index(/.*)?)$")
 COLLECTION_PATH = re.compile(r"^/collections/([^/]+)(/.*)?$")
+# Snapshot writes a per-collection "rw" token may do: create (POST) and delete (DELETE) the
+# collection's or a shard's snapshots. Recover and upload need global manage access.
+SNAPSHOT_CREATE = re.compile(r"^/collections/[^/]+(/shards/[^/]+)?/snapshots$")
+SNAPSHOT_DELETE = re.compile(r"^/collections/[^/]+(/shards/[^/]+)?/snapshots/[^/]+$")
+SNAPSHOT_RECOVER = re.compile(r"^/collections/[^/]+(/shards/[^/]+)?/snapshots/(recover|upload)$")
 INVALID = "Invalid API key or JWT"
 
 
@@ -113,6 +123,14 @@ def _check_collection_access(grants: list, request) -> None:
         raise Forbidden(f"Forbidden: the token grants no access to {request.method} {path}")
     if is_read(request):
         return
-    if levels[name] == "rw" and POINT_WRITE.match(path):
+    if request.method in ("PUT", "POST") and SNAPSHOT_RECOVER.match(path):
+        raise Forbidden("Forbidden: Global access is required")  # Qdrant's words for recover and upload
+    if levels[name] == "rw" and (POINT_WRITE.match(path) or _snapshot_write(request.method, path)):
         return
     raise Forbidden(f"Forbidden: the token grants only `{levels[name]}` access to collection {name}")
+
+
+def _snapshot_write(method: str, path: str) -> bool:
+    return (method == "POST" and SNAPSHOT_CREATE.match(path) is not None) or (
+        method == "DELETE" and SNAPSHOT_DELETE.match(path) is not None
+    )

@@ -100,3 +100,66 @@ def test_jwt_value_exists_is_refused():
     key = token(access="m", value_exists={"collection": "users", "matches": []})
     with pytest.raises(Forbidden, match="value_exists"):
         check_access(s, request("GET", "/collections", key=key))
+
+
+# -- snapshots: Qdrant 1.15's rules (docs/snapshots.md "Who may do what") ---------------------
+
+SNAPSHOT_READS = (
+    "/collections/mine/snapshots", "/collections/mine/snapshots/a.snapshot",
+    "/collections/mine/shards/0/snapshots", "/collections/mine/shards/0/snapshots/a.snapshot",
+)
+SNAPSHOT_WRITES = (
+    ("POST", "/collections/mine/snapshots"), ("DELETE", "/collections/mine/snapshots/a.snapshot"),
+    ("POST", "/collections/mine/shards/0/snapshots"), ("DELETE", "/collections/mine/shards/0/snapshots/a.snapshot"),
+)
+SNAPSHOT_RECOVERIES = (
+    ("PUT", "/collections/mine/snapshots/recover"), ("POST", "/collections/mine/snapshots/upload"),
+    ("PUT", "/collections/mine/shards/0/snapshots/recover"), ("POST", "/collections/mine/shards/0/snapshots/upload"),
+)
+
+
+def test_collection_tokens_read_snapshots_and_rw_creates_and_deletes_them():
+    s = settings(jwt_rbac=True)
+    rw = token(access=[{"collection": "mine", "access": "rw"}])
+    ro = token(access=[{"collection": "mine", "access": "r"}])
+    for path in SNAPSHOT_READS:
+        check_access(s, request("GET", path, key=rw))
+        check_access(s, request("GET", path, key=ro))
+        with pytest.raises(Forbidden):
+            check_access(s, request("GET", path.replace("mine", "theirs"), key=rw))
+    for method, path in SNAPSHOT_WRITES:
+        check_access(s, request(method, path, key=rw))
+        with pytest.raises(Forbidden, match="only `r` access"):
+            check_access(s, request(method, path, key=ro))
+        with pytest.raises(Forbidden):
+            check_access(s, request(method, path.replace("mine", "theirs"), key=rw))
+
+
+def test_recovering_snapshots_needs_global_manage():
+    s = settings(jwt_rbac=True)
+    rw = token(access=[{"collection": "mine", "access": "rw"}])
+    for method, path in SNAPSHOT_RECOVERIES:
+        with pytest.raises(Forbidden, match="Global access is required"):
+            check_access(s, request(method, path, key=rw))
+        with pytest.raises(Forbidden):
+            check_access(s, request(method, path, key=token(access="r")))
+        check_access(s, request(method, path, key=token(access="m")))
+
+
+def test_full_snapshots_need_global_access():
+    s = settings(jwt_rbac=True, read_only="ro")
+    rw = token(access=[{"collection": "mine", "access": "rw"}])
+    for method, path in (("GET", "/snapshots"), ("GET", "/snapshots/full.snapshot"), ("POST", "/snapshots"),
+                         ("DELETE", "/snapshots/full.snapshot")):
+        with pytest.raises(Forbidden):
+            check_access(s, request(method, path, key=rw))
+        check_access(s, request(method, path, key=token(access="m")))
+        check_access(s, request(method, path, key=SECRET))
+        if method == "GET":
+            check_access(s, request(method, path, key=token(access="r")))
+            check_access(s, request(method, path, key="ro"))
+        else:
+            with pytest.raises(Forbidden):
+                check_access(s, request(method, path, key=token(access="r")))
+            with pytest.raises(Forbidden):
+                check_access(s, request(method, path, key="ro"))
