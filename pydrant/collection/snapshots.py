@@ -34,6 +34,7 @@ import os
 import re
 import shutil
 import tarfile
+import threading
 import uuid
 from pathlib import Path, PurePosixPath
 from typing import IO, cast
@@ -140,12 +141,20 @@ def remove_temporaries(root: Path) -> int:
 
 
 def _remove_temporaries_in(directory: Path) -> int:
+    """Partial snapshots (`*.tmp-*`), the temporary of a checksum file being written
+    (`*.checksum.<hex>.tmp`, fsutil.write_atomic's name) and a checksum file whose snapshot
+    was never renamed into place (`write_archive` writes the checksum first)."""
     removed = 0
     for entry in directory.iterdir():
-        if TMP_MARK in entry.name and not entry.is_dir():
+        name = entry.name
+        orphan = name.endswith(SUFFIX + CHECKSUM_SUFFIX) and not entry.with_name(name.removesuffix(CHECKSUM_SUFFIX)).exists()
+        if (TMP_MARK in name or _CHECKSUM_TMP.search(name) or orphan) and not entry.is_dir():
             entry.unlink(missing_ok=True)
             removed += 1
     return removed
+
+
+_CHECKSUM_TMP = re.compile(re.escape(SUFFIX + CHECKSUM_SUFFIX) + r"\.[0-9a-f]{12}\.tmp$")
 
 
 def sha256_file(path: Path) -> str:
@@ -234,13 +243,22 @@ def timestamp() -> str:
 
 
 def unique_name(directory: Path, base: str) -> str:
-    """`<base>.snapshot`, or `<base>-N.snapshot` (N = 2, 3, ...) when that name is taken."""
+    """`<base>.snapshot`, or `<base>-N.snapshot` (N = 2, 3, ...) when that name is taken:
+    by a file, or by a snapshot being written (reserved here until `write_archive` ends,
+    so two snapshots of the same second never share a name, one replacing the other and
+    the checksum file naming either's bytes)."""
     name = base + SUFFIX
     n = 1
-    while (directory / name).exists():
-        n += 1
-        name = f"{base}-{n}{SUFFIX}"
+    with _reserved_lock:
+        while (directory / name).exists() or directory / name in _reserved:
+            n += 1
+            name = f"{base}-{n}{SUFFIX}"
+        _reserved.add(directory / name)
     return name
+
+
+_reserved: set[Path] = set()  # snapshot files being written by this process
+_reserved_lock = threading.Lock()
 
 
 def archive(staging: Path, directory: Path, collection: str) -> dict:
@@ -275,6 +293,9 @@ def write_archive(staging: Path, directory: Path, name: str) -> dict:
         if not final.exists():
             checksum_path.unlink(missing_ok=True)
         raise
+    finally:
+        with _reserved_lock:
+            _reserved.discard(final)
     return describe(final)
 
 
