@@ -22,6 +22,7 @@ from pydrant.errors import PydrantError
 from pydrant.http import (
     aliases,
     changes,
+    cluster,
     collections,
     discover,
     facet,
@@ -42,7 +43,7 @@ from pydrant.storage.toc import TableOfContent
 
 log = logging.getLogger("pydrant.http")
 
-BLUEPRINTS = (service, collections, aliases, points, retrieve, indexes, facet, search, recommend, discover, query, snapshots, changes)
+BLUEPRINTS = (service, collections, aliases, points, retrieve, indexes, facet, search, recommend, discover, query, snapshots, changes, cluster)
 
 
 def create_app(settings=None) -> QuartTrio:
