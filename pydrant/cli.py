@@ -1,6 +1,7 @@
 """The `pydrant` command.
 
     pydrant serve [--config PATH] [--host HOST] [--port PORT]
+                  [--snapshot PATH:NAME ...] [--storage-snapshot PATH] [--force-snapshot]
     pydrant config [--config PATH] [--host HOST] [--port PORT]
     pydrant wal inspect PATH [--json]
     pydrant wal replay WAL_PATH --into DIR [--collection-config FILE]
@@ -74,6 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = commands.add_parser("serve", help="run the HTTP server")
     _add_settings_options(serve)
+    _add_restore_options(serve)
     serve.set_defaults(handler=run_serve)
 
     show = commands.add_parser("config", help="print the effective settings as YAML and exit")
@@ -120,6 +122,21 @@ def _add_snapshot_commands(commands) -> None:
     restore.set_defaults(handler=_snapshot_tool("run_restore"))
 
 
+def _add_restore_options(serve: argparse.ArgumentParser) -> None:
+    """Qdrant's start-up recovery flags (docs/snapshots.md "Restore at start")."""
+    serve.add_argument(
+        "--snapshot", "--collection-snapshot", dest="snapshot", action="append", metavar="PATH:NAME",
+        help="recover collection NAME from the collection snapshot PATH before serving (repeatable)",
+    )
+    serve.add_argument(
+        "--storage-snapshot", metavar="PATH", help="restore every collection and alias of the full snapshot PATH before serving",
+    )
+    serve.add_argument(
+        "-f", "--force-snapshot", action="store_true",
+        help="let --snapshot/--storage-snapshot replace existing collections and aliases (else refused)",
+    )
+
+
 def _snapshot_tool(function: str) -> Callable[[argparse.Namespace], int]:
     def handler(options: argparse.Namespace) -> int:
         from pydrant import snapshot_tools  # loads the storage stack only for these commands
@@ -160,10 +177,31 @@ def run_serve(options: argparse.Namespace) -> int:
         return EXIT_USAGE
     _warn_about_unused(settings)
     raise_open_files_limit()  # before any segment opens its files
+    if not _restore_snapshots(options, settings):
+        return EXIT_FAILURE
     from pydrant.http.server import serve  # the web stack loads only for `serve`
 
     serve(settings)
     return EXIT_OK
+
+
+def _restore_snapshots(options: argparse.Namespace, settings: Settings) -> bool:
+    """`--snapshot` / `--storage-snapshot`: restore into the storage before it loads. False
+    (the reason on stderr, nothing changed) when a snapshot cannot be restored."""
+    mappings = getattr(options, "snapshot", None)
+    full = getattr(options, "storage_snapshot", None)
+    if not mappings and full is None:
+        return True
+    from pathlib import Path
+
+    from pydrant.storage.full_snapshots import RestoreError, restore_at_start
+
+    try:
+        restore_at_start(Path(settings.storage.storage_path), mappings, full, force=options.force_snapshot)
+    except (RestoreError, OSError) as exc:
+        print(f"pydrant: cannot restore snapshots at start: {exc}", file=sys.stderr)
+        return False
+    return True
 
 
 def run_show_config(options: argparse.Namespace) -> int:
