@@ -76,6 +76,17 @@ COVERAGE: dict[str, tuple[str, str]] = {
     "delete_snapshot": (DONE, ""),
     "recover_from_snapshot": (DONE, "file:// locations, plain paths and http(s) URLs (downloaded streamed to a temporary file with timeouts, `api_key` sent as the `api-key` header; a URL that cannot be fetched, answers non-2xx or times out is 400); `priority` accepted (one node: all the same); `checksum` checked (400); replaces the collection atomically, a failed recovery changes nothing"),
     "recover_from_uploaded_snapshot": (DONE, "multipart `snapshot`, `checksum`, `priority`, `wait`; the uploaded file is not kept in the snapshots directory (Qdrant keeps it)"),
+    # Full and shard snapshots (issue 15: docs/snapshots.md)
+    "create_full_snapshot": (DONE, "every collection (each cut consistent, all taken under one lock) and the aliases in one tar with Qdrant's config.json, sha256 `.checksum`, temporary name then rename; collections that failed to load are left out (logged, listed in snapshot.json); restored at start with `pydrant serve --storage-snapshot PATH`"),
+    "list_full_snapshots": (DONE, ""),
+    "get_full_snapshot": (DONE, "streamed with Content-Length"),
+    "delete_full_snapshot": (DONE, ""),
+    "create_shard_snapshot": (DONE, "shard 0 (a collection's one shard): a collection snapshot tar marked `shard_id`, in `<collection>/shards/0/`; other shard ids 404 as Qdrant's missing shard"),
+    "list_shard_snapshots": (DONE, ""),
+    "get_shard_snapshot": (DONE, "streamed with Content-Length"),
+    "delete_shard_snapshot": (DONE, ""),
+    "recover_shard_from_snapshot": (DONE, "http(s) URL (downloaded as for collections, `api_key`, `checksum`) or a snapshot name in the shard's directory; other URL schemes 400; replaces the points, keeps the collection's config, payload index declarations and aliases; vectors config must match (400)"),
+    "recover_shard_from_uploaded_snapshot": (DONE, "multipart `snapshot`, `checksum`, `priority`, `wait`"),
     # Service (issue 2)
     "root": (DONE, "reports the Qdrant API version and pydrant's own"),
     "telemetry": (PARTIAL, "Qdrant's sections, details levels, anonymize and per-endpoint REST statistics; single node (no cluster, no gRPC), memory approximated (docs/observability.md)"),
@@ -133,6 +144,12 @@ DIFFERENCES: list[str] = [
     "**Numbers:** f32 values print in their shortest round-tripping form as Qdrant's, but large and "
     "small exponents are written `3.4e+38` (orjson) where Qdrant's ryu writes `3.4e38`; both parse "
     "to the same f32.",
+    "**Snapshots:** a full snapshot leaves no collection snapshots behind in the collections' "
+    "directories (Qdrant's stay listed); a shard snapshot is pydrant's collection snapshot format "
+    "(shard 0 is the whole collection), not Qdrant's shard layout, and its recovery refuses a "
+    "snapshot whose vectors config differs from the collection's (Qdrant does not check); "
+    "`--snapshot` together with `--storage-snapshot` is refused at start (Qdrant ignores "
+    "`--snapshot`). Snapshot files are pydrant's own format: Qdrant's snapshots are refused (400).",
     "**Telemetry and metrics:** one node, no gRPC; memory figures are approximated from "
     "`/proc/self/status`, hardware counters are not measured (docs/observability.md).",
 ]

@@ -34,7 +34,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import shutil
-import threading
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,9 +53,6 @@ FORMAT = "pydrant-full-snapshot"
 FORMAT_VERSION = 1
 FULL_SNAPSHOT_PREFIX = "full-snapshot"  # Qdrant's FULL_SNAPSHOT_FILE_NAME
 CONFIG_FILE = "config.json"  # Qdrant's name for the mapping file inside a full snapshot
-# Names chosen and archives written one at a time: two full snapshots in the same second
-# get `-2`, never the same name.
-_ARCHIVE_LOCK = threading.Lock()
 
 
 # -- creating -------------------------------------------------------------------------------
@@ -106,10 +102,10 @@ def _archive_full(staging: Path, root: Path, names: list[str], aliases: dict, sk
         "checksums": checksums,
         "skipped": skipped,
     })
-    with _ARCHIVE_LOCK:
-        mkdir_durable(root)
-        name = snapshots.unique_name(root, f"{FULL_SNAPSHOT_PREFIX}-{snapshots.timestamp()}")
-        return snapshots.write_archive(files, root, name)
+    mkdir_durable(root)
+    # unique_name reserves the name until write_archive ends: two in one second get `-2`.
+    name = snapshots.unique_name(root, f"{FULL_SNAPSHOT_PREFIX}-{snapshots.timestamp()}")
+    return snapshots.write_archive(files, root, name)
 
 
 def list_full_snapshots(root: Path) -> list[dict]:
