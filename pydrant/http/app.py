@@ -35,6 +35,7 @@ from pydrant.http import (
     service,
     snapshots,
 )
+from pydrant.http.access_log import record_request
 from pydrant.http.auth import check_access
 from pydrant.http.envelope import error
 from pydrant.http.errors import status_for
@@ -100,7 +101,9 @@ def _install_hooks(app: QuartTrio, settings) -> None:
     async def finish(response):
         await _discard_unread_body()
         rule = request.url_rule.rule if request.url_rule is not None else "unmatched"
-        app.extensions["metrics"].observe(request.method, rule, response.status_code, time.perf_counter() - g.get("started", time.perf_counter()))
+        seconds = time.perf_counter() - g.get("started", time.perf_counter())
+        app.extensions["metrics"].observe(request.method, rule, response.status_code, seconds)
+        record_request(request, response, seconds)
         if settings.service.enable_cors:
             response.headers["Access-Control-Allow-Origin"] = request.headers.get("Origin", "*")
             response.headers["Access-Control-Allow-Methods"] = "GET, POST, PUT, PATCH, DELETE, OPTIONS"

@@ -117,7 +117,7 @@ def check_bounds(value, path: str = "") -> None:
             _MODEL_CHECKS[name](value, path)
         bounds = _CONSTRAINTS.get(name, {})
         for field in type(value).model_fields:
-            item = getattr(value, field)
+            item = value.__dict__.get(field)  # not getattr: deprecated fields would warn on every request
             if item is None:
                 continue
             field_path = f"{path}.{field}" if path else field

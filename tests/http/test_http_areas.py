@@ -20,6 +20,7 @@ HTTP_DIR = Path(pydrant.http.__file__).parent
 # Modules every area may import.
 SHARED = {
     "__init__",
+    "access_log",
     "auth",
     "bulk_json",
     "context",
