@@ -52,3 +52,36 @@ def test_keys_and_tokens(secured):
     forbidden = httpx.delete(f"{secured.url}/collections/guarded", headers={"Authorization": f"Bearer {scoped}"})
     assert forbidden.status_code == 403
     assert admin.collection_exists("guarded")
+
+
+def test_snapshot_rules_for_collection_tokens(secured):
+    """Qdrant 1.15's snapshot rules (docs/snapshots.md "Who may do what") on a real server."""
+    admin = make_client(secured, KEY)
+    admin.create_collection("snapped", vectors_config=models.VectorParams(size=2, distance=models.Distance.DOT))
+    admin.upsert("snapped", [models.PointStruct(id=1, vector=[1.0, 0.0])])
+    rw = jwt.encode({"access": [{"collection": "snapped", "access": "rw"}]}, KEY, algorithm="HS256")
+    ro = jwt.encode({"access": [{"collection": "snapped", "access": "r"}]}, KEY, algorithm="HS256")
+
+    writer = make_client(secured, rw)
+    description = writer.create_snapshot("snapped")
+    assert [s.name for s in writer.list_snapshots("snapped")] == [description.name]
+    shard = writer.create_shard_snapshot("snapped", 0)
+    reader = make_client(secured, ro)
+    assert [s.name for s in reader.list_shard_snapshots("snapped", 0)] == [shard.name]
+    download = httpx.get(f"{secured.url}/collections/snapped/snapshots/{description.name}", headers={"api-key": ro})
+    assert download.status_code == 200 and len(download.content) == description.size
+
+    def call(method, path, key, **kwargs):
+        return httpx.request(method, f"{secured.url}{path}", headers={"api-key": key}, **kwargs)
+
+    assert call("POST", "/collections/snapped/snapshots", ro).status_code == 403
+    assert call("DELETE", f"/collections/snapped/shards/0/snapshots/{shard.name}", ro).status_code == 403
+    recover = call("PUT", "/collections/snapped/snapshots/recover", rw, json={"location": description.name})
+    assert recover.status_code == 403 and "Global access is required" in recover.json()["status"]["error"]
+    assert call("GET", "/snapshots", rw).status_code == 403
+    assert call("POST", "/snapshots", jwt.encode({"access": "r"}, KEY, algorithm="HS256")).status_code == 403
+    assert call("GET", "/snapshots", "ro-key").status_code == 200
+
+    assert writer.delete_snapshot("snapped", description.name) is True
+    assert writer.delete_shard_snapshot("snapped", 0, shard.name) is True
+    assert admin.list_snapshots("snapped") == [] and admin.list_shard_snapshots("snapped", 0) == []
