@@ -274,6 +274,9 @@ class JsonFormatter(logging.Formatter):
             "target": record.name,
             "fields": {"message": record.getMessage()},
         }
+        extra = getattr(record, "fields", None)  # structured facts, e.g. the access log's
+        if isinstance(extra, dict):
+            entry["fields"].update(extra)
         if record.exc_info:
             entry["fields"]["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry, ensure_ascii=False)

@@ -414,6 +414,7 @@ ACTED_ON = frozenset(
         "tls.cert",
         "tls.key",
         "tls.ca_cert",
+        "cluster.peer_id",  # the peer id the cluster endpoints show (storage/peer.py)
     }
 )
 

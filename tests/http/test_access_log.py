@@ -72,3 +72,15 @@ async def test_the_access_log_is_silenced_like_any_logger(tmp_path, caplog):
     async with running_app(tmp_path) as client:
         assert (await client.get("/collections")).status_code == 200
     assert access_records(caplog) == []
+
+
+def test_the_json_log_format_carries_the_fields():
+    import json
+
+    from pydrant.cli import JsonFormatter
+
+    record = logging.LogRecord("pydrant.access", logging.INFO, __file__, 1, "line", (), None)
+    record.fields = {"method": "GET", "status": 200, "collection": "c"}
+    entry = json.loads(JsonFormatter().format(record))
+    assert entry["target"] == "pydrant.access"
+    assert entry["fields"] == {"message": "line", "method": "GET", "status": 200, "collection": "c"}
