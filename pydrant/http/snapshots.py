@@ -257,7 +257,10 @@ async def recover_shard_snapshot(name: str, shard_id: int):
     directory = shard_snapshots.shard_dir(toc(), name, shard_id)
     location = str(recover.location)
     expected = recover.checksum
-    scheme = urlparse(location).scheme
+    try:
+        scheme = urlparse(location).scheme
+    except ValueError:  # not a URL (an unclosed `[`, say): a path, as Qdrant falls back to one
+        scheme = ""
 
     async def into_shard(collection: str, path: Path) -> None:
         await shard_snapshots.recover_shard(toc(), collection, shard_id, path)
