@@ -398,6 +398,8 @@ class TableOfContent:
             return await trio.to_thread.run_sync(
                 snapshots.archive, staging, self.snapshots_root / collection.name, collection.name
             )
+        except OSError as exc:  # a full disk, an I/O error: Qdrant's 500 names the OS error so
+            raise ServiceError(f"Service internal error: File IO error: {exc.strerror or exc} (os error {exc.errno})") from exc
         finally:
             with trio.CancelScope(shield=True):
                 await trio.to_thread.run_sync(shutil.rmtree, staging, True)
