@@ -87,6 +87,14 @@ COVERAGE: dict[str, tuple[str, str]] = {
     "delete_shard_snapshot": (DONE, ""),
     "recover_shard_from_snapshot": (DONE, "http(s) URL (downloaded as for collections, `api_key`, `checksum`) or a snapshot name in the shard's directory; other URL schemes 400; replaces the points, keeps the collection's config, payload index declarations and aliases; vectors config must match (400)"),
     "recover_shard_from_uploaded_snapshot": (DONE, "multipart `snapshot`, `checksum`, `priority`, `wait`"),
+    # Distributed API on one node (issue 16: pydrant/http/cluster.py)
+    "cluster_status": (DONE, "`disabled`, as Qdrant with distributed mode off"),
+    "collection_cluster_info": (DONE, "one local shard (id 0, Active, its points), no remote shards or transfers; peer id kept in storage/peer.json or `cluster.peer_id`"),
+    "update_collection_cluster": (DONE, "body validated, then Qdrant's standalone answer: 400 Distributed mode disabled"),
+    "create_shard_key": (PARTIAL, "body validated, then Qdrant's standalone answer (400 Distributed mode disabled); custom shard keys on local shards: issue 16 item 6"),
+    "delete_shard_key": (PARTIAL, "as create_shard_key"),
+    "remove_peer": (DONE, "Qdrant's standalone answers: shards on this peer (400) unless force, else 400 Distributed mode disabled."),
+    "recover_current_peer": (DONE, "Qdrant's standalone answer: 500 running in standalone mode"),
     # Service (issue 2)
     "root": (DONE, "reports the Qdrant API version and pydrant's own"),
     "telemetry": (PARTIAL, "Qdrant's sections, details levels, anonymize and per-endpoint REST statistics; single node (no cluster, no gRPC), memory approximated (docs/observability.md)"),
