@@ -325,3 +325,62 @@ def test_partial_snapshots_left_by_a_crash_are_removed_at_start(tmp_path):
         assert [s["name"] for s in listed] == [complete.name]
     finally:
         server.stop()
+
+
+def test_alias_conflicts_at_start_need_force(filled, client, http, tmp_path):
+    description = client.create_full_snapshot()
+    local = _download(http, f"/snapshots/{description.name}", tmp_path / "full.snapshot")
+    client.delete_full_snapshot(description.name)
+
+    server = ServerWithArgs(tmp_path / "aliases" / "storage")
+    server.storage.parent.mkdir()
+    server.start()
+    with _client(server) as other:
+        _make(other, "zzz", index=False)
+        _fill(other, "zzz", range(3))
+        other.update_collection_aliases(change_aliases_operations=[
+            models.CreateAliasOperation(create_alias=models.CreateAlias(collection_name="zzz", alias_name="alias_a")),
+            models.CreateAliasOperation(create_alias=models.CreateAlias(collection_name="zzz", alias_name="mine")),
+        ])
+    server.stop()
+
+    server.args = ["--storage-snapshot", str(local)]
+    refused = server.run_to_exit()
+    assert refused.returncode != 0
+    assert "Alias alias_a already exists. Use --force-snapshot to overwrite it." in refused.stderr
+    assert sorted(p.name for p in (server.storage / "collections").iterdir()) == ["zzz"]
+
+    server.args = ["--storage-snapshot", str(local), "-f"]
+    server.start()
+    try:
+        with _client(server) as other:
+            assert {c.name for c in other.get_collections().collections} == {"zzz", "full_a", "full_b"}
+            assert _aliases(other) == {("alias_a", "full_a"), ("alias_b", "full_b"), ("mine", "zzz")}
+            assert other.count("zzz").count == 3
+    finally:
+        server.stop()
+
+
+def test_a_collection_that_failed_to_load_is_left_out(tmp_path):
+    server = ServerWithArgs(tmp_path / "failed" / "storage")
+    server.storage.parent.mkdir()
+    server.start()
+    with _client(server) as other:
+        _make(other, "good", index=False)
+        _fill(other, "good", range(5))
+        _make(other, "broken", index=False)
+    server.stop()
+    (server.storage / "collections" / "broken" / "config.json").write_text("{ not json")
+    server.start()
+    try:
+        response = httpx.post(f"{server.url}/snapshots", timeout=60)
+        description = assert_matches_spec("/snapshots", "post", response)["result"]
+        with httpx.Client(base_url=server.url, timeout=60) as http:
+            local = _download(http, f"/snapshots/{description['name']}", tmp_path / "full.snapshot")
+    finally:
+        server.stop()
+    with tarfile.open(local) as tar:
+        meta = json.load(tar.extractfile("snapshot.json"))
+        config = json.load(tar.extractfile("config.json"))
+    assert list(config["collections_mapping"]) == ["good"]
+    assert list(meta["skipped"]) == ["broken"]
