@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import random
 import tarfile
+import threading
 import time
 
 import numpy as np
@@ -173,3 +174,52 @@ async def test_every_snapshot_restores_to_the_model_at_its_op_num(tmp_path):
         cuts.add(cut)
     assert len(cuts) >= 3, cuts  # the snapshots really were taken at different points of the load
     print(f"{len(taken)} snapshots at op_nums {sorted(cuts)}; {wal_records_seen} carried unapplied WAL records")
+
+
+def test_snapshots_archived_at_once_get_their_own_names(tmp_path):
+    """Eight snapshots archived by eight threads at the same moment (the same second):
+    eight files, each with the checksum of its own bytes. (Before, they could pick one
+    name: a rename replaced another snapshot and the checksum file named either's bytes.)"""
+    directory = tmp_path / "snapshots"
+    stagings = []
+    for i in range(8):
+        staging = tmp_path / f"staging-{i}"
+        staging.mkdir()
+        (staging / "data").write_bytes(random.Random(i).randbytes(200_000))  # each tar differs
+        stagings.append(staging)
+    barrier = threading.Barrier(len(stagings))
+    results: list[dict] = []
+
+    def archive(staging) -> None:
+        barrier.wait()
+        results.append(snapshots.archive(staging, directory, "c"))
+
+    threads = [threading.Thread(target=archive, args=(s,)) for s in stagings]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    names = sorted(r["name"] for r in results)
+    assert len(set(names)) == 8, names
+    assert sorted(p.name for p in directory.iterdir() if p.name.endswith(".snapshot")) == names
+    for r in results:
+        path = directory / r["name"]
+        assert snapshots.sha256_file(path) == r["checksum"] == (directory / (r["name"] + ".checksum")).read_text()
+    assert not snapshots._reserved  # every reservation let go
+
+
+def test_start_up_clean_up_removes_what_a_crash_leaves(tmp_path):
+    """What a kill during `write_archive` can leave: the partial tar, the checksum file's
+    temporary, a checksum file written before its tar was renamed into place."""
+    directory = tmp_path / "c"
+    directory.mkdir()
+    kept = ["c-0-2026-12-03-10-00-00.snapshot", "c-0-2026-12-03-10-00-00.snapshot.checksum"]
+    left = [
+        "c-0-2026-12-03-10-00-01.snapshot.tmp-0123456789ab",
+        "c-0-2026-12-03-10-00-01.snapshot.checksum.0123456789ab.tmp",
+        "c-0-2026-12-03-10-00-02.snapshot.checksum",  # its tar was never renamed into place
+    ]
+    for name in kept + left:
+        (directory / name).write_text("x")
+    assert snapshots.remove_temporaries(tmp_path) == len(left)
+    assert sorted(p.name for p in directory.iterdir()) == kept
