@@ -349,3 +349,88 @@ def read_tail(directory: Path, after: int, limit: int, until: int | None = None)
             if len(tail.records) >= limit:
                 return tail
     return tail
+
+
+@dataclass
+class LogBounds:
+    """Where a log starts and ends, as far as `log_bounds` could tell without reading it all."""
+
+    first_op_num: int | None  # the oldest file's name: its first record (None: no file)
+    last_op_num: int | None  # the newest record of a complete batch (None: no record)
+    last_timestamp: int | None  # its commit time (None: no record, or one of the older shapes)
+
+
+def _log_names(directory: Path) -> list[tuple[int, Path]]:
+    return sorted(
+        (int(matched.group(1)), entry)
+        for entry in directory.iterdir()
+        if (matched := LOG_FILE_PATTERN.match(entry.name)) and entry.is_file()
+    )
+
+
+def log_bounds(directory: Path) -> LogBounds:
+    """The first and last op_num of the WAL in `directory`, read-only, reading only the
+    newest non-empty file (the first op_num is the oldest file's name, which is its first
+    record's op_num unless that file is empty; `iter_log_records` tells the difference).
+    An incomplete last batch does not count; corruption in the file read raises CorruptWal."""
+    directory = Path(directory)
+    names = _log_names(directory)
+    bounds = LogBounds(first_op_num=names[0][0] if names else None, last_op_num=None, last_timestamp=None)
+    for index in range(len(names) - 1, -1, -1):
+        name_op_num, path = names[index]
+        try:
+            file_scan = scan_file(path, name_op_num, path.read_bytes(), None, index == len(names) - 1)
+        except FileNotFoundError:
+            break  # truncated meanwhile: it was older than what is left
+        if file_scan.state == CORRUPT:
+            raise file_scan.corrupt_wal()
+        if file_scan.records:
+            bounds.last_op_num = file_scan.last_op_num
+            bounds.last_timestamp = file_scan.last_timestamp
+            break
+    return bounds
+
+
+def iter_log_records(directory: Path, after: int) -> Iterator[Record]:
+    """Every record of a complete batch with op_num > `after`, in order, read-only and one
+    file at a time (values decoded, commit timestamps kept): for point-in-time restore,
+    which may read the WAL of a running collection for a long time.
+
+    Like `read_tail` it reads only the files that can hold op_nums above `after`, never
+    writes, leaves out an incomplete last batch and raises CorruptWal for corruption in a
+    file it reads. It stops at the newest file there was when it listed the directory.
+    A file that a concurrent truncation deletes before it is read makes it list the
+    directory again and go on from the next op_num it wants: if the records it wants were
+    deleted, the next record it yields is a later one, and the caller sees the gap."""
+    directory = Path(directory)
+    wanted = after + 1
+    while True:
+        names = _log_names(directory)
+        start = 0
+        for index in range(1, len(names)):
+            if names[index][0] <= wanted:
+                start = index  # every record of the files before this one is below `wanted`
+        try:
+            for index in range(start, len(names)):
+                name_op_num, path = names[index]
+                data = path.read_bytes()
+                file_scan = scan_file(path, name_op_num, data, None, index == len(names) - 1)
+                if file_scan.state == CORRUPT:
+                    raise file_scan.corrupt_wal()
+                if not file_scan.records or file_scan.last_op_num is None or file_scan.last_op_num < wanted:
+                    continue
+                offset = 0
+                while offset < file_scan.data_end:
+                    try:
+                        record = read_record(data, offset, decode_value=False)
+                        if record.op_num >= wanted:
+                            record = read_record(data, offset)
+                    except WalRecordError as exc:  # scan_file checked these very bytes
+                        raise CorruptWal(path, offset, exc.reason) from exc
+                    offset += record.size
+                    if record.op_num >= wanted:
+                        wanted = record.op_num + 1
+                        yield record
+            return
+        except FileNotFoundError:
+            continue  # deleted by a truncation after the listing: list again
