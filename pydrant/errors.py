@@ -51,6 +51,15 @@ class Locked(PydrantError):
     """Writes are locked with `POST /locks` (403 in Qdrant, with the lock's message)."""
 
 
+class RateLimited(PydrantError):
+    """A collection's strict-mode read or write rate limit is exhausted (429 in Qdrant,
+    with a Retry-After header of `retry_after_s` rounded up when it is known)."""
+
+    def __init__(self, message: str, retry_after_s: float | None):
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
 class ServiceError(PydrantError):
     """An internal failure: storage, WAL or a bug (500). Logged with its traceback."""
 

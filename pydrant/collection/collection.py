@@ -19,6 +19,7 @@ and every filter is compiled by `compile_filter`, with the collection's text ana
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import shutil
@@ -36,6 +37,7 @@ from pydrant.collection import diskspace, strict
 from pydrant.collection.config import WAL_RETAIN_CLOSED, index_settings, indexing_threads, search_settings, vector_schema
 from pydrant.collection.engine import Engine
 from pydrant.collection.payload_index import INDEX_FILE as PAYLOAD_INDEX_FILE
+from pydrant.collection.payload_index import INDEX_OPERATIONS as PAYLOAD_INDEX_OPERATIONS
 from pydrant.collection.payload_index import PayloadIndexTable
 from pydrant.collection.points import prepare_upsert
 from pydrant.collection.predicates import Predicate
@@ -123,6 +125,9 @@ class Collection:
         self.flush_error: str | None = None
         self.config_lock = trio.Lock()  # read-merge-write of config.json (PATCH)
         self.optimizer = Optimizer(self)
+        # Strict mode's read and write rate limiters (in memory, full at every start).
+        self.rate_limits = strict.RateLimits(config)
+        self._size_stats: tuple[tuple, strict.SizeStats] | None = None
         self._send, self._receive = trio.open_memory_channel(math.inf)
         self._cancel: trio.CancelScope | None = None
         self._stopped = trio.Event()
@@ -276,13 +281,59 @@ class Collection:
         id need their points to exist (404, as Qdrant): the update worker checks it when
         it applies the operation (`IDS_MUST_EXIST`), in order with the writes before it,
         so a point an acknowledged upsert creates exists by then."""
-        for operation in operations:
-            strict.check_write(self.config, self.payload_index, operation)
+        await self.check_strict_mode(operations)
         self.check_writable()
         for operation in operations:
             if operation["type"] not in ("upsert", "delete_points") and (operation.get("ids") or operation.get("points")):
                 operation[applying.IDS_MUST_EXIST] = True
         return [await self.update(operation, wait=wait) for operation in operations]
+
+    async def check_strict_mode(self, operations: list[dict]) -> None:
+        """Strict mode for the writes of one request, all before any is queued (nothing
+        is logged when one is refused): each operation's checks, then the write rate
+        limit, charged once for the request (the points they touch)."""
+        config = self.config
+        if strict.active(config) is None:
+            return
+        stats = None
+        if strict.needs_size_stats(config, operations):
+            stats = await trio.to_thread.run_sync(self.size_stats)
+        multivectors = [name for name, spec in self.schema.dense.items() if spec.multivector]
+        for operation in operations:
+            strict.check_write(config, self.payload_index, operation, stats, multivectors)
+        # Payload index changes are collection meta operations in Qdrant: not rate limited
+        points_operations = [op for op in operations if op["type"] not in PAYLOAD_INDEX_OPERATIONS]
+        if self.rate_limits.write is not None and points_operations:
+            cost = 0
+            for operation in points_operations:
+                cost += await trio.to_thread.run_sync(strict.write_cost, operation, self._count_matching)
+            self.rate_limits.take_write(cost)
+
+    def _count_matching(self, filter_: dict) -> int:
+        return self.reads.count(self.compile_filter(filter_))
+
+    def size_stats(self) -> strict.SizeStats:
+        """Estimated vector and payload storage and points (strict mode's collection size
+        limits), blocking: vectors as stored for the live points, payloads as their JSON
+        size. Computed again only after the collection changed."""
+        segments = list(self.segments)
+        key = (self.applied_op_num, tuple(id(s) for s in segments))
+        if self._size_stats is not None and self._size_stats[0] == key:
+            return self._size_stats[1]
+        vector_bytes = sum(sum(s.vector_bytes().values()) for s in segments)
+        points = sum(s.point_count for s in segments)
+        payload_bytes = 0
+        offset = None
+        while True:
+            records, offset = self.reads.scroll(offset, 1024, None, True, False)
+            for record in records:
+                if record.payload:
+                    payload_bytes += len(json.dumps(record.payload, separators=(",", ":"), default=str).encode())
+            if offset is None:
+                break
+        stats = strict.SizeStats(vector_bytes, payload_bytes, points)
+        self._size_stats = (key, stats)
+        return stats
 
     async def update(self, operation: dict, *, wait: bool = True) -> tuple[int, str]:
         """Queue one write and return `(operation_id, status)`.
@@ -675,6 +726,7 @@ class Collection:
     async def set_config(self, config: dict) -> None:
         await trio.to_thread.run_sync(write_json_atomic, self.path / CONFIG_FILE, config)
         self.config = config
+        self.rate_limits.reconfigure(config)  # new limits take effect at once
         self._apply_search_settings()
         self.optimizer.wake()  # a changed index config may call for rebuilds
 

@@ -83,10 +83,16 @@ class Engine:
     # -- filters and strict mode --------------------------------------------------------
 
     def read_filter(self, filter_: dict | None) -> Predicate:
-        """A read's filter compiled (BadInput if invalid), after strict mode's index check."""
+        """A read's filter compiled (BadInput if invalid), then strict mode's filter checks
+        (index required, condition count and size)."""
         predicate = self.collection.compile_filter(filter_)
-        strict.check_filter_indexed(self.collection.config, self.collection.payload_index, filter_, update=False)
+        strict.check_filter(self.collection.config, self.collection.payload_index, filter_, update=False)
         return predicate
+
+    def check_timeout(self, timeout: int | None) -> None:
+        """Strict mode's `max_timeout` for a read's `timeout` query parameter: the HTTP
+        layer calls it before preparing the request, as Qdrant checks it first."""
+        strict.check_timeout(self.collection.config, timeout)
 
     def prepare(self, request: dict) -> Node:
         """A QueryRequest ready to run: every node's filter compiled and checked, then the
@@ -94,6 +100,16 @@ class Engine:
         root = compile_tree(request, self.read_filter)
         strict.check_search_limits(self.collection.config, root.nodes())
         return root
+
+    def _take_read(self, cost: int) -> None:
+        """Strict mode's `read_rate_limit`: after every other check, before the read runs."""
+        self.collection.rate_limits.take_read(cost)
+
+    def _take_query(self, queries: list[Node]) -> None:
+        leaves: list[tuple[dict, list]] = []
+        for query in queries:
+            _leaves(query, [], leaves)
+        self._take_read(strict.query_cost(leaves))
 
     def _selectors(self, request: dict, payload_default: PayloadSelector = False) -> tuple[PayloadSelector, VectorSelector]:
         with_payload = request.get("with_payload", payload_default)
@@ -105,10 +121,12 @@ class Engine:
     def points(self, query: Node) -> list[Hit]:
         """The scored points of one QueryRequest, payloads and vectors as it selects."""
         with_payload, with_vector = self._selectors(query.spec)
+        self._take_query([query])
         return self._filled(self.queries.run(query), with_payload, with_vector)
 
     def batch(self, queries: list[Node]) -> list[list[Hit]]:
         """The scored points of several; searches on one vector and filter share a scan."""
+        self._take_query(queries)
         results = []
         for query, hits in zip(queries, self.queries.run_batch(queries)):
             with_payload, with_vector = self._selectors(query.spec)
@@ -124,6 +142,7 @@ class Engine:
         group_size = request.get("group_size") or DEFAULT_GROUP_SIZE
         limit = request.get("limit") or DEFAULT_GROUP_LIMIT
         with_lookup = request.get("with_lookup")
+        self._take_query([query])
         inner = {k: v for k, v in request.items() if k not in ("group_by", "group_size", "limit", "with_lookup")}
         found = self.queries.run_groups(Node(inner, query.predicate, query.prefetches), group_by, group_size, limit)
         hits = [hit for _, members in found for hit in members]
@@ -137,6 +156,7 @@ class Engine:
     def matrix(self, query: Node) -> tuple[list, list]:
         """Distance matrix (`sample`, `limit`, `using`, `filter`): (ids, [(row, col, score)])."""
         request = query.spec
+        self._take_query([query])
         return self.queries.matrix(
             query.predicate,
             request.get("sample") or DEFAULT_MATRIX_SAMPLE,
@@ -150,13 +170,16 @@ class Engine:
         """A PointRequest: `ids`, `with_payload` (default true), `with_vector`."""
         ids = [normalize_id(i) for i in request["ids"]]
         with_payload, with_vector = self._selectors(request, payload_default=True)
+        self._take_read(len(ids))
         return self.collection.reads.retrieve(ids, with_payload, with_vector)
 
     def scroll(self, request: dict) -> tuple[list[Record], Any]:
         """A ScrollRequest: (records, next page offset; None with `order_by`)."""
+        strict.check_query_limit(self.collection.config, request.get("limit"))
         predicate = self.read_filter(request.get("filter"))
         with_payload, with_vector = self._selectors(request, payload_default=True)
         limit = request.get("limit", DEFAULT_SCROLL_LIMIT)
+        self._take_read(1 + strict.filter_cost(request.get("filter")))
         order_by = request.get("order_by")
         reads = self.collection.reads
         if order_by is not None:
@@ -170,12 +193,18 @@ class Engine:
     def count(self, request: dict) -> int:
         """A CountRequest. Counts are exact whatever `exact` says: segments count the
         matching points as cheaply as they would estimate them."""
-        return self.collection.reads.count(self.read_filter(request.get("filter")))
+        predicate = self.read_filter(request.get("filter"))
+        strict.check_exact(self.collection.config, request.get("exact", True))
+        self._take_read(1 + strict.filter_cost(request.get("filter")))
+        return self.collection.reads.count(predicate)
 
     def facet(self, request: dict) -> list[dict]:
         """A FacetRequest: [{"value", "count"}], the most frequent values first (exact
         counts: the value-map indexes give them as cheaply as an estimate)."""
+        strict.check_query_limit(self.collection.config, request.get("limit"))
         predicate = self.read_filter(request.get("filter"))
+        strict.check_exact(self.collection.config, request.get("exact"))
+        self._take_read(1 + strict.filter_cost(request.get("filter")))
         return self.collection.reads.facet(request["key"], predicate, request.get("limit") or DEFAULT_FACET_LIMIT)
 
     # -- helpers ------------------------------------------------------------------------
@@ -214,3 +243,13 @@ class Engine:
                 continue
         records = {r.id: r for r in other.reads.retrieve(list(ids.values()), payload, vectors)}
         return {value: records[point_id] for value, point_id in ids.items() if point_id in records}
+
+
+def _leaves(node: Node, filters: list, out: list) -> None:
+    """(leaf spec, the filters on the way to it) of a query tree: the searches and
+    scrolls Qdrant's planned query runs (a parent's filter applies to its prefetches)."""
+    own = [*filters, node.spec.get("filter")] if node.spec.get("filter") else filters
+    if not node.prefetches:
+        out.append((node.spec, own))
+    for prefetch in node.prefetches:
+        _leaves(prefetch, own, out)

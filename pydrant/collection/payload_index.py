@@ -13,11 +13,12 @@ number of points it holds (`payload_schema`), summed over segments.
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
 from pydrant.errors import BadInput
 from pydrant.fsutil import read_json, write_json_atomic
-from pydrant.segments.field_index import INDEX_CLASSES, make_index, schema_params, schema_type
+from pydrant.segments.field_index import make_index, schema_params, schema_type
 from pydrant.segments.payload import parse_path
 from pydrant.segments.text_analyzer import TextAnalyzer
 
@@ -81,11 +82,15 @@ class PayloadIndexTable:
         return self._analyzers
 
     def missing_index(self, filter_: dict | None) -> tuple[str, list[str]] | None:
-        """(key, index types that would serve) of the first field condition in `filter_`
-        whose key has no suitable index; None when every condition is indexed (strict mode)."""
-        for key, types in filter_requirements(filter_):
-            if schema_type(self.fields.get(key, "")) not in types:
-                return key, types
+        """(key, index types that would serve, sorted) of the first field condition in
+        `filter_` whose key has no index able to answer it; None when every condition is
+        served (strict mode's `unindexed_filtering_*`). As Qdrant's unindexed-field check:
+        a condition needs one of the index capabilities it can use, and an index has the
+        capabilities of its type and parameters (an integer index without `lookup` cannot
+        answer a match, without `range` a range)."""
+        for key, needs in filter_requirements(filter_):
+            if not needs & index_capabilities(self.fields.get(key)):
+                return key, sorted({_CAPABILITY_TYPE[c] for c in needs})
         return None
 
     def describe(self, points_per_field: dict) -> dict:
@@ -101,13 +106,52 @@ class PayloadIndexTable:
         return schema
 
 
-_ALL_TYPES = list(INDEX_CLASSES)
+# Index capabilities (Qdrant's FieldIndexType) and the index type each belongs to.
+_CAPABILITY_TYPE = {
+    "int_match": "integer",
+    "int_range": "integer",
+    "float_range": "float",
+    "keyword_match": "keyword",
+    "uuid_match": "uuid",
+    "datetime_range": "datetime",
+    "text": "text",
+    "bool_match": "bool",
+    "geo": "geo",
+}
+_ANY_INDEX = frozenset(_CAPABILITY_TYPE)
 
 
-def filter_requirements(filter_) -> list[tuple[str, list[str]]]:
-    """(key, index types that can answer it) for every field condition of a filter; nested
-    keys come out as `parent[].child`."""
-    found: list[tuple[str, list[str]]] = []
+def index_capabilities(field_schema) -> frozenset:
+    """What an index of this schema can answer (nothing without an index)."""
+    if field_schema is None:
+        return frozenset()
+    kind = schema_type(field_schema)
+    if kind == "integer":
+        params = schema_params(field_schema)
+        found = set()
+        if params.get("lookup", True) is not False:
+            found.add("int_match")
+        if params.get("range", True) is not False:
+            found.add("int_range")
+        return frozenset(found)
+    return frozenset(
+        {
+            "keyword": {"keyword_match"},
+            "float": {"float_range"},
+            "bool": {"bool_match"},
+            "datetime": {"datetime_range"},
+            "uuid": {"uuid_match"},
+            "geo": {"geo"},
+            "text": {"text"},
+        }.get(kind, set())
+    )
+
+
+def filter_requirements(filter_) -> list[tuple[str, frozenset]]:
+    """(key, index capabilities that can answer it) for every payload condition of a
+    filter; nested keys come out as `parent[].child`. `has_id` and `has_vector` need no
+    index; `is_empty`, `is_null` and `values_count` are answered by any index."""
+    found: list[tuple[str, frozenset]] = []
 
     def walk(node, prefix: str) -> None:
         if isinstance(node, list):
@@ -117,10 +161,10 @@ def filter_requirements(filter_) -> list[tuple[str, list[str]]]:
         if not isinstance(node, dict):
             return
         if isinstance(node.get("key"), str):
-            found.append((prefix + node["key"], _types_for(node)))
+            found.append((prefix + node["key"], _needs(node)))
         for name in ("is_empty", "is_null"):
             if isinstance(node.get(name), dict) and isinstance(node[name].get("key"), str):
-                found.append((prefix + node[name]["key"], _ALL_TYPES))
+                found.append((prefix + node[name]["key"], _ANY_INDEX))
         nested = node.get("nested")
         if isinstance(nested, dict) and isinstance(nested.get("key"), str):
             walk(nested.get("filter"), prefix + nested["key"].removesuffix("[]") + "[].")
@@ -133,25 +177,48 @@ def filter_requirements(filter_) -> list[tuple[str, list[str]]]:
     return found
 
 
-def _types_for(condition: dict) -> list[str]:
+def is_uuid(value) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _value_needs(values: list) -> set:
+    """A match on these values: integers need an integer lookup, booleans a bool index,
+    strings a keyword index, or a uuid one when they are UUIDs."""
+    if values and all(type(v) is bool for v in values):
+        return {"bool_match"}
+    if values and all(type(v) is int for v in values):
+        return {"int_match"}
+    needs = {"keyword_match"}
+    if values and all(is_uuid(v) for v in values):
+        needs.add("uuid_match")
+    return needs
+
+
+def _needs(condition: dict) -> frozenset:
+    needs: set = set()
     match = condition.get("match")
     if isinstance(match, dict):
         if any(match.get(k) is not None for k in ("text", "text_any", "phrase")):
-            return ["text"]
-        sample = match.get("value")
-        for k in ("any", "except"):
-            if isinstance(match.get(k), list) and match[k]:
-                sample = match[k][0]
-        if type(sample) is bool:
-            return ["bool"]
-        if type(sample) is int:
-            return ["integer"]
-        return ["keyword", "uuid"]
+            needs.add("text")
+        elif "value" in match:
+            needs |= _value_needs([match["value"]])
+        else:
+            values = match.get("any") if "any" in match else match.get("except")
+            needs |= _value_needs(values if isinstance(values, list) else [])
     rng = condition.get("range")
     if isinstance(rng, dict):
         if any(isinstance(v, str) for v in rng.values()):
-            return ["datetime"]
-        return ["integer", "float"]
+            needs.add("datetime_range")
+        else:
+            needs |= {"float_range", "int_range"}
     if any(condition.get(k) is not None for k in ("geo_bounding_box", "geo_radius", "geo_polygon")):
-        return ["geo"]
-    return _ALL_TYPES
+        needs.add("geo")
+    if any(condition.get(k) is not None for k in ("values_count", "is_empty", "is_null")) or not needs:
+        needs |= _ANY_INDEX
+    return frozenset(needs)

@@ -9,6 +9,7 @@ accepts requests only after every collection has recovered from its WAL.
 from __future__ import annotations
 
 import logging
+import math
 import time
 
 import trio
@@ -18,7 +19,7 @@ from werkzeug.exceptions import HTTPException
 
 from pydrant.collection import diskspace
 from pydrant.collection.collection import configure_wal_retention
-from pydrant.errors import PydrantError
+from pydrant.errors import PydrantError, RateLimited
 from pydrant.http import (
     aliases,
     changes,
@@ -27,6 +28,7 @@ from pydrant.http import (
     discover,
     facet,
     indexes,
+    point_in_time,
     points,
     query,
     recommend,
@@ -44,7 +46,7 @@ from pydrant.storage.toc import TableOfContent
 
 log = logging.getLogger("pydrant.http")
 
-BLUEPRINTS = (service, collections, aliases, points, retrieve, indexes, facet, search, recommend, discover, query, snapshots, changes, cluster)
+BLUEPRINTS = (service, collections, aliases, points, retrieve, indexes, facet, search, recommend, discover, query, snapshots, point_in_time, changes, cluster)
 
 
 def create_app(settings=None) -> QuartTrio:
@@ -119,7 +121,11 @@ def _install_error_handlers(app: QuartTrio) -> None:
         status = status_for(exc)
         if status >= 500:
             log.error("internal error on %s %s: %s", request.method, request.path, exc.message)
-        return error(status, exc.message)
+        response = error(status, exc.message)
+        if isinstance(exc, RateLimited) and exc.retry_after_s is not None:
+            # Qdrant: the wait in whole seconds, rounded up so clients do not retry too early
+            response.headers["Retry-After"] = str(math.ceil(exc.retry_after_s))
+        return response
 
     @app.errorhandler(HTTPException)
     async def http_error(exc: HTTPException):

@@ -16,6 +16,7 @@ STATUS_BY_ERROR: dict[type, int] = {
     errors.Timeout: 408,
     errors.AlreadyExists: 409,
     errors.PayloadTooLarge: 413,
+    errors.RateLimited: 429,
     errors.ServiceError: 500,
     errors.PydrantError: 500,
 }

@@ -14,7 +14,8 @@ blueprint = Blueprint("facet", __name__)
 
 @blueprint.post("/collections/<name>/facet")
 async def facet(name: str):
-    query_int("timeout", minimum=1)
+    timeout = query_int("timeout", minimum=1)
     collection = toc().get(name)
+    collection.engine.check_timeout(timeout)
     request = to_plain(await body(models.FacetRequest))
     return ok({"hits": await off_loop(collection.engine.facet, request)})

@@ -20,7 +20,8 @@ async def create_field_index(name: str):
     request = to_plain(await body(models.CreateFieldIndex))
     operation = create_index_operation(request["field_name"], request.get("field_schema"))
     check_write_allowed()
-    op_num, status = await collection.update(operation, wait=wait)
+    # submit: strict mode (max_payload_index_count, write rate limit) before it is logged
+    op_num, status = (await collection.submit([operation], wait=wait))[0]
     return ok({"operation_id": op_num, "status": status})
 
 
@@ -29,5 +30,5 @@ async def delete_field_index(name: str, field_name: str):
     wait = write_params()
     collection = toc().get(name)
     check_write_allowed()
-    op_num, status = await collection.update(delete_index_operation(field_name), wait=wait)
+    op_num, status = (await collection.submit([delete_index_operation(field_name)], wait=wait))[0]
     return ok({"operation_id": op_num, "status": status})

@@ -26,8 +26,9 @@ def _scroll_json(collection, request: dict) -> dict:
 
 @blueprint.post("/collections/<name>/points")
 async def retrieve_points(name: str):
-    query_int("timeout", minimum=1)
+    timeout = query_int("timeout", minimum=1)
     collection = toc().get(name)
+    collection.engine.check_timeout(timeout)
     request = to_plain(await body(models.PointRequest))
     return ok(await off_loop(_records_json, collection, request))
 
@@ -45,15 +46,17 @@ async def get_point(name: str, point_id: str):
 
 @blueprint.post("/collections/<name>/points/scroll")
 async def scroll_points(name: str):
-    query_int("timeout", minimum=1)
+    timeout = query_int("timeout", minimum=1)
     collection = toc().get(name)
+    collection.engine.check_timeout(timeout)
     request = to_plain(await body(models.ScrollRequest, optional=True)) or {}
     return ok(await off_loop(_scroll_json, collection, request))
 
 
 @blueprint.post("/collections/<name>/points/count")
 async def count_points(name: str):
-    query_int("timeout", minimum=1)
+    timeout = query_int("timeout", minimum=1)
     collection = toc().get(name)
+    collection.engine.check_timeout(timeout)
     request = to_plain(await body(models.CountRequest, optional=True)) or {}
     return ok({"count": await off_loop(collection.engine.count, request)})

@@ -22,10 +22,11 @@ from pydrant.http.validation import check_bounds, to_plain
 from pydrant.segments.types import DEFAULT_VECTOR
 
 
-def read_query_params() -> None:
-    """`timeout` is checked (a search here never outlives a request); `consistency` only
-    matters with replicas, which one node does not have."""
-    query_int("timeout", minimum=1)
+def read_query_params() -> int | None:
+    """`timeout` is checked (a search here never outlives a request) and returned for
+    strict mode's `max_timeout`; `consistency` only matters with replicas, which one node
+    does not have."""
+    return query_int("timeout", minimum=1)
 
 
 # The spec's QueryInterface (VectorInput | Query). The generated request models leave
@@ -119,8 +120,9 @@ async def read_request(name: str, model, convert=None, optional: bool = False):
     (`convert` None) is checked against the spec here; a converted legacy request was fully
     typed by its own model, so its query is not checked again (that costs as much as the
     first validation on the search hot path)."""
-    read_query_params()
+    timeout = read_query_params()
     collection = toc().get(name)
+    collection.engine.check_timeout(timeout)
     request = to_plain(await body(model, optional=optional)) or {}
     if convert is None:
         check_queries(request)
@@ -132,8 +134,9 @@ async def read_request(name: str, model, convert=None, optional: bool = False):
 async def read_batch(name: str, model, convert=None):
     """(collection, prepared queries) of a batch endpoint (`{"searches": [...]}`), each
     read as `read_request` reads one, in order."""
-    read_query_params()
+    timeout = read_query_params()
     collection = toc().get(name)
+    collection.engine.check_timeout(timeout)
     requests = to_plain(await body(model))["searches"]
     queries = []
     for request in requests:
