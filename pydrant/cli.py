@@ -5,9 +5,9 @@
     pydrant config [--config PATH] [--host HOST] [--port PORT]
     pydrant wal inspect PATH [--json]
     pydrant wal replay WAL_PATH --into DIR [--collection-config FILE]
-    pydrant snapshot inspect FILE [--json] [--checksum HEX]
-    pydrant snapshot verify FILE [--checksum HEX]
-    pydrant snapshot restore FILE --into STORAGE_DIR [--name NAME] [--force] [--checksum HEX]
+    pydrant snapshot inspect FILE [--json] [--checksum HEX] [--progress]
+    pydrant snapshot verify FILE [--checksum HEX] [--progress]
+    pydrant snapshot restore FILE --into STORAGE_DIR [--name NAME] [--force] [--checksum HEX] [--progress]
     pydrant version
 
 `serve` and `config` read settings as pydrant.config describes (defaults <- YAML file <-
@@ -101,16 +101,19 @@ def _add_snapshot_commands(commands) -> None:
     snapshot.set_defaults(handler=lambda options: _usage(snapshot))
     tools = snapshot.add_subparsers(title="snapshot commands", metavar="SNAPSHOT_COMMAND")
     checksum_help = "expected sha256 (hex); default: the FILE.checksum beside it, if any"
+    progress_help = "show the progress of long passes on stderr even when it is not a terminal"
 
     inspect = tools.add_parser("inspect", help="describe a snapshot: format, config, segments, WAL records")
     inspect.add_argument("file", metavar="FILE")
     inspect.add_argument("--json", action="store_true", help="print one JSON object")
     inspect.add_argument("--checksum", metavar="HEX", help=checksum_help)
+    inspect.add_argument("--progress", action="store_true", help=progress_help)
     inspect.set_defaults(handler=_snapshot_tool("run_inspect"))
 
     verify = tools.add_parser("verify", help="check a snapshot as recovery would: exit 0 ok, 1 problem")
     verify.add_argument("file", metavar="FILE")
     verify.add_argument("--checksum", metavar="HEX", help=checksum_help)
+    verify.add_argument("--progress", action="store_true", help=progress_help)
     verify.set_defaults(handler=_snapshot_tool("run_verify"))
 
     restore = tools.add_parser("restore", help="restore a snapshot into the storage directory of a stopped server")
@@ -119,6 +122,7 @@ def _add_snapshot_commands(commands) -> None:
     restore.add_argument("--name", help="collection name (default: the snapshot's)")
     restore.add_argument("--force", action="store_true", help="replace a collection of that name")
     restore.add_argument("--checksum", metavar="HEX", help=checksum_help)
+    restore.add_argument("--progress", action="store_true", help=progress_help)
     restore.set_defaults(handler=_snapshot_tool("run_restore"))
 
 

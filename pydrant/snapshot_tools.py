@@ -4,8 +4,9 @@ They work on a snapshot file alone, with no server: `inspect` describes it, `ver
 checks it as recovery would (and more), `restore` puts it into the storage directory of a
 stopped server. The tar is read through the same checks recovery uses
 (`collection/snapshots.py`: `checked_members`, `extract`, `unpack`, `validate_loadable`);
-the snapshot file itself is never written. Long passes report the bytes read on stderr
-when stderr is a terminal.
+the snapshot file itself is never written. Long passes (checksum, reading the tar,
+extracting it) report their bytes on stderr when stderr is a terminal, or always with
+`--progress`.
 """
 
 from __future__ import annotations
@@ -51,17 +52,23 @@ def _reason(exc: BaseException) -> str:
 
 class Progress:
     """`label: 12.0 / 340.5 MiB` on stderr, rewritten in place at most 10 times a second;
-    silent when stderr is not a terminal."""
+    silent when stderr is not a terminal, unless `Progress.force` (`--progress`)."""
+
+    force = False  # set by the commands' --progress option
 
     def __init__(self, label: str, total: int, stream: IO[str] | None = None):
         self.stream = stream if stream is not None else sys.stderr
-        self.enabled = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.enabled = Progress.force or bool(getattr(self.stream, "isatty", lambda: False)())
         self.label = label
         self.total = total
         self._last = 0.0
         self._shown = False
 
-    def update(self, done: int) -> None:
+    def update(self, done: int, total: int | None = None) -> None:
+        """`done` bytes of `total` (of the total given at construction if None); fits the
+        `progress(done, total)` callback of `snapshots.extract` / `unpack`."""
+        if total is not None:
+            self.total = total
         if not self.enabled:
             return
         now = time.monotonic()
@@ -74,7 +81,9 @@ class Progress:
         self.stream.flush()
 
     def done(self) -> None:
+        """End the progress line (once; a second call writes nothing)."""
         if self.enabled and self._shown:
+            self._shown = False
             self.stream.write("\n")
             self.stream.flush()
 
@@ -237,11 +246,14 @@ def inspect(path: Path, checksum: str | None = None) -> dict:
         return report
     with tempfile.TemporaryDirectory(prefix="pydrant-inspect-") as tmp:
         target = Path(tmp) / "collection"
+        extracting = Progress("extracting", 0)
         try:
-            snapshots.extract(path, target)
+            snapshots.extract(path, target, progress=extracting.update)
         except BadInput as exc:
             report["problems"].append(_reason(exc))
             return report
+        finally:
+            extracting.done()
         try:
             config = read_json(target / CONFIG_FILE)
             manifest = read_json(target / MANIFEST_FILE)
@@ -344,11 +356,14 @@ def verify(path: Path, checksum: str | None = None) -> tuple[list[str], dict]:
         return problems + [unsupported], facts
     with tempfile.TemporaryDirectory(prefix="pydrant-verify-") as tmp:
         target = Path(tmp) / "collection"
+        extracting = Progress("extracting", 0)
         try:
-            config = snapshots.unpack(path, target)
+            config = snapshots.unpack(path, target, progress=extracting.update)
             segment_ids = read_json(target / MANIFEST_FILE)["segments"]
         except (BadInput, ServiceError) as exc:
             return problems + [_reason(exc)], facts
+        finally:
+            extracting.done()
         try:
             segments = count_segments(target, config, segment_ids)
         except Exception as exc:
@@ -402,11 +417,15 @@ def restore(path: Path, storage: Path, name: str | None = None, *, force: bool =
     # pending/ is emptied when the server starts: a crash here leaves nothing behind
     staging = pending / f"restore-{uuid.uuid4().hex}"
     try:
+        extracting = Progress("extracting", 0)
         try:
-            snapshots.unpack(path, staging)
+            snapshots.unpack(path, staging, progress=extracting.update)
+            extracting.done()
             snapshots.validate_loadable(staging)
         except (BadInput, ServiceError) as exc:
             raise Problem(_reason(exc)) from exc
+        finally:
+            extracting.done()
         if final.exists():
             exchange_directories(staging, final)  # staging now holds the old collection
         else:
@@ -421,7 +440,12 @@ def restore(path: Path, storage: Path, name: str | None = None, *, force: bool =
 # -- commands (called by pydrant/cli.py) ----------------------------------------------------
 
 
+def _progress_option(options) -> None:
+    Progress.force = bool(getattr(options, "progress", False))
+
+
 def run_inspect(options) -> int:
+    _progress_option(options)
     path = Path(options.file)
     if not path.is_file():
         print(f"pydrant snapshot inspect: {path}: no such file", file=sys.stderr)
@@ -439,6 +463,7 @@ def run_inspect(options) -> int:
 
 
 def run_verify(options) -> int:
+    _progress_option(options)
     path = Path(options.file)
     if not path.is_file():
         print(f"problem: {path}: no such file")
@@ -457,6 +482,7 @@ def run_verify(options) -> int:
 
 
 def run_restore(options) -> int:
+    _progress_option(options)
     path = Path(options.file)
     if not path.is_file():
         print(f"problem: {path}: no such file", file=sys.stderr)

@@ -32,10 +32,10 @@ import datetime as dt
 import hashlib
 import os
 import re
-import shutil
 import tarfile
 import threading
 import uuid
+from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 from typing import IO, cast
 from urllib.parse import urlsplit, urlunsplit
@@ -355,14 +355,19 @@ def checked_members(tar: tarfile.TarFile) -> list[tuple[tarfile.TarInfo, str]]:
     return members
 
 
-def extract(snapshot: Path, target: Path) -> None:
+def extract(snapshot: Path, target: Path, *, progress: Callable[[int, int], None] | None = None) -> None:
     """Extract the tar `snapshot` into `target` (a new directory), every member checked
-    first; nothing is written outside `target`."""
+    first; nothing is written outside `target`. `progress(done, total)`, if given, is
+    called as the members' bytes are written (total: the bytes of all file members)."""
     target.mkdir(parents=True)
     root = target.resolve()
     try:
         with tarfile.open(snapshot, mode="r:") as tar:
             members = checked_members(tar)
+            total = sum(member.size for member, _ in members if member.isfile())
+            done = 0
+            if progress is not None:
+                progress(done, total)
             for member, path in members:
                 if not path:
                     continue
@@ -379,18 +384,23 @@ def extract(snapshot: Path, target: Path) -> None:
                 # O_EXCL and O_NOFOLLOW: never through a link, never over another member
                 fd = os.open(destination, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
                 with os.fdopen(fd, "wb") as out:
-                    shutil.copyfileobj(source, out, CHUNK)
+                    while chunk := source.read(CHUNK):
+                        out.write(chunk)
+                        done += len(chunk)
+                        if progress is not None:
+                            progress(done, total)
     except (tarfile.TarError, EOFError) as exc:
         raise BadInput(f"Wrong input: snapshot is not a valid tar archive: {exc}") from exc
     except FileExistsError as exc:
         raise BadInput(f"Wrong input: snapshot refused: member `{exc.filename}` appears twice") from exc
 
 
-def unpack(snapshot: Path, target: Path) -> dict:
+def unpack(snapshot: Path, target: Path, *, progress: Callable[[int, int], None] | None = None) -> dict:
     """Turn snapshot file `snapshot` into a collection directory at `target` (a new
     directory, left for the caller to remove on error). Returns the snapshot's config.
-    BadInput for a file that is not a pydrant snapshot or has a newer format version."""
-    extract(snapshot, target)
+    BadInput for a file that is not a pydrant snapshot or has a newer format version.
+    `progress` is passed to `extract`."""
+    extract(snapshot, target, progress=progress)
     meta_path = target / META_FILE
     if not meta_path.is_file():
         raise BadInput(f"Wrong input: not a pydrant collection snapshot: it has no {META_FILE}")
