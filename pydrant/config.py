@@ -382,6 +382,7 @@ ACTED_ON = frozenset(
         "logger.on_disk.log_level",
         "logger.on_disk.format",
         "storage.storage_path",
+        "storage.snapshots_path",  # collection, shard and full snapshots (docs/snapshots.md)
         "storage.wal.wal_capacity_mb",
         "storage.wal.wal_segments_ahead",
         "storage.wal.wal_retain_age_sec",
