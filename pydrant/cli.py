@@ -8,6 +8,7 @@
     pydrant snapshot inspect FILE [--json] [--checksum HEX] [--progress]
     pydrant snapshot verify FILE [--checksum HEX] [--progress]
     pydrant snapshot restore FILE --into STORAGE_DIR [--name NAME] [--force] [--checksum HEX] [--progress]
+    pydrant restore --snapshot FILE --until OP_NUM|TIME --into STORAGE_DIR [--wal WAL_DIR] [--name NAME] [--progress]
     pydrant version
 
 `serve` and `config` read settings as pydrant.config describes (defaults <- YAML file <-
@@ -15,7 +16,10 @@ environment <- flags); a bad setting is reported on stderr with exit status 2. T
 commands hand their arguments, untouched, to the tool that implements them, so that tool's
 own `--help` is the authority on its options. The `snapshot` commands work offline on a
 snapshot file (pydrant/snapshot_tools.py, docs/snapshots.md "Tools"): exit status 0 when
-all is well, 1 with one line per problem.
+all is well, 1 with one line per problem. `restore` is a point-in-time restore
+(collection/point_in_time.py, docs/point-in-time.md): a snapshot plus the retained WAL,
+replayed up to an operation or a time, into the storage directory of a stopped server;
+exit status 1 with one `problem:` line when the log does not cover the range.
 """
 
 from __future__ import annotations
@@ -90,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
         wal_commands.add_parser(name, help=f"{summary} (see `pydrant wal {name} --help`)", add_help=False)
 
     _add_snapshot_commands(commands)
+    _add_restore_command(commands)
 
     version = commands.add_parser("version", help="print pydrant's version and the Qdrant API version")
     version.set_defaults(handler=run_version)
@@ -150,6 +155,30 @@ def _snapshot_tool(function: str) -> Callable[[argparse.Namespace], int]:
     return handler
 
 
+def _add_restore_command(commands) -> None:
+    restore = commands.add_parser(
+        "restore",
+        help="point-in-time restore: a snapshot plus the retained WAL, up to an operation or a time",
+        description="Restore a collection snapshot and replay the retained WAL on top of it up to (and "
+        "including) an operation, or the last operation committed at or before a time, into the storage "
+        "directory of a stopped server, as a new collection (docs/point-in-time.md).",
+    )
+    restore.add_argument("--snapshot", metavar="FILE", required=True, help="a collection snapshot file")
+    restore.add_argument(
+        "--until", metavar="OP_NUM|TIME", required=True,
+        help="an op_num (42), an ISO-8601 time (2026-12-03T14:05:07Z; no zone: UTC) or ms since the epoch (1764770400042ms)",
+    )
+    restore.add_argument("--into", metavar="STORAGE_DIR", required=True, help="the server's storage.storage_path")
+    restore.add_argument(
+        "--wal", metavar="WAL_DIR",
+        help="the collection's retained WAL: <storage>/collections/<name>/wal of the source server (running or "
+        "stopped; only read) or a copy; without it only the snapshot's own records are replayed",
+    )
+    restore.add_argument("--name", help="name of the new collection (default: the snapshot's)")
+    restore.add_argument("--progress", action="store_true", help="show progress on stderr even when it is not a terminal")
+    restore.set_defaults(handler=run_restore)
+
+
 def _add_settings_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--config", metavar="PATH", help="YAML settings file (default: config/config.yaml, if present)"
@@ -206,6 +235,95 @@ def _restore_snapshots(options: argparse.Namespace, settings: Settings) -> bool:
         print(f"pydrant: cannot restore snapshots at start: {exc}", file=sys.stderr)
         return False
     return True
+
+
+def run_restore(options: argparse.Namespace) -> int:
+    """`pydrant restore`: build the collection in `<storage>/pending/point-in-time-<random>`
+    and rename it to `<storage>/collections/<name>` only once it is complete (a server
+    empties `pending/` when it starts, so an interrupted restore leaves nothing)."""
+    import shutil
+    import uuid
+    from pathlib import Path
+
+    from pydrant.collection import point_in_time as pit
+    from pydrant.errors import PydrantError
+    from pydrant.fsutil import fsync_dir, fsync_tree, mkdir_durable
+    from pydrant.storage.names import validate_name
+    from pydrant.storage.toc import COLLECTIONS_DIR, PENDING_DIR
+
+    def problem(message: str) -> int:
+        print(f"problem: {' '.join(message.removeprefix('Wrong input: ').split())}", file=sys.stderr)
+        return EXIT_FAILURE
+
+    snapshot, storage = Path(options.snapshot), Path(options.into)
+    wal = Path(options.wal) if options.wal else None
+    if not snapshot.is_file():
+        return problem(f"{snapshot}: no such file")
+    if not storage.is_dir():
+        return problem(f"storage directory {storage} does not exist")
+    staging = storage / PENDING_DIR / f"point-in-time-{uuid.uuid4().hex}"
+    progress = ReplayProgress(sys.stderr, always=options.progress)
+    try:
+        until = pit.parse_until(options.until)
+        name = options.name or pit.read_head(snapshot).collection
+        if not name:
+            return problem("the snapshot names no collection: pass --name")
+        validate_name(name)
+        collections = storage / COLLECTIONS_DIR
+        final = collections / name
+        if final.exists():
+            return problem(f"collection `{name}` exists in {storage}: pass another --name, or delete it first")
+        mkdir_durable(collections)
+        mkdir_durable(staging.parent)
+        try:
+            summary = pit.restore(snapshot, staging, until, wal, progress.update)
+        finally:
+            progress.done()
+        fsync_tree(staging)
+        staging.rename(final)
+        fsync_dir(collections)
+        fsync_dir(staging.parent)
+    except PydrantError as exc:
+        return problem(exc.message)
+    except OSError as exc:
+        return problem(str(exc))
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    when = f", committed at {pit.format_ms(summary['timestamp'])}" if summary["timestamp"] is not None else ""
+    print(
+        f"restored collection `{name}` into {final}: snapshot cut at operation {summary['snapshot_op_num']}, "
+        f"{summary['replayed']} operations replayed, up to operation {summary['op_num']}{when}; {summary['points']} points"
+    )
+    return EXIT_OK
+
+
+class ReplayProgress:
+    """`replaying: 1200 / 50000 operations` on stderr: rewritten in place at most 10 times a
+    second on a terminal; elsewhere, with `always`, one line a second; else silent."""
+
+    def __init__(self, stream, always: bool = False):
+        self.stream = stream
+        self.terminal = bool(getattr(stream, "isatty", lambda: False)())
+        self.enabled = self.terminal or always
+        self._last = 0.0
+        self._shown = False
+
+    def update(self, done: int, total: int) -> None:
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if now - self._last < (0.1 if self.terminal else 1.0) and done < total:
+            return
+        self._last = now
+        self._shown = True
+        text = f"replaying: {done} / {total} operations"
+        self.stream.write(f"\r{text}" if self.terminal else f"{text}\n")
+        self.stream.flush()
+
+    def done(self) -> None:
+        if self.terminal and self._shown:
+            self.stream.write("\n")
+            self.stream.flush()
 
 
 def run_show_config(options: argparse.Namespace) -> int:
