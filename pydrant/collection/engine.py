@@ -9,10 +9,12 @@ results are engine values (`Hit`, `Record`, `Groups`) that the HTTP layer render
 What every entry point does, in this order, so errors come out as they always have:
 1. compiles each filter once, with the collection's text analyzers
    (`Collection.compile_filter`); an invalid filter is BadInput "Bad filter at ...";
-2. applies strict mode (collection/strict.py) to each filter as it is compiled, then to
-   the query tree's limits;
+2. applies strict mode (collection/strict.py) in Qdrant's order: a query tree's prefetches
+   first, then each node's limit, filter and search params; scroll, count and facet their
+   limit, filter and `exact` (the request's `timeout` is checked before, `check_timeout`);
 3. checks the payload and vector selectors (`with_payload`, `with_vector`);
-4. runs the read with the compiled predicates and reads payloads and vectors.
+4. takes the read's cost from strict mode's read rate limit, when there is one;
+5. runs the read with the compiled predicates and reads payloads and vectors.
 
 Search requests are two steps: `prepare` (1 and 2: cheap, and the batch endpoints
 prepare each request right after converting it) and then `points`, `batch`, `groups` or
@@ -95,10 +97,12 @@ class Engine:
         strict.check_timeout(self.collection.config, timeout)
 
     def prepare(self, request: dict) -> Node:
-        """A QueryRequest ready to run: every node's filter compiled and checked, then the
-        tree's strict-mode limits. Cheap enough for the event loop."""
-        root = compile_tree(request, self.read_filter)
-        strict.check_search_limits(self.collection.config, root.nodes())
+        """A QueryRequest ready to run: every node's filter compiled (an invalid one is
+        refused first, as Qdrant refuses it when parsing), then strict mode over the tree in
+        Qdrant's order (collection/strict.py `check_query_tree`). Cheap enough for the
+        event loop."""
+        root = compile_tree(request, self.collection.compile_filter)
+        strict.check_query_tree(self.collection.config, self.collection.payload_index, request)
         return root
 
     def _take_read(self, cost: int) -> None:
@@ -156,7 +160,9 @@ class Engine:
     def matrix(self, query: Node) -> tuple[list, list]:
         """Distance matrix (`sample`, `limit`, `using`, `filter`): (ids, [(row, col, score)])."""
         request = query.spec
-        self._take_query([query])
+        # Qdrant samples with a scroll, then runs one search per sampled point
+        sample = request.get("sample") or DEFAULT_MATRIX_SAMPLE
+        self._take_read((1 + sample) * (1 + strict.filter_cost(request.get("filter"))))
         return self.queries.matrix(
             query.predicate,
             request.get("sample") or DEFAULT_MATRIX_SAMPLE,

@@ -94,10 +94,6 @@ def check_filter(config: dict, payload_index: PayloadIndexTable, filter_: dict |
             raise refuse(f"Condition size limit reached ({size} > {limit})", "Reduce the size of your condition.")
 
 
-# Kept for callers of the first version of this module.
-check_filter_indexed = check_filter
-
-
 def _conditions(filter_: dict) -> Iterable:
     """Qdrant's `Filter::iter_conditions`: must, must_not, should, min_should.conditions
     (a clause may be one condition instead of a list)."""
@@ -155,19 +151,59 @@ def max_condition_size(filter_: dict) -> int:
     return largest
 
 
-def check_search_limits(config: dict, nodes: Iterable[dict]) -> None:
-    """Strict mode's search limits on every node of a query tree: `max_query_limit`,
-    `search_allow_exact`, `search_max_oversampling`, `search_max_hnsw_ef`."""
-    strict = active(config)
-    if strict is None:
+def check_query_tree(config: dict, payload_index: PayloadIndexTable, request: dict) -> None:
+    """Strict mode for a query tree (a QueryRequest, or a search, recommend, discover,
+    groups or matrix request converted to one), in Qdrant's order: every prefetch first,
+    depth first (each checked whole), then the node itself: a groups request's `group_by`
+    field, `max_query_limit`, its filter (`check_filter`), then its search params
+    (`search_max_oversampling`, `search_max_hnsw_ef`, `search_allow_exact`)."""
+    if active(config) is None:
         return
-    for node in nodes:
-        params = node.get("params") or {}
-        _check_at_most(node.get("limit"), strict.get("max_query_limit"), "limit")
-        check_exact(config, params.get("exact"))
-        oversampling = (params.get("quantization") or {}).get("oversampling")
-        _check_at_most(oversampling, strict.get("search_max_oversampling"), "oversampling")
-        _check_at_most(params.get("hnsw_ef"), strict.get("search_max_hnsw_ef"), "hnsw_ef")
+    _check_node(config, payload_index, request, root=True)
+
+
+def _check_node(config: dict, payload_index: PayloadIndexTable, node: dict, root: bool) -> None:
+    strict = settings(config)
+    prefetch = node.get("prefetch")
+    for child in prefetch if isinstance(prefetch, list) else [prefetch] if isinstance(prefetch, dict) else []:
+        _check_node(config, payload_index, child, root=False)
+    if root and node.get("group_by") is not None:
+        _check_grouping_field(strict, payload_index, node["group_by"])
+    _check_at_most(_query_limit(node, root), strict.get("max_query_limit"), "limit")
+    check_filter(config, payload_index, node.get("filter"), update=False)
+    params = node.get("params") or {}
+    oversampling = (params.get("quantization") or {}).get("oversampling")
+    _check_at_most(oversampling, strict.get("search_max_oversampling"), "oversampling")
+    _check_at_most(params.get("hnsw_ef"), strict.get("search_max_hnsw_ef"), "hnsw_ef")
+    check_exact(config, params.get("exact"))
+
+
+GROUPS_DEFAULT_LIMIT = 10
+GROUPS_DEFAULT_SIZE = 3
+
+
+def _query_limit(node: dict, root: bool):
+    """The `limit` strict mode compares: a groups request's is its groups times their size
+    (defaults applied); a distance matrix's is `sample` times `limit` (each when given)."""
+    if root and node.get("group_by") is not None:
+        return (node.get("limit") or GROUPS_DEFAULT_LIMIT) * (node.get("group_size") or GROUPS_DEFAULT_SIZE)
+    if root and isinstance(node.get("sample"), int) and not isinstance(node.get("sample"), bool):
+        return node["sample"] * node["limit"] if node.get("limit") is not None else node["sample"]
+    return node.get("limit")
+
+
+def _check_grouping_field(strict: dict, payload_index: PayloadIndexTable, group_by: str) -> None:
+    """Qdrant's `check_grouping_field`: with `unindexed_filtering_retrieve: false` the
+    `group_by` field needs an index that supports `match`."""
+    if strict.get("unindexed_filtering_retrieve") is not False:
+        return
+    schema = payload_index.fields.get(group_by)
+    help_ = "Create an index supporting `match` for this key."
+    if schema is None:
+        raise refuse(f'Index required but not found for "{group_by}"', help_)
+    kind = schema if isinstance(schema, str) else schema.get("type")
+    if kind not in ("keyword", "integer", "uuid", "bool"):
+        raise refuse(f'Index of type "{str(kind).capitalize()}" found for "{group_by}"', help_)
 
 
 def check_query_limit(config: dict, limit) -> None:

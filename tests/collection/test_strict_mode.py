@@ -281,6 +281,52 @@ async def test_query_limit_and_exact_for_scroll_count_and_facet(tmp_path):
         assert len(collection.engine.facet({"key": "n", "limit": 3})) == 3
 
 
+async def test_query_tree_order_groups_and_matrix_limits(tmp_path):
+    strict_mode = on(max_query_limit=12, unindexed_filtering_retrieve=False, search_max_hnsw_ef=10)
+    async with running(tmp_path / "c", config_with(strict_mode)) as collection:
+        await upsert(collection, [1, 2, 3])
+        engine = collection.engine
+        unindexed = {"must": [{"key": "n", "match": {"value": 1}}]}
+        # prefetches first, then the root's limit before its filter, params last
+        request = {
+            "prefetch": {"query": [0.1] * DIM, "limit": 13},
+            "query": [0.1] * DIM, "limit": 20, "filter": unindexed, "params": {"hnsw_ef": 11},
+        }
+        with pytest.raises(BadInput, match=re.escape(limit_message(13, 12, "limit"))):
+            engine.prepare(request)
+        request["prefetch"]["limit"] = 5
+        with pytest.raises(BadInput, match=re.escape(limit_message(20, 12, "limit"))):
+            engine.prepare(request)
+        request["limit"] = 5
+        with pytest.raises(BadInput, match='Index required but not found for "n"'):
+            engine.prepare(request)
+        del request["filter"]
+        with pytest.raises(BadInput, match=re.escape(limit_message(11, 10, "hnsw_ef"))):
+            engine.prepare(request)
+        # an invalid filter is refused before any strict mode check
+        with pytest.raises(BadInput, match="Bad filter|Format error|Wrong input"):
+            engine.prepare({"query": [0.1] * DIM, "limit": 50, "filter": {"must": [{"key": "n", "range": {"gt": "x"}}]}})
+
+        # groups: limit x group_size (defaults 10 and 3), group_by needs a match index
+        groups = {"query": [0.1] * DIM, "group_by": "n", "limit": 4, "group_size": 3}
+        with pytest.raises(BadInput) as raised:
+            engine.prepare(groups)
+        assert raised.value.message == (
+            'Bad request: Index required but not found for "n". Help: Create an index supporting `match` for this key.'
+        )
+        await collection.submit([create_index_operation("n", "float")])
+        with pytest.raises(BadInput, match=re.escape('Index of type "Float" found for "n"')):
+            engine.prepare(groups)
+        await collection.submit([create_index_operation("n", "integer")])
+        engine.prepare(groups)
+        with pytest.raises(BadInput, match=re.escape(limit_message(30, 12, "limit"))):
+            engine.prepare({"query": [0.1] * DIM, "group_by": "n"})
+        # distance matrix: sample x limit
+        with pytest.raises(BadInput, match=re.escape(limit_message(15, 12, "limit"))):
+            engine.prepare({"sample": 5, "limit": 3})
+        engine.matrix(engine.prepare({"sample": 4, "limit": 3}))
+
+
 # -- rate limits ---------------------------------------------------------------------------
 
 
