@@ -306,7 +306,10 @@ class Collection:
         if self.rate_limits.write is not None and points_operations:
             cost = 0
             for operation in points_operations:
-                cost += await trio.to_thread.run_sync(strict.write_cost, operation, self._count_matching)
+                if operation.get("filter") is not None:  # counting the matches reads segments
+                    cost += await trio.to_thread.run_sync(strict.write_cost, operation, self._count_matching)
+                else:
+                    cost += strict.write_cost(operation, self._count_matching)
             self.rate_limits.take_write(cost)
 
     def _count_matching(self, filter_: dict) -> int:
