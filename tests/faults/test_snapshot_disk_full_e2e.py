@@ -1,11 +1,14 @@
 """A snapshot that meets a full disk (issue 15; docs/snapshots.md): the server's
-snapshots path is a small tmpfs mounted by the test, filled by a ballast file until a
-snapshot cannot fit; the collection takes a concurrent write load meanwhile.
+snapshots path (or its storage and snapshots path both, as on a one-disk machine) is a
+small tmpfs mounted by the test, filled by a ballast file until a snapshot cannot fit; the
+collection takes a concurrent write load meanwhile.
 
 Expected, as Qdrant: the create fails with a 500 in Qdrant's error envelope naming the OS
 error (Qdrant: `Service internal error: File IO error: No space left on device (os error
 28)`); the partial tar is removed and no checksum file is left; nothing is listed; the
-staging copy in `storage/pending/` is gone; the collection keeps serving reads and writes,
+staging copy in `storage/pending/` is gone; the collection keeps serving reads and writes
+(on the shared disk, writes meeting the moment the partial tar holds the last free bytes
+are refused by the disk-space guard, before the WAL, and accepted again after it),
 every acknowledged write is there; once the ballast is deleted a snapshot succeeds and its
 checksum matches. Then the same with an I/O error injected by libfiu from the moment the
 partial tar appears (skipped where libfiu is not installed).
@@ -32,16 +35,18 @@ from faultload import PrefixedServer, Worker, check_reads, create_collection, is
 
 pytestmark = pytest.mark.e2e
 
-TMPFS_MB = 24
+TMPFS_MB = 32
 COLLECTION = "snapfull"
 MB = 1024 * 1024
 BULK = 4000
 BLOB_BYTES = 2_000  # incompressible: the snapshot is ~8 MB
 
 
-@pytest.fixture
-def snapshots_tmpfs(tmp_path):
-    mount_point = tmp_path / "snapshots"  # ServerProcess's snapshots path for storage tmp_path/storage
+@pytest.fixture(params=["snapshots", "storage+snapshots"])
+def tmpfs(request, tmp_path):
+    """A small tmpfs holding the snapshots path, or (the one-disk deployment) the storage
+    and the snapshots path both. Yields (mount point, storage path, snapshots path)."""
+    mount_point = tmp_path / ("snapshots" if request.param == "snapshots" else "disk")
     mount_point.mkdir()
     result = subprocess.run(
         ["mount", "-t", "tmpfs", "-o", f"size={TMPFS_MB}m", "tmpfs", str(mount_point)],
@@ -50,7 +55,9 @@ def snapshots_tmpfs(tmp_path):
     if result.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here (needs root or CAP_SYS_ADMIN): {result.stderr.strip()}")
     try:
-        yield mount_point
+        # ServerProcess puts the snapshots path beside the storage: <parent>/snapshots
+        storage = tmp_path / "storage" if request.param == "snapshots" else mount_point / "storage"
+        yield mount_point, storage, storage.parent / "snapshots"
     finally:
         if subprocess.run(["umount", str(mount_point)], capture_output=True).returncode != 0:
             subprocess.run(["umount", "-l", str(mount_point)], capture_output=True)
@@ -102,15 +109,31 @@ def _check_nothing_left(server, snapshots: Path) -> None:
     assert sorted(p.name for p in (server.storage / "pending").iterdir()) == []  # the staging copy is gone
 
 
-def _check_serving(server, workers) -> None:
+GUARD_REFUSAL = "No space left on device: WAL buffer size exceeds available disk space"
+
+
+def guard_refusal(response: httpx.Response) -> bool:
+    """The disk-space guard's refusal (collection/diskspace.py): answered before the WAL,
+    so the write is certainly not applied."""
+    return response.status_code == 500 and GUARD_REFUSAL in response.text
+
+
+def _check_serving(server, workers, shared_disk: bool) -> None:
+    """Reads answer; writes are acknowledged (again). On a shared disk the partial tar
+    takes the last free bytes for a moment, and the disk-space guard refuses writes then,
+    as it must (Qdrant's refusal, before the WAL); any other failed write is a bug."""
     assert check_reads(server.url, COLLECTION) == []
-    assert probe_write(server.url, COLLECTION, 90_000).status_code == 200
+    deadline = time.monotonic() + 10
+    while (probe := probe_write(server.url, COLLECTION, 90_000)).status_code != 200:
+        assert shared_disk and guard_refusal(probe) and time.monotonic() < deadline, probe.text
+        time.sleep(0.2)
     before = sum(w.acknowledged for w in workers)
     deadline = time.monotonic() + 10
     while sum(w.acknowledged for w in workers) < before + 10:
         assert time.monotonic() < deadline, "writes stopped being acknowledged"
         time.sleep(0.05)
-    assert not [e for w in workers for e in w.errors], [e for w in workers for e in w.errors][:3]
+    errors = [e for w in workers for e in w.errors if not (shared_disk and GUARD_REFUSAL in e[1])]
+    assert errors == [], errors[:3]
 
 
 def _check_history(server, workers) -> None:
@@ -137,26 +160,33 @@ def _snapshot_succeeds(server, snapshots: Path) -> None:
 
 def _start_load(url: str, seed: int) -> list[Worker]:
     rng = random.Random(seed)
-    workers = [Worker(url, COLLECTION, i, rng.randrange(2**32)) for i in range(2)]
+    workers = [Worker(url, COLLECTION, i, rng.randrange(2**32), guard_refusal) for i in range(2)]
     for w in workers:
         w.start()
     return workers
 
 
-def test_snapshot_on_a_full_disk_fails_cleanly_and_succeeds_once_space_is_back(snapshots_tmpfs, tmp_path):
-    server = PrefixedServer(tmp_path / "storage").start()
+def test_snapshot_on_a_full_disk_fails_cleanly_and_succeeds_once_space_is_back(tmpfs):
+    mount_point, storage, snapshots = tmpfs
+    shared_disk = storage.is_relative_to(mount_point)
+    # a 1 MB WAL: the disk-space guard (2 x wal_capacity_mb free) lets writes in with the
+    # room the ballast leaves, which is too little for the snapshot
+    server = PrefixedServer(storage, extra_env={"PYDRANT__STORAGE__WAL__WAL_CAPACITY_MB": "1"})
+    storage.mkdir(parents=True, exist_ok=True)
+    server.start()
     try:
         create_collection(server.url, COLLECTION)
         _fill_collection(server.url)
         workers = _start_load(server.url, 7)
-        # measure one snapshot, delete it, then leave room for a third of it
+        # measure one snapshot, delete it, then leave room for half of it
         response = httpx.post(f"{server.url}/collections/{COLLECTION}/snapshots?wait=true", timeout=120)
         assert response.status_code == 200, response.text
         size = response.json()["result"]["size"]
         assert size > 4 * MB
         name = response.json()["result"]["name"]
         assert httpx.delete(f"{server.url}/collections/{COLLECTION}/snapshots/{name}", timeout=30).status_code == 200
-        ballast = fill(snapshots_tmpfs, size // 3)
+        time.sleep(2.5)  # the flusher truncates the WAL the bulk load filled: the storage shrinks first
+        ballast = fill(mount_point, size // 2)  # ~4 MB: above the guard's 2 MB, too little for the tar
 
         for _ in range(3):  # again and again: each failure cleans up after itself
             response = httpx.post(f"{server.url}/collections/{COLLECTION}/snapshots?wait=true", timeout=120)
@@ -164,13 +194,13 @@ def test_snapshot_on_a_full_disk_fails_cleanly_and_succeeds_once_space_is_back(s
             assert is_envelope_error(response), response.text
             message = response.json()["status"]["error"]
             assert message.startswith("Service internal error: File IO error: No space left on device (os error 28)"), message
-            _check_nothing_left(server, snapshots_tmpfs)
-            _check_serving(server, workers)
+            _check_nothing_left(server, snapshots)
+            _check_serving(server, workers, shared_disk)
         assert server.alive(), server.log_tail()
 
         ballast.unlink()
-        _snapshot_succeeds(server, snapshots_tmpfs)
-        _check_serving(server, workers)
+        _snapshot_succeeds(server, snapshots)
+        _check_serving(server, workers, shared_disk)
         _check_history(server, workers)
     finally:
         server.kill()
