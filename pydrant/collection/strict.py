@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pydrant.collection.config import iter_dense_params
 from pydrant.collection.payload_index import PayloadIndexTable
 from pydrant.errors import BadInput, RateLimited
 from pydrant.segments.types import DEFAULT_VECTOR
@@ -167,6 +168,10 @@ def _check_node(config: dict, payload_index: PayloadIndexTable, node: dict, root
     prefetch = node.get("prefetch")
     for child in prefetch if isinstance(prefetch, list) else [prefetch] if isinstance(prefetch, dict) else []:
         _check_node(config, payload_index, child, root=False)
+    query = node.get("query")
+    if isinstance(query, dict) and any(k in query for k in VECTOR_QUERIES) and (not root or not prefetch):
+        # a vector query that is not rescoring prefetches searches the whole collection
+        _check_fullscan(config, payload_index, node.get("using") or DEFAULT_VECTOR, node.get("filter"))
     if root and node.get("group_by") is not None:
         _check_grouping_field(strict, payload_index, node["group_by"])
     _check_at_most(_query_limit(node, root), strict.get("max_query_limit"), "limit")
@@ -176,6 +181,69 @@ def _check_node(config: dict, payload_index: PayloadIndexTable, node: dict, root
     _check_at_most(oversampling, strict.get("search_max_oversampling"), "oversampling")
     _check_at_most(params.get("hnsw_ef"), strict.get("search_max_hnsw_ef"), "hnsw_ef")
     check_exact(config, params.get("exact"))
+
+
+VECTOR_QUERIES = ("nearest", "recommend", "discover", "context")
+
+
+def _check_fullscan(config: dict, payload_index: PayloadIndexTable, using: str, filter_: dict | None) -> None:
+    """Qdrant's `check_fullscan`: with `search_allow_exact: false`, a vector query on a
+    dense vector without a global HNSW graph (`m = 0`) needs a filter on a tenant field
+    (`is_tenant` index), and then per-tenant graphs (`payload_m` not 0)."""
+    if settings(config).get("search_allow_exact") is not False:
+        return
+    params = config.get("params") or {}
+    if using in (params.get("sparse_vectors") or {}):
+        return  # sparse vectors are always indexed
+    vector = dict(iter_dense_params(params.get("vectors") or {})).get(using) or {}
+    own = vector.get("hnsw_config") or {}
+    collection_hnsw = config.get("hnsw_config") or {}
+    m = own.get("m") if own.get("m") is not None else collection_hnsw.get("m")
+    if m is None or m > 0:
+        return
+    payload_m = own.get("payload_m")
+    if payload_m is None:
+        payload_m = collection_hnsw.get("payload_m") if collection_hnsw.get("payload_m") is not None else m
+    label = "" if using == DEFAULT_VECTOR else f" on '{using}'"
+    if not _uses_tenant_field(payload_index, filter_):
+        raise refuse(
+            f"Request is forbidden{label} because global vector indexing is disabled (hnsw_config.m = 0)",
+            "Use tenant-specific filter, enable global vector indexing or enable strict mode `search_allow_exact` option",
+        )
+    if payload_m == 0:
+        raise refuse(
+            f"Request is forbidden{label} because vector indexing is disabled (hnsw_config.m = 0 and hnsw_config.payload_m = 0)",
+            "Enable vector indexing, use a prefetch query with indexed vectors or enable strict mode `search_allow_exact` option",
+        )
+
+
+def _uses_tenant_field(payload_index: PayloadIndexTable, filter_: dict | None) -> bool:
+    """Whether a condition of the filter (its own, not nested deeper) targets a field with
+    an `is_tenant` index."""
+    if not isinstance(filter_, dict):
+        return False
+    for condition in _conditions(filter_):
+        key = _targeted_key(condition)
+        schema = payload_index.fields.get(key) if key is not None else None
+        if isinstance(schema, dict) and schema.get("is_tenant"):
+            return True
+    return False
+
+
+def _targeted_key(condition) -> str | None:
+    if not isinstance(condition, dict):
+        return None
+    if isinstance(condition.get("key"), str):
+        return condition["key"]
+    for name in ("is_empty", "is_null"):
+        if isinstance(condition.get(name), dict) and isinstance(condition[name].get("key"), str):
+            return condition[name]["key"]
+    nested = condition.get("nested")
+    if isinstance(nested, dict) and isinstance(nested.get("key"), str):
+        return nested["key"] if nested["key"].endswith("[]") else nested["key"] + "[]"
+    if _is_filter(condition):
+        return next((k for k in map(_targeted_key, _conditions(condition)) if k is not None), None)
+    return None
 
 
 GROUPS_DEFAULT_LIMIT = 10

@@ -327,6 +327,35 @@ async def test_query_tree_order_groups_and_matrix_limits(tmp_path):
         engine.matrix(engine.prepare({"sample": 4, "limit": 3}))
 
 
+async def test_full_scan_refused_without_hnsw_unless_a_tenant_filter_has_graphs(tmp_path):
+    config = config_with(on(search_allow_exact=False), hnsw_config={"m": 0})
+    async with running(tmp_path / "c", config) as collection:
+        await upsert(collection, [1, 2, 3])
+        await collection.submit([create_index_operation("tenant", {"type": "keyword", "is_tenant": True})])
+        engine = collection.engine
+        nearest = {"query": {"nearest": [0.1] * DIM}, "limit": 3}
+        with pytest.raises(BadInput) as raised:
+            engine.prepare(nearest)
+        assert raised.value.message == (
+            "Bad request: Request is forbidden because global vector indexing is disabled (hnsw_config.m = 0). "
+            "Help: Use tenant-specific filter, enable global vector indexing or enable strict mode `search_allow_exact` option"
+        )
+        tenant = {**nearest, "filter": {"must": [{"key": "tenant", "match": {"value": "a"}}]}}
+        with pytest.raises(BadInput, match=re.escape("(hnsw_config.m = 0 and hnsw_config.payload_m = 0)")):
+            engine.prepare(tenant)  # payload_m falls back to m
+        # a query that is no vector search, or rescores prefetches, is not a full scan
+        engine.prepare({"query": {"order_by": "n"}, "limit": 3})
+        engine.prepare({"prefetch": {"limit": 3}, "query": {"nearest": [0.1] * DIM}, "limit": 3})
+        with pytest.raises(BadInput, match="global vector indexing is disabled"):
+            engine.prepare({"prefetch": nearest, "query": {"fusion": "rrf"}})
+    config = config_with(on(search_allow_exact=False), hnsw_config={"m": 0, "payload_m": 16})
+    async with running(tmp_path / "d", config) as collection:
+        await collection.submit([create_index_operation("tenant", {"type": "keyword", "is_tenant": True})])
+        collection.engine.prepare({**tenant})
+        await patch(collection, {"search_allow_exact": True})
+        collection.engine.prepare(nearest)
+
+
 # -- rate limits ---------------------------------------------------------------------------
 
 
