@@ -88,7 +88,12 @@ class PayloadIndexTable:
         a condition needs one of the index capabilities it can use, and an index has the
         capabilities of its type and parameters (an integer index without `lookup` cannot
         answer a match, without `range` a range)."""
-        for key, needs in filter_requirements(filter_):
+        return self.first_unserved(filter_requirements(filter_))
+
+    def first_unserved(self, requirements: list[tuple[str, frozenset]]) -> tuple[str, list[str]] | None:
+        """(key, index types that would serve, sorted) of the first requirement no index
+        of this table serves (`filter_requirements`, `formula_requirements`)."""
+        for key, needs in requirements:
             if not needs & index_capabilities(self.fields.get(key)):
                 return key, sorted({_CAPABILITY_TYPE[c] for c in needs})
         return None
@@ -115,6 +120,7 @@ _CAPABILITY_TYPE = {
     "uuid_match": "uuid",
     "datetime_range": "datetime",
     "text": "text",
+    "text_phrase": "text",  # a text index with `phrase_matching`
     "bool_match": "bool",
     "geo": "geo",
 }
@@ -134,6 +140,9 @@ def index_capabilities(field_schema) -> frozenset:
         if params.get("range", True) is not False:
             found.add("int_range")
         return frozenset(found)
+    if kind == "text":
+        phrase = schema_params(field_schema).get("phrase_matching") is True
+        return frozenset({"text", "text_phrase"} if phrase else {"text"})
     return frozenset(
         {
             "keyword": {"keyword_match"},
@@ -142,7 +151,6 @@ def index_capabilities(field_schema) -> frozenset:
             "datetime": {"datetime_range"},
             "uuid": {"uuid_match"},
             "geo": {"geo"},
-            "text": {"text"},
         }.get(kind, set())
     )
 
@@ -204,7 +212,9 @@ def _needs(condition: dict) -> frozenset:
     needs: set = set()
     match = condition.get("match")
     if isinstance(match, dict):
-        if any(match.get(k) is not None for k in ("text", "text_any", "phrase")):
+        if match.get("phrase") is not None:
+            needs.add("text_phrase")
+        elif any(match.get(k) is not None for k in ("text", "text_any")):
             needs.add("text")
         elif "value" in match:
             needs |= _value_needs([match["value"]])
@@ -222,3 +232,48 @@ def _needs(condition: dict) -> frozenset:
     if any(condition.get(k) is not None for k in ("values_count", "is_empty", "is_null")) or not needs:
         needs |= _ANY_INDEX
     return frozenset(needs)
+
+
+_FORMULA_UNARY = ("neg", "abs", "sqrt", "exp", "log10", "ln")
+_FORMULA_DECAYS = ("lin_decay", "exp_decay", "gauss_decay")
+
+
+def formula_requirements(expression) -> list[tuple[str, frozenset]]:
+    """(key, index capabilities that can serve it) for the payload fields a formula
+    reads: a variable needs a numeric index, `geo_distance.to` a geo index, `datetime_key`
+    a datetime index, and a condition what it would need in a filter."""
+    found: list[tuple[str, frozenset]] = []
+
+    def walk(node) -> None:
+        if isinstance(node, str):
+            if not node.startswith("$score"):
+                found.append((node, frozenset({"int_match", "int_range", "float_range"})))
+            return
+        if isinstance(node, list):
+            for item in node:
+                walk(item)
+            return
+        if not isinstance(node, dict):
+            return
+        if "geo_distance" in node:
+            to = (node["geo_distance"] or {}).get("to")
+            if isinstance(to, str):
+                found.append((to, frozenset({"geo"})))
+        elif isinstance(node.get("datetime_key"), str):
+            found.append((node["datetime_key"], frozenset({"datetime_range"})))
+        elif "mult" in node or "sum" in node:
+            walk(node.get("mult", node.get("sum")))
+        elif "div" in node:
+            walk([(node["div"] or {}).get("left"), (node["div"] or {}).get("right")])
+        elif "pow" in node:
+            walk([(node["pow"] or {}).get("base"), (node["pow"] or {}).get("exponent")])
+        elif any(k in node for k in _FORMULA_UNARY):
+            walk(next(node[k] for k in _FORMULA_UNARY if k in node))
+        elif any(k in node for k in _FORMULA_DECAYS):
+            params = next(node[k] for k in _FORMULA_DECAYS if k in node) or {}
+            walk([params.get("x"), params.get("target")])
+        elif "datetime" not in node:  # a condition
+            found.extend(filter_requirements({"must": [node]}))
+
+    walk(expression)
+    return found

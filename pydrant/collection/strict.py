@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pydrant.collection.config import iter_dense_params
-from pydrant.collection.payload_index import PayloadIndexTable
+from pydrant.collection.payload_index import PayloadIndexTable, formula_requirements
 from pydrant.errors import BadInput, RateLimited
 from pydrant.segments.types import DEFAULT_VECTOR
 
@@ -172,6 +172,13 @@ def _check_node(config: dict, payload_index: PayloadIndexTable, node: dict, root
     if isinstance(query, dict) and any(k in query for k in VECTOR_QUERIES) and (not root or not prefetch):
         # a vector query that is not rescoring prefetches searches the whole collection
         _check_fullscan(config, payload_index, node.get("using") or DEFAULT_VECTOR, node.get("filter"))
+    if isinstance(query, dict) and "formula" in query and strict.get("unindexed_filtering_retrieve") is False:
+        missing = payload_index.first_unserved(formula_requirements(query["formula"]))
+        if missing is not None:
+            raise refuse(
+                f'Index required but not found for "{missing[0]}" of one of the following types: [{", ".join(missing[1])}]',
+                "Create an index for this key or use a different formula expression.",
+            )
     if root and node.get("group_by") is not None:
         _check_grouping_field(strict, payload_index, node["group_by"])
     _check_at_most(_query_limit(node, root), strict.get("max_query_limit"), "limit")

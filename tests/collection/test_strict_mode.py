@@ -452,7 +452,7 @@ U = "550e8400-e29b-41d4-a716-446655440000"
         ({"key": "f", "range": {"gte": "2024-01-01T00:00:00Z"}}, ["datetime"], ["float", "keyword"], ["datetime"]),
         ({"key": "f", "geo_radius": {"center": {"lat": 0, "lon": 0}, "radius": 1}}, ["geo"], ["keyword"], ["geo"]),
         ({"key": "f", "match": {"text": "hello"}}, ["text"], ["keyword"], ["text"]),
-        ({"key": "f", "match": {"phrase": "hello world"}}, ["text"], ["keyword"], ["text"]),
+        ({"key": "f", "match": {"phrase": "hello world"}}, [{"type": "text", "phrase_matching": True}], ["text", "keyword"], ["text"]),
         (
             {"is_empty": {"key": "f"}},
             ["keyword", "geo", "bool", "text"],
@@ -501,6 +501,32 @@ async def test_unindexed_filtering_messages_and_no_write_logged(tmp_path):
         assert collection.points_count() == 0
         await patch(collection, {"unindexed_filtering_retrieve": True})
         assert collection.engine.count({"filter": {"must": [{"key": "other", "match": {"value": 1}}]}}) == 0
+
+
+async def test_formula_fields_need_indexes(tmp_path):
+    async with running(tmp_path / "c", config_with(on(unindexed_filtering_retrieve=False))) as collection:
+        await upsert(collection, [1, 2])
+        engine = collection.engine
+        formula = {
+            "sum": [
+                "$score",
+                {"mult": ["price", 2]},
+                {"exp_decay": {"x": {"geo_distance": {"origin": {"lat": 0, "lon": 0}, "to": "where"}}}},
+                {"key": "tag", "match": {"value": "a"}},
+            ]
+        }
+        request = {"prefetch": {"limit": 5}, "query": {"formula": formula}, "limit": 5}
+        help_ = "Help: Create an index for this key or use a different formula expression."
+        for key, types, schema in (
+            ("price", "[float, integer]", {"type": "integer", "lookup": True, "range": True}),
+            ("where", "[geo]", "geo"),
+            ("tag", "[keyword]", "keyword"),
+        ):
+            with pytest.raises(BadInput) as raised:
+                engine.prepare(request)
+            assert raised.value.message == f'Bad request: Index required but not found for "{key}" of one of the following types: {types}. {help_}'
+            await collection.submit([create_index_operation(key, schema)])
+        engine.prepare(request)
 
 
 def test_mb_is_printed_as_rust_prints_an_f32():
