@@ -38,7 +38,7 @@ from pydrant.http import (
     snapshots,
 )
 from pydrant.http.access_log import record_request
-from pydrant.http.auth import check_access
+from pydrant.http.auth import authorize
 from pydrant.http.envelope import error
 from pydrant.http.errors import status_for
 from pydrant.http.metrics import Metrics
@@ -94,10 +94,12 @@ def create_app(settings=None) -> QuartTrio:
 
 
 def _install_hooks(app: QuartTrio, settings) -> None:
+    toc = app.extensions["toc"]
+
     @app.before_request
     async def start_timer():
         g.started = time.perf_counter()
-        check_access(settings, request)
+        return await authorize(settings, request, toc)
 
     @app.after_request
     async def finish(response):

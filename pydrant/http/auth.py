@@ -1,136 +1,330 @@
-"""Access control: API keys and JWT RBAC, as Qdrant's security documentation describes.
+"""Access control: API keys and JWT RBAC, exactly as Qdrant 1.15 decides (docs/security.md).
 
-The key comes in the `api-key` header or as `Authorization: Bearer <key>`.
-- No `service.api_key` and no `read_only_api_key`: everything is open.
-- `api_key`: full access. `read_only_api_key`: reads only (403 on writes).
-- `jwt_rbac: true` (needs `api_key`): a JWT signed HS256 with `api_key` is also accepted.
-  Its `exp` claim is checked; its `access` claim grants
-    "m"  full access, "r"  global read-only access, or
-    [{"collection": name, "access": "r" | "rw"}, ...]  access to those collections only:
-  reads ("r") or reads and point writes ("rw"). Managing collections, aliases and locks
-  needs "m". `value_exists` claims are refused (not implemented).
-  Snapshots, as Qdrant 1.15 checks them (src/common/snapshots.rs, snapshot_api.rs):
-  listing and downloading a collection's or shard's snapshots is a read of that
-  collection; creating and deleting them needs "rw" on it; recovering and uploading needs
-  global "m"; full snapshots (`/snapshots`) need global access: "r" lists and downloads,
-  "m" creates and deletes (docs/snapshots.md "Who may do what").
-The open endpoints (root and the health probes) never need a key.
+Two steps, as Qdrant's: the middleware (`src/actix/auth.rs`, `src/common/auth/`) finds who
+is calling, then the operation's handler checks what that caller may do
+(`lib/storage/src/rbac/`). Here both run in the app's before-request hook, `authorize`.
+
+Who (`authenticate`): the key comes in the `api-key` header, else as `Authorization: Bearer
+<key>`. No `service.api_key` and no `read_only_api_key`: everything is open. `api_key` is
+global manage access, `read_only_api_key` global read access. With `jwt_rbac: true` (and
+`api_key`), a JWT signed HS256 with `api_key` is accepted: `exp` checked with Qdrant's 30 s
+leeway; its `access` claim is "m" (the default when absent), "r", or a list of
+`{"collection", "access": "r" | "rw"}`; a `value_exists` claim makes the token valid only
+while a point matching its conditions exists in its collection (checked on every request).
+Refusals at this step answer as Qdrant's middleware does: a plain-text body, 401 for a
+missing key, an unknown key or a token that is not a valid JWT of this server, 403 for a
+token signed with another key (`InvalidSignature`), an expired one (`ExpiredSignature`)
+and a `value_exists` collection that does not exist.
+
+What (`check`): the matched route's rule from `access_rules.RULES`, Qdrant's
+`check_global_access` / `check_collection_access` with their `Forbidden: ...` messages (403,
+in the JSON error envelope). A collection token is checked against the collection named in
+the path before anything else, so it cannot tell whether another collection exists (403
+whether or not it does). An alias in the path is allowed when the token names the alias
+(Qdrant matches names literally) or the collection the alias points to (pydrant's addition:
+a token for a collection works through that collection's aliases); a token never reaches a
+collection it does not name through an alias of that collection.
+
+Error texts never contain the presented key or token.
 """
 
 from __future__ import annotations
 
 import hmac
-import re
+import json
+import math
+import time
+import warnings
+from dataclasses import dataclass, field
 
 import jwt
+from jwt.api_jws import PyJWS
+from quart import Response, g
 
-from pydrant.errors import Forbidden, Unauthorized
-
-OPEN_PATHS = ("/", "/healthz", "/livez", "/readyz")
-# Requests that only read, though sent with POST (search, scroll, count, ...).
-READ_POST_SUFFIXES = (
-    "/points/search", "/points/search/batch", "/points/search/groups", "/points/recommend",
-    "/points/recommend/batch", "/points/recommend/groups", "/points/discover", "/points/discover/batch",
-    "/points/query", "/points/query/batch", "/points/query/groups", "/points/scroll", "/points/count",
-    "/facet", "/points/search/matrix/pairs", "/points/search/matrix/offsets",
+from pydrant.errors import Forbidden, NotFound
+from pydrant.http.access_rules import (
+    ANY_SCOPE,
+    COLLECTION_SCOPE,
+    GLOBAL_SCOPE,
+    OPEN_SCOPE,
+    Requirement,
+    lookup_collections,
+    operation_for,
 )
-# Collection-scoped writes a per-collection "rw" token may do (point data, not the collection).
-POINT_WRITE = re.compile(r"^/collections/[^/]+/(points(/.*)?|index(/.*)?)$")
-COLLECTION_PATH = re.compile(r"^/collections/([^/]+)(/.*)?$")
-# Snapshot writes a per-collection "rw" token may do: create (POST) and delete (DELETE) the
-# collection's or a shard's snapshots. Recover and upload need global manage access.
-SNAPSHOT_CREATE = re.compile(r"^/collections/[^/]+(/shards/[^/]+)?/snapshots$")
-SNAPSHOT_DELETE = re.compile(r"^/collections/[^/]+(/shards/[^/]+)?/snapshots/[^/]+$")
-SNAPSHOT_RECOVER = re.compile(r"^/collections/[^/]+(/shards/[^/]+)?/snapshots/(recover|upload)$")
+from pydrant.http.envelope import off_loop
+
+# Qdrant's auth middleware whitelist (src/actix/mod.rs): exact paths, then prefixes.
+OPEN_EXACT = ("/", "/healthz")
+OPEN_PREFIXES = ("/readyz", "/livez")
+JWT_LEEWAY_S = 30  # src/common/auth/jwt_parser.rs: `validation.leeway = 30`
+
+NO_KEY = "Must provide an API key or an Authorization bearer token"
 INVALID = "Invalid API key or JWT"
+INVALID_SIGNATURE = "InvalidSignature"  # jsonwebtoken's ErrorKind, as Qdrant shows it
+EXPIRED = "ExpiredSignature"
+STATEFUL_FAILED = "Invalid JWT, stateful validation failed"
+DUPLICATE_COLLECTION = "access.access.collection: Collection name should be unique"
+PAYLOAD_DEPRECATED = "access.access.payload: The 'payload' constraint is deprecated and should not be used"
+
+GLOBAL_REQUIRED = "Forbidden: Global access is required"
+GLOBAL_MANAGE_REQUIRED = "Forbidden: Global manage access is required"
+MANAGE_REQUIRED = "Forbidden: Manage access for this operation is required"
 
 
-def presented_key(request) -> str | None:
-    key = request.headers.get("api-key")
-    if key:
+class Refusal(Exception):
+    """The middleware's answer: who is calling could not be established (plain text)."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+@dataclass(frozen=True)
+class Principal:
+    """What the caller may do: global "m" or "r", or per-collection grants (name -> "r"/"rw")."""
+
+    mode: str  # "m", "r" or "collections"
+    grants: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def is_global(self) -> bool:
+        return self.mode != "collections"
+
+    def view(self, name: str, aliases: dict[str, str]) -> tuple[str, str]:
+        """(granted name, level) for `name`, or Qdrant's 403 naming it."""
+        if name in self.grants:
+            return name, self.grants[name]
+        target = aliases.get(name)
+        if target is not None and target in self.grants:
+            return target, self.grants[target]
+        raise Forbidden(f"Forbidden: Access to collection {name} is required")
+
+    def may_read(self, name: str, aliases: dict[str, str]) -> bool:
+        if self.is_global:
+            return True
+        try:
+            self.view(name, aliases)
+            return True
+        except Forbidden:
+            return False
+
+
+FULL = Principal("m")
+READ_ONLY = Principal("r")
+
+
+# -- who is calling ---------------------------------------------------------------------
+
+
+def is_open_path(path: str) -> bool:
+    return path in OPEN_EXACT or path.startswith(OPEN_PREFIXES)
+
+
+def presented_key(headers) -> str | None:
+    """Qdrant's `extract_key`: the `api-key` header (even empty), else `Authorization`
+    with the exact `Bearer ` prefix."""
+    key = headers.get("api-key")
+    if key is not None:
         return key
-    auth = request.headers.get("Authorization", "")
-    if auth.lower().startswith("bearer "):
-        return auth[7:].strip()
+    auth = headers.get("Authorization")
+    if auth is not None and auth.startswith("Bearer "):
+        return auth[len("Bearer ") :]
     return None
 
 
-def is_read(request) -> bool:
-    if request.method in ("GET", "HEAD", "OPTIONS"):
-        return True
-    path = request.path.rstrip("/")
-    if request.method == "POST" and path.endswith("/points") and path.startswith("/collections/"):
-        return True  # retrieve points by ids
-    return request.method == "POST" and path.endswith(READ_POST_SUFFIXES)
-
-
-def check_access(settings, request) -> None:
-    full_key = settings.service.api_key
-    read_key = settings.service.read_only_api_key
-    if not full_key and not read_key:
-        return
-    if request.path in OPEN_PATHS or request.method == "OPTIONS":
-        return
-    key = presented_key(request)
+def authenticate(service, headers) -> tuple[Principal, dict | None]:
+    """The caller's principal and the token's `value_exists` claim (None if none), or a
+    Refusal. `service` is settings.service."""
+    key = presented_key(headers)
     if key is None:
-        raise Unauthorized("Must provide an API key or an Authorization bearer token")
-    if full_key and hmac.compare_digest(key, full_key):
-        return
-    if read_key and hmac.compare_digest(key, read_key):
-        if is_read(request):
-            return
-        raise Forbidden("Forbidden: Write access is not allowed with a read-only API key")
-    if settings.service.jwt_rbac and full_key:
-        check_token_access(decode_token(key, full_key), request)
-        return
-    raise Unauthorized(INVALID)
+        raise Refusal(401, NO_KEY)
+    full_key, read_key = service.api_key or None, service.read_only_api_key or None
+    if full_key and hmac.compare_digest(key.encode(), full_key.encode()):
+        return FULL, None
+    if read_key and hmac.compare_digest(key.encode(), read_key.encode()):
+        return READ_ONLY, None
+    if service.jwt_rbac and full_key:
+        return claims_principal(decode_token(key, full_key))
+    raise Refusal(401, INVALID)
 
 
 def decode_token(token: str, secret: str) -> dict:
+    """The verified claims of an HS256 JWT, with jsonwebtoken's outcomes as Qdrant maps
+    them: a bad signature 403, anything that is not a JWT of ours 401."""
     try:
-        claims = jwt.decode(token, secret, algorithms=["HS256"], options={"require": []})
-    except jwt.ExpiredSignatureError:
-        raise Unauthorized("JWT expired") from None
-    except jwt.PyJWTError:
-        raise Unauthorized(INVALID) from None
-    if "value_exists" in claims:
-        raise Forbidden("Forbidden: JWT `value_exists` claims are not supported by this server")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # PyJWT's short-key warnings: the key is the operator's
+            decoded = PyJWS().decode_complete(token, secret, algorithms=["HS256"])
+    except jwt.InvalidSignatureError:
+        raise Refusal(403, INVALID_SIGNATURE) from None
+    except Exception:  # malformed, another algorithm, `alg: none`
+        raise Refusal(401, INVALID) from None
+    try:
+        claims = json.loads(decoded["payload"])
+    except ValueError:
+        raise Refusal(401, INVALID) from None
+    if not isinstance(claims, dict):
+        raise Refusal(401, INVALID)
     return claims
 
 
-def check_token_access(claims: dict, request) -> None:
-    access = claims.get("access")
+def claims_principal(claims: dict) -> tuple[Principal, dict | None]:
+    """Qdrant's `Claims` (src/common/auth/claims.rs): parsed, then `exp`, then validated."""
+    principal = _parse_access(claims.get("access", "m"))
+    sub = claims.get("sub")
+    exp = claims.get("exp")
+    value_exists = _parse_value_exists(claims.get("value_exists"))
+    if sub is not None and not isinstance(sub, str):
+        raise Refusal(401, INVALID)
+    if exp is not None and not _is_u64(exp):
+        raise Refusal(401, INVALID)
+    if exp is not None and exp + JWT_LEEWAY_S < math.floor(time.time()):
+        raise Refusal(403, EXPIRED)
+    _validate_access(claims.get("access"))
+    return principal, value_exists
+
+
+def _is_u64(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**64
+
+
+def _parse_access(access) -> Principal:
     if access == "m":
-        return
+        return FULL
     if access == "r":
-        if is_read(request):
-            return
-        raise Forbidden("Forbidden: Write access is not allowed by this token (global read-only access)")
-    if isinstance(access, list):
-        _check_collection_access(access, request)
+        return READ_ONLY
+    if not isinstance(access, list):
+        raise Refusal(401, INVALID)
+    grants: dict[str, str] = {}
+    for item in access:
+        if not isinstance(item, dict):
+            raise Refusal(401, INVALID)
+        name, level = item.get("collection"), item.get("access")
+        if not isinstance(name, str) or level not in ("r", "rw"):
+            raise Refusal(401, INVALID)
+        grants.setdefault(name, level)  # Qdrant's find_view takes the first
+    return Principal("collections", grants)
+
+
+def _validate_access(access) -> None:
+    """`Access::validate`: unique collection names, no `payload` constraint (deprecated in
+    1.15); the last failing entry is the one reported, as Qdrant's merge keeps it."""
+    if not isinstance(access, list):
         return
-    raise Forbidden("Forbidden: the token's `access` claim grants nothing")
+    seen: set[str] = set()
+    failure = None
+    for item in access:
+        errors = []
+        if item["collection"] in seen:
+            errors.append(DUPLICATE_COLLECTION)
+        seen.add(item["collection"])
+        if item.get("payload") is not None:
+            errors.append(PAYLOAD_DEPRECATED)
+        if errors:
+            failure = "\n".join(errors)
+    if failure is not None:
+        raise Refusal(401, failure)
 
 
-def _check_collection_access(grants: list, request) -> None:
-    path = request.path.rstrip("/")
-    if path == "/collections" and request.method == "GET":
-        return  # listing names is allowed to any collection-scoped token
-    match = COLLECTION_PATH.match(path)
-    name = match.group(1) if match else None
-    levels = {g.get("collection"): g.get("access") for g in grants if isinstance(g, dict)}
-    if name is None or name == "aliases" or name not in levels:
-        raise Forbidden(f"Forbidden: the token grants no access to {request.method} {path}")
-    if is_read(request):
+def _parse_value_exists(value) -> dict | None:
+    """`ValueExists {collection, matches: [{key, value}]}`; values are strings, integers or
+    booleans (Qdrant's ValueVariants)."""
+    if value is None:
+        return None
+    if not isinstance(value, dict) or not isinstance(value.get("collection"), str):
+        raise Refusal(401, INVALID)
+    matches = value.get("matches")
+    if not isinstance(matches, list):
+        raise Refusal(401, INVALID)
+    conditions = []
+    for pair in matches:
+        if not isinstance(pair, dict) or not isinstance(pair.get("key"), str) or not pair["key"]:
+            raise Refusal(401, INVALID)
+        matched = pair.get("value")
+        if not isinstance(matched, (str, bool, int)) or (isinstance(matched, int) and not isinstance(matched, bool)
+                                                          and not -(2**63) <= matched < 2**63):
+            raise Refusal(401, INVALID)
+        conditions.append({"key": pair["key"], "match": {"value": matched}})
+    return {"collection": value["collection"], "filter": {"must": conditions}}
+
+
+async def check_value_exists(toc, value_exists: dict) -> None:
+    """Qdrant's `validate_value_exists`: one point matching the claim's conditions must be
+    in its collection; 403 when the collection does not exist, 401 when no point matches.
+    Not a read of the caller's: no strict mode, no rate limit, off the event loop."""
+    try:
+        collection = toc.get(value_exists["collection"])
+    except NotFound:
+        raise Refusal(403, STATEFUL_FAILED) from None
+    if not await off_loop(_any_point_matches, collection, value_exists["filter"]):
+        raise Refusal(401, STATEFUL_FAILED)
+
+
+def _any_point_matches(collection, filter_: dict) -> bool:
+    predicate = collection.compile_filter(filter_)
+    records, _ = collection.reads.scroll(None, 1, predicate, False, False)
+    return bool(records)
+
+
+# -- what the caller may do -------------------------------------------------------------
+
+
+def check(principal: Principal, rule: Requirement, name: str | None, aliases: dict[str, str]) -> None:
+    """Qdrant's `check_global_access` / `check_collection_access` (lib/storage/src/rbac/mod.rs)."""
+    if rule.scope in (OPEN_SCOPE, ANY_SCOPE):
         return
-    if request.method in ("PUT", "POST") and SNAPSHOT_RECOVER.match(path):
-        raise Forbidden("Forbidden: Global access is required")  # Qdrant's words for recover and upload
-    if levels[name] == "rw" and (POINT_WRITE.match(path) or _snapshot_write(request.method, path)):
+    if principal.is_global:
+        if (rule.write or rule.manage) and principal.mode == "r":
+            raise Forbidden(GLOBAL_MANAGE_REQUIRED)
         return
-    raise Forbidden(f"Forbidden: the token grants only `{levels[name]}` access to collection {name}")
+    if rule.scope == GLOBAL_SCOPE or name is None:
+        raise Forbidden(GLOBAL_REQUIRED)
+    granted, level = principal.view(name, aliases)
+    if rule.write and level == "r":
+        raise Forbidden(f"Forbidden: Write access to collection {granted} is required")
+    if rule.manage:
+        raise Forbidden(MANAGE_REQUIRED)
 
 
-def _snapshot_write(method: str, path: str) -> bool:
-    return (method == "POST" and SNAPSHOT_CREATE.match(path) is not None) or (
-        method == "DELETE" and SNAPSHOT_DELETE.match(path) is not None
-    )
+async def authorize(settings, request, toc) -> Response | None:
+    """The before-request hook: None to go on, or the middleware's plain-text refusal.
+    A refused operation raises Forbidden (the JSON envelope, as Qdrant's handlers answer)."""
+    g.access = FULL
+    service = settings.service
+    if not service.api_key and not service.read_only_api_key:
+        return None
+    if request.method == "OPTIONS" or is_open_path(request.path):
+        return None
+    try:
+        principal, value_exists = authenticate(service, request.headers)
+        if value_exists is not None:
+            await check_value_exists(toc, value_exists)
+    except Refusal as refusal:
+        return Response(refusal.message, status=refusal.status, mimetype="text/plain")
+    g.access = principal
+    endpoint = request.url_rule.endpoint if request.url_rule is not None else None
+    operation, rule = operation_for(endpoint)
+    if rule is None or principal is FULL:
+        return None
+    check(principal, rule, (request.view_args or {}).get("name"), toc.aliases)
+    if rule.scope == COLLECTION_SCOPE and rule.lookups and not principal.is_global:
+        for other in lookup_collections(operation, await _json_body(request)):
+            principal.view(other, toc.aliases)
+    return None
+
+
+async def _json_body(request):
+    """The body parsed for the lookup check (kept for the handler to read again); None when
+    it is not JSON (the handler answers that)."""
+    raw = await request.get_data(cache=True)
+    try:
+        return await off_loop(json.loads, raw) if raw else None
+    except ValueError:
+        return None
+
+
+def may_read(name: str, aliases: dict[str, str]) -> bool:
+    """For handlers that list collections or aliases: whether the caller may see `name`."""
+    principal = g.get("access", FULL)
+    return principal.may_read(name, aliases)

@@ -6,6 +6,7 @@ from quart import Blueprint
 
 from pydrant.http import spec_models as models
 
+from pydrant.http.auth import may_read
 from pydrant.http.context import check_write_allowed, toc
 from pydrant.http.envelope import json_from_bytes, off_loop, ok, query_int, raw_body
 from pydrant.http.validation import deserialize, to_plain
@@ -17,6 +18,7 @@ blueprint = Blueprint("collections", __name__)
 @blueprint.get("/collections")
 async def list_collections():
     names = sorted([*toc().collections, *toc().failed])
+    names = [name for name in names if may_read(name, toc().aliases)]  # as Qdrant: what the caller may see
     return ok({"collections": [{"name": name} for name in names]})
 
 

@@ -21,6 +21,7 @@ HTTP_DIR = Path(pydrant.http.__file__).parent
 SHARED = {
     "__init__",
     "access_log",
+    "access_rules",
     "auth",
     "bulk_json",
     "context",
