@@ -150,11 +150,15 @@ class TableOfContent:
         return self.root / PENDING_DIR
 
     def _clear_pending(self) -> None:
-        """Remove creations and deletions a crash interrupted (never a collection)."""
+        """Remove creations, deletions, snapshot stagings, recoveries and uploads a crash
+        interrupted (never a collection). An upload is a file: rmtree would not remove it."""
         mkdir_durable(self.pending_dir)
         for entry in self.pending_dir.iterdir():
-            log.warning("removing leftover %s from an interrupted create/delete", entry)
-            shutil.rmtree(entry, ignore_errors=True)
+            log.warning("removing leftover %s from an interrupted operation", entry)
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                entry.unlink(missing_ok=True)
 
     # -- lookups -------------------------------------------------------------------------
 
