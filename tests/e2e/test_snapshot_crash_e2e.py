@@ -190,7 +190,8 @@ def timed_snapshot(url: str, name: str) -> tuple[dict, float]:
 @pytest.fixture(scope="module")
 def big_server(tmp_path_factory):
     root = tmp_path_factory.mktemp("snapcrash")
-    server = ServerProcess(root / "storage").start()
+    # uploads of the ~30 MB snapshot go through the HTTP body limit
+    server = ServerProcess(root / "storage", extra_env={"PYDRANT__SERVICE__MAX_REQUEST_SIZE_MB": "256"}).start()
     create_collection(server.url, BIG, optimizers_config={"flush_interval_sec": 1, "indexing_threshold": 0})
     create_collection(server.url, LOADED)
     _fill_bulk(server.url, BIG)
@@ -270,9 +271,9 @@ def _keep_snapshot(server: ServerProcess, name: str, into: Path) -> Path:
 
 def test_sigkill_during_recovery_leaves_old_or_new(big_server, tmp_path):
     """`big` is taken to two states, A and B, a snapshot of each kept; then, cycle after
-    cycle, the one it is not in is recovered and the server killed at a random moment of
-    the recovery (reading and extracting the tar, checking and opening it, the swap, the
-    load). After the restart it is A or B, whole, and the write load on another
+    cycle, the one it is not in is recovered (from its path or by upload, alternately) and
+    the server killed at a random moment of the recovery (receiving the upload, reading
+    and extracting the tar, checking and opening it, the swap, the load). After the restart it is A or B, whole, and the write load on another
     collection lost nothing. A killed recovery into a new name leaves no collection or a
     whole one."""
     server = big_server
@@ -305,16 +306,23 @@ def test_sigkill_during_recovery_leaves_old_or_new(big_server, tmp_path):
         target = "B" if current == "A" else "A"
         path, _ = snapshot_of[target]
 
-        def recover(name=name, path=path):
+        upload = cycle % 2 == 1  # every other one by upload (saved to pending/ first), else from its path
+
+        def recover(name=name, path=path, upload=upload):
             try:
-                httpx.put(f"{server.url}/collections/{name}/snapshots/recover", timeout=300, json={"location": str(path)})
+                if upload:
+                    with open(path, "rb") as f:
+                        httpx.post(f"{server.url}/collections/{name}/snapshots/upload", timeout=300,
+                                   files={"snapshot": (path.name, f, "application/octet-stream")})
+                else:
+                    httpx.put(f"{server.url}/collections/{name}/snapshots/recover", timeout=300, json={"location": str(path)})
             except httpx.HTTPError:
                 pass  # killed
 
         thread = threading.Thread(target=recover, daemon=True)
         thread.start()
         # a third of the kills early (reading, extracting), the rest late (checks, open, swap, load)
-        time.sleep(recovery * (rng.uniform(0.0, 0.5) if cycle % 3 == 0 else rng.uniform(0.6, 1.6)))
+        time.sleep(recovery * (1.5 if upload else 1.0) * (rng.uniform(0.0, 0.5) if cycle % 3 == 0 else rng.uniform(0.6, 1.6)))
         staged = bool(list((server.storage / "pending").iterdir()))
         server.kill()
         thread.join(30)
@@ -328,7 +336,7 @@ def test_sigkill_during_recovery_leaves_old_or_new(big_server, tmp_path):
             assert after in (snapshot_of[current][1], snapshot_of[target][1]), "a mix of the old and the new collection"
             outcome = "old kept" if after == snapshot_of[current][1] else "new complete"
             current = current if after == snapshot_of[current][1] else target
-        key = f"{'staged' if staged else 'not staged'}, {outcome}"
+        key = f"{'upload' if upload else 'path'}, {'staged' if staged else 'not staged'}, {outcome}"
         phases[key] = phases.get(key, 0) + 1
         check_snapshots_directory(server, BIG)
         wait_green(server.url, name if after is not None else BIG)
