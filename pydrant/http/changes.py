@@ -13,8 +13,9 @@ server restart or a proxy timeout costs the reader nothing but one retry.
 
 Readers never slow the writer: waiting polls the WAL's last acknowledged op_num (an
 attribute read, no lock) every POLL_SECONDS on the event loop, and the records are read in
-a worker thread by the read-only scanner (`pydrant.wal.scan.read_tail`), never through the
-collection's `Wal`. Only acknowledged records are answered (op_num at most the WAL's last
+a worker thread by the read-only reader (`pydrant.wal.scan.read_tail`), never through the
+collection's `Wal`. `read_tail` remembers where an answer ended, so a reader resuming with
+`since=next` reads only the new records, not the WAL file again. Only acknowledged records are answered (op_num at most the WAL's last
 one when reading began): a group commit still in flight is not, even if its bytes are
 already in the file.
 """

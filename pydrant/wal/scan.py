@@ -24,15 +24,25 @@ directory by the same rules (docs/wal.md, "Recovery"):
 
 from __future__ import annotations
 
+import os
 import re
-from dataclasses import dataclass, field
-from pathlib import Path
+import threading
+from collections import OrderedDict
 from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import google_crc32c
 
 from pydrant.errors import CorruptWal
 from pydrant.wal.framing import (
+    HEADER,
+    HEADER_SIZE,
+    RECORD_ARRAY_HEADS,
+    SINGLE_RECORD_ARRAY_HEAD,
     Record,
     WalRecordError,
+    _uint_at,
     data_extent,
     find_record_of_another_batch,
     is_end_marker,
@@ -310,27 +320,38 @@ def read_tail(directory: Path, after: int, limit: int, until: int | None = None)
     """Up to `limit` complete records with `after` < op_num <= `until`, in order, read-only.
 
     For change-feed readers of a running collection's WAL: like `read_log` this never
-    writes, and an incomplete last batch (a group commit in flight) is left out. Unlike
-    it, only the files that can hold op_nums above `after` are read (a file's name is its
-    first op_num, so every record of a file is below the next file's name); corruption in
-    a file read raises CorruptWal. `first_op_num` is the oldest retained file's name: a
-    reader whose `after` is below `first_op_num - 1` has missed records that were
-    truncated. A file deleted by a concurrent truncation while this reads raises
-    FileNotFoundError: the caller reads again.
+    writes, and an incomplete last batch (a group commit in flight) is left out. Only the
+    files that can hold op_nums above `after` are read (a file's name is its first op_num,
+    so every record of a file is below the next file's name), and in them only the bytes
+    of records: reading goes forward from the start of a file, or from a position an
+    earlier call remembered (`_TAIL_POSITIONS`), and stops at the end of the data (the
+    first zero header), once `limit` records are found or past `until`, so a reader that
+    resumes with `after` = the last op_num it got reads only what is new. Every record it
+    passes is CRC-checked and checked in its batch; anything unusual on the way (a bad
+    record, the end of the data inside a batch, non-zero bytes after an end marker) makes
+    it read those files again whole with `read_tail_full`, which judges them as opening
+    the WAL would (corruption raises CorruptWal, an incomplete last batch is left out).
+    `first_op_num` is the oldest retained file's name: a reader whose `after` is below
+    `first_op_num - 1` has missed records that were truncated. A file deleted by a
+    concurrent truncation before it is opened raises FileNotFoundError: the caller reads
+    again.
     """
     directory = Path(directory)
-    names = sorted(
-        (int(matched.group(1)), entry)
-        for entry in directory.iterdir()
-        if (matched := LOG_FILE_PATTERN.match(entry.name)) and entry.is_file()
-    )
+    try:
+        return _read_tail_fast(directory, after, limit, until)
+    except _Unusual:
+        return read_tail_full(directory, after, limit, until)
+
+
+def read_tail_full(directory: Path, after: int, limit: int, until: int | None = None) -> LogTail:
+    """`read_tail` by scanning every file it needs whole, as opening the WAL does: the
+    reference the fast path is tested against, and its fallback for anything unusual.
+    Corruption in a file read raises CorruptWal."""
+    directory = Path(directory)
+    names = _log_names(directory)
     tail = LogTail(first_op_num=names[0][0] if names else None)
-    start = 0
-    for index in range(1, len(names)):
-        if names[index][0] <= after + 1:
-            start = index  # every record of the files before this one is <= after
     previous_last_op_num = None
-    for index in range(start, len(names)):
+    for index in range(_first_file_index(names, after), len(names)):
         name_op_num, path = names[index]
         if until is not None and name_op_num > until:
             break
@@ -349,6 +370,243 @@ def read_tail(directory: Path, after: int, limit: int, until: int | None = None)
             if len(tail.records) >= limit:
                 return tail
     return tail
+
+
+def _first_file_index(names: list[tuple[int, Path]], after: int) -> int:
+    """The first file that can hold an op_num above `after`."""
+    start = 0
+    for index in range(1, len(names)):
+        if names[index][0] <= after + 1:
+            start = index  # every record of the files before this one is <= after
+    return start
+
+
+# -- the fast path of read_tail -------------------------------------------------------------
+
+TAIL_READ_CHUNK = 64 * 1024  # bytes read at a time; a record larger than this is read whole
+MAX_POSITIONS_PER_FILE = 16
+MAX_POSITION_DIRECTORIES = 256
+
+
+class _Unusual(Exception):
+    """The fast path met something only a whole-file scan can judge."""
+
+
+@dataclass(frozen=True)
+class _Position:
+    """In one log file, a batch starts at `offset`; every record before it has op_num <=
+    `op_before` and every record from it on a larger one. The record just before it (the
+    last one of the batch before) is `prev_size` bytes long with CRC `prev_crc`: it is read
+    again before the position is used, so a file that is not the one remembered (deleted
+    and created again under its name) is never read from the middle."""
+
+    op_before: int
+    offset: int
+    prev_size: int
+    prev_crc: int
+
+
+class _TailPositions:
+    """Remembered positions of `read_tail`, per WAL directory and file, most recently used
+    kept (a few per file, a bounded number of directories). Only positions at or before
+    `until` (acknowledged records, which never change in place) are remembered. The lock
+    is this cache's own: the WAL writer never takes it."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        # directory -> file name -> (inode, positions, most recently used last)
+        self._entries: OrderedDict[str, dict[str, tuple[int, list[_Position]]]] = OrderedDict()
+
+    def find(self, directory: str, name: str, inode: int, after: int) -> _Position | None:
+        """The remembered position with the largest op_before <= after."""
+        with self._lock:
+            files = self._entries.get(directory)
+            if files is None or name not in files:
+                return None
+            self._entries.move_to_end(directory)
+            file_inode, positions = files[name]
+            if file_inode != inode:
+                del files[name]
+                return None
+            usable = [p for p in positions if p.op_before <= after]
+            if not usable:
+                return None
+            best = max(usable, key=lambda p: p.op_before)
+            positions.remove(best)
+            positions.append(best)
+            return best
+
+    def remember(self, directory: str, name: str, inode: int, position: _Position) -> None:
+        with self._lock:
+            files = self._entries.setdefault(directory, {})
+            self._entries.move_to_end(directory)
+            while len(self._entries) > MAX_POSITION_DIRECTORIES:
+                self._entries.popitem(last=False)
+            entry = files.get(name)
+            if entry is None or entry[0] != inode:
+                entry = (inode, [])
+                files[name] = entry
+            positions = [p for p in entry[1] if p.offset != position.offset]
+            positions.append(position)
+            files[name] = (inode, positions[-MAX_POSITIONS_PER_FILE:])
+
+    def forget(self, directory: str, name: str | None = None, keep: set[str] | None = None) -> None:
+        """Drop one file's positions, or those of the files not in `keep` (deleted ones)."""
+        with self._lock:
+            files = self._entries.get(directory)
+            if files is None:
+                return
+            for known in list(files):
+                if known == name or (keep is not None and known not in keep):
+                    del files[known]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+
+_TAIL_POSITIONS = _TailPositions()
+
+
+def _read_tail_fast(directory: Path, after: int, limit: int, until: int | None) -> LogTail:
+    names = _log_names(directory)
+    key = str(directory)
+    _TAIL_POSITIONS.forget(key, keep={path.name for _, path in names})
+    tail = LogTail(first_op_num=names[0][0] if names else None)
+    previous_last_op_num = None
+    for index in range(_first_file_index(names, after), len(names)):
+        name_op_num, path = names[index]
+        if until is not None and name_op_num > until:
+            break
+        with open(path, "rb") as file:
+            reader = _ForwardReader(file.fileno(), path, name_op_num, key)
+            position = _TAIL_POSITIONS.find(key, path.name, reader.inode, after)
+            if position is not None and not reader.still_holds(position):
+                _TAIL_POSITIONS.forget(key, path.name)
+                position = None
+            finished, previous_last_op_num = reader.read(
+                position, previous_last_op_num, after, limit, until, tail.records
+            )
+        if finished:
+            break
+    return tail
+
+
+class _ForwardReader:
+    """Reads one log file forward from a batch start, checking every record as `scan_file`
+    does, keeping only the bytes of the batch being read."""
+
+    def __init__(self, fd: int, path: Path, name_op_num: int, key: str):
+        self.fd, self.path, self.name_op_num, self.key = fd, path, name_op_num, key
+        self.inode = os.fstat(fd).st_ino
+
+    def still_holds(self, position: _Position) -> bool:
+        """The record that ends at `position.offset` is still the one remembered."""
+        start = position.offset - position.prev_size
+        frame = os.pread(self.fd, position.prev_size, start)
+        if len(frame) != position.prev_size:
+            return False
+        length, stored_crc = HEADER.unpack(frame[:HEADER_SIZE])
+        body = frame[HEADER_SIZE:]
+        if length != len(body) or stored_crc != position.prev_crc or google_crc32c.value(body) != stored_crc:
+            return False
+        head = _body_head(body)
+        return head is not None and head[0] == position.op_before and head[1] == 0
+
+    def read(
+        self, position: _Position | None, last_op_num: int | None, after: int, limit: int, until: int | None,
+        out: list[Record],
+    ) -> tuple[bool, int | None]:
+        """Append the wanted records of complete batches to `out`. Returns (done: nothing
+        more to read in later files, the last op_num read). _Unusual when a whole-file scan
+        must judge."""
+        base = 0 if position is None else position.offset  # file offset of buf[0]
+        if position is not None:
+            last_op_num = position.op_before
+        prev = None if position is None else (position.prev_size, position.prev_crc)
+        buf = os.pread(self.fd, TAIL_READ_CHUNK, base)
+        pos = 0  # where the next record starts in buf
+        batch: list[tuple[Record, int]] = []  # the open batch: records (absolute offsets), CRCs
+        batch_start, op_before_batch = base, last_op_num
+        while True:
+            if not batch:  # between batches: stop before reading what is not wanted
+                if len(out) >= limit or (until is not None and last_op_num is not None and last_op_num >= until):
+                    return True, last_op_num
+            if len(buf) - pos < HEADER_SIZE:
+                buf, base, pos = self._more(buf, base, pos, batch_start, HEADER_SIZE)
+            if is_end_marker(buf, pos):
+                if batch or (len(buf) - pos < HEADER_SIZE and any(buf[pos:])) or buf.count(0, pos) != len(buf) - pos:
+                    raise _Unusual  # a batch cut short, or bytes after the end of the data
+                return False, last_op_num
+            length = HEADER.unpack_from(buf, pos)[0]
+            if len(buf) - pos < HEADER_SIZE + length:
+                buf, base, pos = self._more(buf, base, pos, batch_start, HEADER_SIZE + length)
+            try:
+                record = read_record(buf, pos, decode_value=False)
+                wanted = record.op_num > after and (until is None or record.op_num <= until)
+                if wanted:
+                    record = read_record(buf, pos)
+            except WalRecordError as exc:
+                raise _Unusual from exc
+            offset = base + pos
+            if last_op_num is not None and record.op_num <= last_op_num:
+                raise _Unusual
+            if offset - record.batch_offset != batch_start:
+                raise _Unusual
+            if batch and record.records_after != batch[-1][0].records_after - 1:
+                raise _Unusual
+            if offset == 0 and record.op_num != self.name_op_num:
+                raise _Unusual
+            if not batch and until is not None and record.op_num > until:
+                return True, last_op_num  # a later batch (maybe in flight): not wanted
+            crc = HEADER.unpack_from(buf, pos)[1]
+            batch.append((replace(record, offset=offset), crc))
+            last_op_num = record.op_num
+            pos += record.size
+            if not record.ends_batch:
+                continue
+            # the batch is complete: its wanted records count
+            cut_inside = False
+            for done, _ in batch:
+                if done.op_num > after and (until is None or done.op_num <= until):
+                    if len(out) >= limit:
+                        cut_inside = True
+                        break
+                    out.append(done)
+            if until is not None and last_op_num <= until:
+                if cut_inside and prev is not None and op_before_batch is not None:
+                    self._remember(_Position(op_before_batch, batch_start, *prev))
+                self._remember(_Position(last_op_num, base + pos, record.size, crc))
+            prev = (record.size, crc)
+            batch, batch_start, op_before_batch = [], base + pos, last_op_num
+
+    def _more(self, buf: bytes, base: int, pos: int, batch_start: int, need: int) -> tuple[bytes, int, int]:
+        """At least `need` bytes from `pos` on, if the file has them; the bytes before the
+        open batch are dropped."""
+        keep = batch_start - base
+        end = base + len(buf)
+        size = os.fstat(self.fd).st_size
+        want = min(max(TAIL_READ_CHUNK, need - (len(buf) - pos)), max(0, size - end))
+        more = os.pread(self.fd, want, end) if want else b""
+        return buf[keep:] + more, base + keep, pos - keep
+
+    def _remember(self, position: _Position) -> None:
+        _TAIL_POSITIONS.remember(self.key, self.path.name, self.inode, position)
+
+
+def _body_head(body: bytes) -> tuple[int, int] | None:
+    """(op_num, records_after) from the first bytes of a record body, None if it is not one."""
+    try:
+        if not body or body[0] not in RECORD_ARRAY_HEADS:
+            return None
+        op_num, position = _uint_at(body, 1, 0)
+        if body[0] == SINGLE_RECORD_ARRAY_HEAD:
+            return op_num, 0
+        _batch_offset, position = _uint_at(body, position, 0)
+        records_after, _ = _uint_at(body, position, 0)
+        return op_num, records_after
+    except WalRecordError:
+        return None
 
 
 @dataclass
