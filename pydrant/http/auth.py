@@ -41,7 +41,7 @@ import jwt
 from jwt.api_jws import PyJWS
 from quart import Response, g
 
-from pydrant.errors import Forbidden, NotFound
+from pydrant.errors import BadInput, Forbidden, NotFound
 from pydrant.http.access_rules import (
     ANY_SCOPE,
     COLLECTION_SCOPE,
@@ -257,7 +257,11 @@ async def check_value_exists(toc, value_exists: dict) -> None:
         collection = toc.get(value_exists["collection"])
     except NotFound:
         raise Refusal(403, STATEFUL_FAILED) from None
-    if not await off_loop(_any_point_matches, collection, value_exists["filter"]):
+    try:
+        found = await off_loop(_any_point_matches, collection, value_exists["filter"])
+    except BadInput:  # a key that is no JSON path: Qdrant cannot even parse such claims
+        raise Refusal(401, INVALID) from None
+    if not found:
         raise Refusal(401, STATEFUL_FAILED)
 
 

@@ -303,6 +303,8 @@ async def test_value_exists_refusals(tmp_path):
         assert (await call(client, "GET", "/collections", value_token(matches=[])))[0] == 200  # any point
         floats = value_token(matches=[{"key": "n", "value": 1.0}])
         assert await call(client, "GET", "/collections", floats) == (401, "Invalid API key or JWT")
+        not_a_path = value_token(matches=[{"key": "user[", "value": "alice"}])
+        assert await call(client, "GET", "/collections", not_a_path) == (401, "Invalid API key or JWT")
         # the health probes stay open whatever the token
         assert (await call(client, "GET", "/healthz", no_match))[0] == 200
 
