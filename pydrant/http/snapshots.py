@@ -13,9 +13,9 @@ and runs the work in the storage nursery (its errors are logged).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
-import shutil
 import uuid
 from pathlib import Path
 from urllib.parse import quote, unquote, urlparse
@@ -137,17 +137,17 @@ async def _recover_upload(name: str, wait: bool, expected: str | None, recover=N
         raise BadInput("Bad request: the multipart body has no `snapshot` file")
     root = toc().pending_dir
     saved = root / f"upload-{uuid.uuid4().hex}.snapshot"
-    await off_loop(_save_upload, upload, saved)
+    actual = await off_loop(_save_upload, upload, saved, expected is not None)
     if not wait:
         async def recover_and_remove() -> None:
             try:
-                await _recover_checked(name, saved, expected, "upload", None, recover)
+                await _recover_checked(name, saved, expected, "upload", actual, recover)
             finally:
                 await off_loop(_remove, saved)
 
         return _in_background(f"recovery of {name} from an upload", recover_and_remove)
     try:
-        await _recover_checked(name, saved, expected, "upload", None, recover)
+        await _recover_checked(name, saved, expected, "upload", actual, recover)
     finally:
         with trio.CancelScope(shield=True):
             await off_loop(_remove, saved)
@@ -331,10 +331,17 @@ def _local_path(location: str) -> Path:
     return path
 
 
-def _save_upload(upload, target: Path) -> None:
+def _save_upload(upload, target: Path, hashed: bool) -> str | None:
+    """Copy the uploaded file to `target`; with `hashed`, its sha256 (hex), computed on the
+    way so that a `checksum` costs no second pass over the file."""
     target.parent.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256() if hashed else None
     with open(target, "wb") as out:
-        shutil.copyfileobj(upload.stream, out, 1 << 20)
+        while chunk := upload.stream.read(snapshots.CHUNK):
+            if digest is not None:
+                digest.update(chunk)
+            out.write(chunk)
+    return digest.hexdigest() if digest is not None else None
 
 
 def _remove(path: Path) -> None:
