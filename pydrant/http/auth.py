@@ -64,7 +64,10 @@ INVALID_SIGNATURE = "InvalidSignature"  # jsonwebtoken's ErrorKind, as Qdrant sh
 EXPIRED = "ExpiredSignature"
 STATEFUL_FAILED = "Invalid JWT, stateful validation failed"
 DUPLICATE_COLLECTION = "access.access.collection: Collection name should be unique"
-PAYLOAD_DEPRECATED = "access.access.payload: The 'payload' constraint is deprecated and should not be used"
+# Qdrant 1.15 still honours a collection's `payload` constraint (deprecated in 1.15, removed
+# in 1.16: qdrant/qdrant#7450); pydrant does not implement it and refuses such tokens rather
+# than let them read and write the whole collection.
+PAYLOAD_UNSUPPORTED = "Forbidden: JWT `payload` constraints are not supported by this server"
 
 GLOBAL_REQUIRED = "Forbidden: Global access is required"
 GLOBAL_MANAGE_REQUIRED = "Forbidden: Global manage access is required"
@@ -201,30 +204,35 @@ def _parse_access(access) -> Principal:
         if not isinstance(item, dict):
             raise Refusal(401, INVALID)
         name, level = item.get("collection"), item.get("access")
-        if not isinstance(name, str) or level not in ("r", "rw"):
+        if not isinstance(name, str) or level not in ("r", "rw") or not _is_payload_constraint(item.get("payload")):
             raise Refusal(401, INVALID)
         grants.setdefault(name, level)  # Qdrant's find_view takes the first
     return Principal("collections", grants)
 
 
+def _is_payload_constraint(payload) -> bool:
+    """Qdrant 1.15's `PayloadConstraint`: {json path: string | integer | boolean}, or null."""
+    if payload is None:
+        return True
+    return isinstance(payload, dict) and all(
+        isinstance(key, str) and key and isinstance(value, (str, int, bool)) for key, value in payload.items()
+    )
+
+
 def _validate_access(access) -> None:
-    """`Access::validate`: unique collection names, no `payload` constraint (deprecated in
-    1.15); the last failing entry is the one reported, as Qdrant's merge keeps it."""
+    """`Access::validate`: a collection appears once (the last failing entry is the one
+    reported, as Qdrant's merge keeps it); then pydrant's refusal of `payload` constraints."""
     if not isinstance(access, list):
         return
     seen: set[str] = set()
-    failure = None
+    duplicated = False
     for item in access:
-        errors = []
-        if item["collection"] in seen:
-            errors.append(DUPLICATE_COLLECTION)
+        duplicated = duplicated or item["collection"] in seen
         seen.add(item["collection"])
-        if item.get("payload") is not None:
-            errors.append(PAYLOAD_DEPRECATED)
-        if errors:
-            failure = "\n".join(errors)
-    if failure is not None:
-        raise Refusal(401, failure)
+    if duplicated:
+        raise Refusal(401, DUPLICATE_COLLECTION)
+    if any(item.get("payload") is not None for item in access):
+        raise Refusal(403, PAYLOAD_UNSUPPORTED)
 
 
 def _parse_value_exists(value) -> dict | None:

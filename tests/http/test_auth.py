@@ -101,7 +101,10 @@ def test_claims_as_qdrant_parses_them():
     twice = [{"collection": "a", "access": "r"}, {"collection": "a", "access": "rw"}]
     assert refusal(service(), {"api-key": token(access=twice)}) == (401, auth.DUPLICATE_COLLECTION)
     payload = [{"collection": "a", "access": "r", "payload": {"user": "x"}}]
-    assert refusal(service(), {"api-key": token(access=payload)}) == (401, auth.PAYLOAD_DEPRECATED)
+    # Qdrant 1.15 restricts such a token to matching points; pydrant refuses it outright
+    assert refusal(service(), {"api-key": token(access=payload)}) == (403, auth.PAYLOAD_UNSUPPORTED)
+    not_a_constraint = [{"collection": "a", "access": "r", "payload": {"user": [1, 2]}}]
+    assert refusal(service(), {"api-key": token(access=not_a_constraint)}) == (401, auth.INVALID)
     none_payload = [{"collection": "a", "access": "r", "payload": None, "extra": 1}]
     assert auth.authenticate(service(), {"api-key": token(access=none_payload)})[0].grants == {"a": "r"}
 
