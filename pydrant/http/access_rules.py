@@ -22,8 +22,9 @@ Where each rule comes from (Qdrant v1.15, `src/actix/api/*.rs`, `src/common/*.rs
   whose body names more collections (`lookup_from`, `with_lookup`, prefetches), each of
   which a collection-scoped token must also reach (`check_lookup_from`, `check_with_lookup`).
 
-`extras` matters only to Qdrant's points-only `prw` tokens (later than 1.15); it is kept so
-the table reads as Qdrant's calls do.
+`extras` matters only to Qdrant's points-only `prw` tokens, which pydrant does not accept;
+it is kept so the table reads as Qdrant's calls do. Qdrant 1.15's `.whole()` (no `payload`
+constraint on the token) is left out: pydrant refuses payload-constrained tokens (auth.py).
 """
 
 from __future__ import annotations
