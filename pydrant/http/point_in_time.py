@@ -58,11 +58,11 @@ async def restore_point_in_time(name: str):
     staging = tables.pending_dir / f"point-in-time-{uuid.uuid4().hex}"
     try:
         summary = await trio.to_thread.run_sync(pit.restore, path, staging, until, source.wal.directory)
-        # TableOfContent has no public "adopt this prepared directory as a new collection";
-        # `_swap_in` under its meta lock is what recovery does for a name that is free.
-        async with tables._meta_lock:
+        # The prepared directory becomes the collection as a recovery's does: under the
+        # meta lock, with the name checked free again (it may have been taken meanwhile).
+        async with tables.meta_lock:
             _check_free(name)
-            await tables._swap_in(name, staging)
+            await tables.swap_in(name, staging)
     finally:
         with trio.CancelScope(shield=True):
             await trio.to_thread.run_sync(shutil.rmtree, staging, True)

@@ -62,7 +62,7 @@ async def create_full_snapshot(toc) -> dict:
     """Snapshot every collection and the aliases; returns the SnapshotDescription."""
     staging = toc.pending_dir / f"full-snapshot-{uuid.uuid4().hex}"
     try:
-        async with toc._meta_lock:
+        async with toc.meta_lock:
             collections = [toc.collections[name] for name in sorted(toc.collections)]
             skipped = {name: reason for name, reason in sorted(toc.failed.items())}
             names = [c.name for c in collections]

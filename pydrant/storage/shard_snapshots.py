@@ -14,7 +14,7 @@ snapshot carries no collection config: the collection's config, its payload inde
 declarations and its aliases stay as they are. The collection must exist, and its vectors
 config must equal the snapshot's (400 `Snapshot is not compatible with existing
 collection`; Qdrant leaves this check as a TODO and would load incompatible segments). The
-swap is the one collection recovery makes (TableOfContent._swap_in).
+swap is the one collection recovery makes (TableOfContent.swap_in).
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ async def create_shard_snapshot(toc, name: str, shard_id: int) -> dict:
     it (under the meta lock and the collection's apply lock), tarred with no lock held."""
     staging = toc.pending_dir / f"snapshot-{uuid.uuid4().hex}"
     try:
-        async with toc._meta_lock:
+        async with toc.meta_lock:
             collection = toc.get(name)
             check_shard(shard_id)
             await trio.to_thread.run_sync(_take, collection, staging, shard_id)
@@ -90,7 +90,7 @@ async def recover_shard(toc, name: str, shard_id: int, snapshot_file: Path) -> N
     try:
         config = await trio.to_thread.run_sync(snapshots.unpack, snapshot_file, staging)
         await trio.to_thread.run_sync(snapshots.validate_loadable, staging)
-        async with toc._meta_lock:
+        async with toc.meta_lock:
             existing = toc.get(name)  # it may have been deleted or replaced meanwhile
             ours = existing.config.get("params", {}).get("vectors")
             theirs = config.get("params", {}).get("vectors")
@@ -100,7 +100,7 @@ async def recover_shard(toc, name: str, shard_id: int, snapshot_file: Path) -> N
                     f"{ours} Snapshot Vectors: {theirs}"
                 )
             await trio.to_thread.run_sync(_keep_collection_files, existing, staging)
-            await toc._swap_in(existing.name, staging)
+            await toc.swap_in(existing.name, staging)
     finally:
         with trio.CancelScope(shield=True):
             await trio.to_thread.run_sync(shutil.rmtree, staging, True)

@@ -68,9 +68,11 @@ class TableOfContent:
         self.failed: dict[str, str] = {}
         self.aliases: dict[str, str] = {}
         self.ready = False
-        # Serialises changes to the set of collections and aliases (create, delete, alias
-        # actions), so that alias actions see no collection change between them.
-        self._meta_lock = trio.Lock()
+        # Serialises changes to the set of collections and aliases: held while collections
+        # are created, deleted, replaced or snapshotted (full_snapshots, shard_snapshots,
+        # point-in-time restore take it too) and while aliases change, so whoever holds it
+        # sees a fixed set of collections and aliases.
+        self.meta_lock = trio.Lock()
         self._nursery: trio.Nursery | None = None
 
     @classmethod
@@ -231,7 +233,7 @@ class TableOfContent:
         source from being deleted meanwhile."""
         validate_name(name)
         check_vector_sizes(request.get("vectors"))
-        async with self._meta_lock:
+        async with self.meta_lock:
             if name in self.collections or name in self.failed:
                 raise AlreadyExists(f"Wrong input: Collection `{name}` already exists!")
             if name in self.aliases:
@@ -276,7 +278,7 @@ class TableOfContent:
         log.info("collection %s: %d points copied from %s (init_from)", path.name, copied, source.name)
 
     async def delete_collection(self, name: str) -> bool:
-        async with self._meta_lock:
+        async with self.meta_lock:
             if name in self.failed:  # a collection that failed to load can still be deleted
                 await trio.to_thread.run_sync(self._remove_on_disk, self.collections_dir / name)
                 del self.failed[name]
@@ -332,7 +334,7 @@ class TableOfContent:
 
     async def change_aliases(self, actions: list[dict]) -> None:
         """Apply alias actions as one change: all of them or, on any error, none."""
-        async with self._meta_lock:
+        async with self.meta_lock:
             aliases = dict(self.aliases)
             for action in actions:
                 self._apply_alias_action(aliases, action)
@@ -396,7 +398,7 @@ class TableOfContent:
         and hard links), then tarred with no lock held. Returns its SnapshotDescription."""
         staging = self.pending_dir / f"snapshot-{uuid.uuid4().hex}"
         try:
-            async with self._meta_lock:
+            async with self.meta_lock:
                 collection = self.get(name)
                 await trio.to_thread.run_sync(snapshots.take, collection, staging)
             return await trio.to_thread.run_sync(
@@ -430,14 +432,14 @@ class TableOfContent:
                     f"{existing.config.get('params', {}).get('vectors')} Snapshot Vectors: {config.get('params', {}).get('vectors')}"
                 )
             await trio.to_thread.run_sync(snapshots.validate_loadable, staging)
-            async with self._meta_lock:
-                await self._swap_in(name, staging)
+            async with self.meta_lock:
+                await self.swap_in(name, staging)
         finally:
             with trio.CancelScope(shield=True):
                 await trio.to_thread.run_sync(shutil.rmtree, staging, True)
         log.info("collection %s recovered from snapshot %s", name, snapshot_file.name)
 
-    async def _swap_in(self, name: str, staging: Path) -> None:
+    async def swap_in(self, name: str, staging: Path) -> None:
         """Called with the meta lock held: make `staging` the collection `name`."""
         final = self.collections_dir / name
         old = self.collections.pop(name, None)
