@@ -9,6 +9,10 @@ the first itself, and returns the results in segment order, so merging them is e
 what a sequential loop would merge. One segment, or too little work to pay for the
 hand-offs (a few tens of microseconds each), runs in the calling thread alone.
 
+A read's deadline (segments/deadline.py) is checked before each segment's part and bound
+in the pool thread that runs it, so a read past its deadline stops between segments and
+inside their scans.
+
 The pool's threads only run segment reads: they never submit to the pool themselves, so a
 full pool delays a search but cannot deadlock it.
 """
@@ -20,6 +24,8 @@ import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
+
+from pydrant.segments import deadline
 
 S = TypeVar("S")
 R = TypeVar("R")
@@ -52,12 +58,13 @@ def map_segments(function: Callable[[S], R], segments: Sequence[S]) -> list[R]:
 
     An exception is the one the sequential loop would raise: the first segment's, in
     segment order (the other segments' reads run to their end; reads change nothing)."""
+    read_deadline = deadline.current()  # the pool's threads run under the caller's deadline
     if not _worth_splitting(segments):
-        return [function(segment) for segment in segments]
+        return [deadline.run_with(read_deadline, function, segment) for segment in segments]
     pool = _shared_pool()
-    futures = [pool.submit(function, segment) for segment in segments[1:]]
+    futures = [pool.submit(deadline.run_with, read_deadline, function, segment) for segment in segments[1:]]
     try:
-        first = function(segments[0])
+        first = deadline.run_with(read_deadline, function, segments[0])
     except BaseException:
         for future in futures:
             future.exception()  # wait for them: nothing of a search runs after it ends

@@ -2,7 +2,8 @@
 
 Filters come compiled (`predicates.Predicate`): the engine's entry points
 (collection/engine.py) compile a request's filter once and pass the predicate down.
-Blocking code, called from worker threads. When a point is present in more than one
+Blocking code, called from worker threads. A read's deadline (segments/deadline.py) is
+checked before each segment's part, and inside the segments' long loops. When a point is present in more than one
 segment (during copy-on-write) the copy with the highest version wins.
 """
 
@@ -14,6 +15,7 @@ from typing import Any
 
 from pydrant.collection.predicates import Predicate, conjunction, vector_predicate
 from pydrant.errors import BadInput
+from pydrant.segments import deadline
 from pydrant.segments.filter_datetime import parse_datetime
 from pydrant.segments.ids import id_sort_key
 from pydrant.segments.payload import WILDCARD, parse_path
@@ -98,6 +100,7 @@ class ReadEngine:
         best: dict = {}
         load_payload = bool(with_payload)
         for segment in self.segments:
+            deadline.check()
             for record in segment.retrieve(ids, load_payload, with_vector):
                 current = best.get(record.id)
                 if current is None or record.version > current.version:
@@ -121,7 +124,7 @@ class ReadEngine:
         with_vector: VectorSelector = False,
     ) -> tuple[list[Record], Any]:
         """Up to `limit` points in id order from `offset` (inclusive), and the next offset."""
-        per_segment = [segment.read_ids(offset, limit + 1, predicate) for segment in self.segments]
+        per_segment = [_checked(segment.read_ids, offset, limit + 1, predicate) for segment in self.segments]
         merged = list(dict.fromkeys(heapq.merge(*per_segment, key=id_sort_key)))
         page, rest = merged[:limit], merged[limit : limit + 1]
         records = self.retrieve(page, with_payload, with_vector)
@@ -130,13 +133,13 @@ class ReadEngine:
     def count(self, predicate: Predicate = None) -> int:
         if predicate is None:
             return sum(segment.point_count for segment in self.segments)
-        return sum(segment.count(predicate) for segment in self.segments)
+        return sum(_checked(segment.count, predicate) for segment in self.segments)
 
     def matching_ids(self, predicate: Predicate = None, vector_name: str | None = None) -> list:
         """Every point id matching `predicate` (and having vector `vector_name`), in id order."""
         if vector_name is not None:
             predicate = conjunction(predicate, vector_predicate(vector_name))
-        per_segment = [segment.read_ids(None, None, predicate) for segment in self.segments]
+        per_segment = [_checked(segment.read_ids, None, None, predicate) for segment in self.segments]
         return list(dict.fromkeys(heapq.merge(*per_segment, key=id_sort_key)))
 
     def existing_ids(self, ids: list) -> set:
@@ -149,7 +152,7 @@ class ReadEngine:
         points matching `predicate`, with their point counts (count desc, then value)."""
         totals: dict = {}
         for segment in self.segments:
-            counts = segment.facet(key, predicate)
+            counts = _checked(segment.facet, key, predicate)
             if counts is None:
                 raise BadInput(
                     f"Wrong input: No appropriate index for faceting: `{key}`. Please create one to facet on this "
@@ -176,6 +179,7 @@ class ReadEngine:
         start_from = _order_start(order_by.get("start_from"))
         entries = []
         for segment in self.segments:
+            deadline.check()
             found = segment.read_ordered(key, descending, start_from, limit, predicate)
             if found is None:
                 raise BadInput(
@@ -194,6 +198,12 @@ class ReadEngine:
             if record is not None:
                 ordered.append(dataclasses.replace(record, order_value=_order_value(value, data_type)))
         return ordered
+
+
+def _checked(function, *args):
+    """A safe point of the read's deadline (segments/deadline.py) before one segment's part."""
+    deadline.check()
+    return function(*args)
 
 
 def _facet_sort_key(value):

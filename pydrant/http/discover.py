@@ -11,8 +11,8 @@ from quart import Blueprint
 
 from pydrant.errors import BadInput
 from pydrant.http import spec_models as models
-from pydrant.http.envelope import off_loop, ok
-from pydrant.http.search_common import batch_json, example_query_base, points_json, read_batch, read_request
+from pydrant.http.envelope import ok
+from pydrant.http.search_common import answer, batch_json, example_query_base, points_json, read_batch, read_request
 
 blueprint = Blueprint("discover", __name__)
 
@@ -31,11 +31,11 @@ def discover_as_query(request: dict) -> dict:
 
 @blueprint.post("/collections/<name>/points/discover")
 async def discover(name: str):
-    collection, query = await read_request(name, models.DiscoverRequest, discover_as_query)
-    return ok(await off_loop(points_json, collection, query))
+    collection, query, timeout = await read_request(name, models.DiscoverRequest, discover_as_query)
+    return ok(await answer(timeout, points_json, collection, query))
 
 
 @blueprint.post("/collections/<name>/points/discover/batch")
 async def discover_batch(name: str):
-    collection, queries = await read_batch(name, models.DiscoverRequestBatch, discover_as_query)
-    return ok(await off_loop(batch_json, collection, queries))
+    collection, queries, timeout = await read_batch(name, models.DiscoverRequestBatch, discover_as_query)
+    return ok(await answer(timeout, batch_json, collection, queries))

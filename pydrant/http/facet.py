@@ -6,7 +6,8 @@ from quart import Blueprint
 
 from pydrant.http import spec_models as models
 from pydrant.http.context import toc
-from pydrant.http.envelope import body, off_loop, ok, query_int
+from pydrant.http.envelope import body, ok
+from pydrant.http.search_common import read_timeout, timed_read
 from pydrant.http.validation import to_plain
 
 blueprint = Blueprint("facet", __name__)
@@ -14,8 +15,8 @@ blueprint = Blueprint("facet", __name__)
 
 @blueprint.post("/collections/<name>/facet")
 async def facet(name: str):
-    timeout = query_int("timeout", minimum=1)
+    timeout = read_timeout()
     collection = toc().get(name)
     collection.engine.check_timeout(timeout)
     request = to_plain(await body(models.FacetRequest))
-    return ok({"hits": await off_loop(collection.engine.facet, request)})
+    return ok({"hits": await timed_read("facet", timeout, collection.engine.facet, request)})

@@ -10,8 +10,10 @@ from quart import Blueprint
 
 from pydrant.errors import BadInput
 from pydrant.http import spec_models as models
-from pydrant.http.envelope import off_loop, ok
+from pydrant.http.envelope import ok
 from pydrant.http.search_common import (
+    GROUP_BY,
+    answer,
     batch_json,
     example_query_base,
     groups_json,
@@ -39,17 +41,17 @@ def recommend_as_query(request: dict) -> dict:
 
 @blueprint.post("/collections/<name>/points/recommend")
 async def recommend(name: str):
-    collection, query = await read_request(name, models.RecommendRequest, recommend_as_query)
-    return ok(await off_loop(points_json, collection, query))
+    collection, query, timeout = await read_request(name, models.RecommendRequest, recommend_as_query)
+    return ok(await answer(timeout, points_json, collection, query))
 
 
 @blueprint.post("/collections/<name>/points/recommend/batch")
 async def recommend_batch(name: str):
-    collection, queries = await read_batch(name, models.RecommendRequestBatch, recommend_as_query)
-    return ok(await off_loop(batch_json, collection, queries))
+    collection, queries, timeout = await read_batch(name, models.RecommendRequestBatch, recommend_as_query)
+    return ok(await answer(timeout, batch_json, collection, queries))
 
 
 @blueprint.post("/collections/<name>/points/recommend/groups")
 async def recommend_groups(name: str):
-    collection, query = await read_request(name, models.RecommendGroupsRequest, groups_of(recommend_as_query))
-    return ok(await off_loop(groups_json, collection, query))
+    collection, query, timeout = await read_request(name, models.RecommendGroupsRequest, groups_of(recommend_as_query))
+    return ok(await answer(timeout, groups_json, collection, query, operation=GROUP_BY))

@@ -7,7 +7,8 @@ from quart import Blueprint
 from pydrant.errors import NotFound
 from pydrant.http import spec_models as models
 from pydrant.http.context import toc
-from pydrant.http.envelope import body, off_loop, ok, query_int
+from pydrant.http.envelope import body, ok
+from pydrant.http.search_common import read_timeout, timed_read
 from pydrant.http.render import record_json, records_json
 from pydrant.http.validation import to_plain
 from pydrant.segments.ids import normalize_id
@@ -26,11 +27,11 @@ def _scroll_json(collection, request: dict) -> dict:
 
 @blueprint.post("/collections/<name>/points")
 async def retrieve_points(name: str):
-    timeout = query_int("timeout", minimum=1)
+    timeout = read_timeout()
     collection = toc().get(name)
     collection.engine.check_timeout(timeout)
     request = to_plain(await body(models.PointRequest))
-    return ok(await off_loop(_records_json, collection, request))
+    return ok(await timed_read("retrieve", timeout, _records_json, collection, request))
 
 
 @blueprint.get("/collections/<name>/points/<point_id>")
@@ -38,7 +39,7 @@ async def get_point(name: str, point_id: str):
     collection = toc().get(name)
     parsed = normalize_id(int(point_id) if point_id.isdigit() else point_id)
     request = {"ids": [parsed], "with_payload": True, "with_vector": True}
-    records = await off_loop(collection.engine.retrieve, request)
+    records = await timed_read("retrieve", None, collection.engine.retrieve, request)
     if not records:
         raise NotFound(f"Not found: Point with id {point_id} does not exists!")
     return ok(record_json(records[0]))
@@ -46,17 +47,18 @@ async def get_point(name: str, point_id: str):
 
 @blueprint.post("/collections/<name>/points/scroll")
 async def scroll_points(name: str):
-    timeout = query_int("timeout", minimum=1)
+    timeout = read_timeout()
     collection = toc().get(name)
     collection.engine.check_timeout(timeout)
     request = to_plain(await body(models.ScrollRequest, optional=True)) or {}
-    return ok(await off_loop(_scroll_json, collection, request))
+    operation = "scroll_by_field" if request.get("order_by") is not None else "scroll_by_id"
+    return ok(await timed_read(operation, timeout, _scroll_json, collection, request))
 
 
 @blueprint.post("/collections/<name>/points/count")
 async def count_points(name: str):
-    timeout = query_int("timeout", minimum=1)
+    timeout = read_timeout()
     collection = toc().get(name)
     collection.engine.check_timeout(timeout)
     request = to_plain(await body(models.CountRequest, optional=True)) or {}
-    return ok({"count": await off_loop(collection.engine.count, request)})
+    return ok({"count": await timed_read("count", timeout, collection.engine.count, request)})

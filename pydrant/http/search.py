@@ -11,9 +11,11 @@ import numpy as np
 from quart import Blueprint
 
 from pydrant.http import spec_models as models
-from pydrant.http.envelope import off_loop, ok
+from pydrant.http.envelope import ok
 from pydrant.http.search_common import (
     COMMON_KEYS,
+    GROUP_BY,
+    answer,
     batch_json,
     groups_json,
     groups_of,
@@ -38,28 +40,28 @@ def search_as_query(request: dict) -> dict:
 
 @blueprint.post("/collections/<name>/points/search")
 async def search(name: str):
-    collection, query = await read_request(name, models.SearchRequest, search_as_query)
-    return ok(await off_loop(points_json, collection, query))
+    collection, query, timeout = await read_request(name, models.SearchRequest, search_as_query)
+    return ok(await answer(timeout, points_json, collection, query))
 
 
 @blueprint.post("/collections/<name>/points/search/batch")
 async def search_batch(name: str):
-    collection, queries = await read_batch(name, models.SearchRequestBatch, search_as_query)
-    return ok(await off_loop(batch_json, collection, queries))
+    collection, queries, timeout = await read_batch(name, models.SearchRequestBatch, search_as_query)
+    return ok(await answer(timeout, batch_json, collection, queries))
 
 
 @blueprint.post("/collections/<name>/points/search/groups")
 async def search_groups(name: str):
-    collection, query = await read_request(name, models.SearchGroupsRequest, groups_of(search_as_query))
-    return ok(await off_loop(groups_json, collection, query))
+    collection, query, timeout = await read_request(name, models.SearchGroupsRequest, groups_of(search_as_query))
+    return ok(await answer(timeout, groups_json, collection, query, operation=GROUP_BY))
 
 
 # -- distance matrix -------------------------------------------------------------------------
 
 
 async def _matrix_request(name: str):
-    collection, query = await read_request(name, models.SearchMatrixRequest, optional=True)
-    return await off_loop(collection.engine.matrix, query)
+    collection, query, timeout = await read_request(name, models.SearchMatrixRequest, optional=True)
+    return await answer(timeout, collection.engine.matrix, query)
 
 
 @blueprint.post("/collections/<name>/points/search/matrix/pairs")

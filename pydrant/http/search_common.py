@@ -5,28 +5,78 @@ another; they all import this module, envelope.py and render.py.
 A request is read on the event loop: query parameters, the body against its model, the
 legacy forms converted, and then `collection.engine.prepare`, which compiles the
 request's filters and applies strict mode (collection/engine.py). The answer is computed
-and rendered in a worker thread (`envelope.off_loop`)."""
+and rendered in a worker thread under the request's `timeout` (`timed_read` below, which
+the other read areas use too: retrieve, scroll, count, facet)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
+import trio
 from pydantic import StrictFloat, StrictInt, StrictStr, TypeAdapter, ValidationError
 
 from pydrant.collection.query import Node
-from pydrant.errors import BadInput
+from pydrant.errors import BadInput, Timeout
 from pydrant.http import spec_models as models
 from pydrant.http.context import toc
 from pydrant.http.envelope import body, query_int
 from pydrant.http.render import groups_json as render_groups
 from pydrant.http.render import scored_points_json
 from pydrant.http.validation import check_bounds, to_plain
+from pydrant.segments.deadline import Deadline, run_with
 from pydrant.segments.types import DEFAULT_VECTOR
+
+R = TypeVar("R")
+
+
+# -- timeouts of reads ---------------------------------------------------------------------
+# The `timeout` query parameter of reads: the read is cut off after that many seconds.
+#
+# Every read endpoint with a `timeout` parameter in the spec (search, recommend, discover,
+# query and their batch and groups forms, the distance matrix, retrieve, scroll, count,
+# facet) runs its engine call through `timed_read`, with Qdrant's default when the request
+# gives none (60 s, `SharedStorageConfig::search_timeout`). Past the deadline:
+#
+# - the handler stops waiting at once (a trio cancel scope around the worker thread) and
+#   answers Qdrant's 408 "Timeout: Timeout error: Operation '<op>' timed out after <n>
+#   seconds", `<op>` being the name Qdrant's shard gives the read (`Search`, `GroupBy`,
+#   `count`, `facet`, `retrieve`, `scroll_by_id`, `scroll_by_field`);
+# - the worker thread, which cannot be interrupted, stops at its next safe point (between
+#   segments, exact-scan blocks and payload-filter chunks: segments/deadline.py) and gives
+#   its thread back. A read changes nothing, so nothing is left half-done.
+#
+# Writes take no `timeout` in Qdrant 1.15 (`UpdateParam` is `wait` and `ordering`): the
+# parameter is ignored there, as Qdrant's serde ignores it (docs/timeouts.md).
+
+# Qdrant's DEFAULT_SEARCH_TIMEOUT (lib/collection/src/operations/shared_storage_config.rs):
+# the shard's deadline of a read whose request gives none.
+DEFAULT_READ_TIMEOUT_SECONDS = 60
+
+
+def read_timeout() -> int | None:
+    """The request's `timeout` (seconds, a nonzero u64 as Qdrant reads it), or None."""
+    return query_int("timeout", minimum=1)
+
+
+async def timed_read(operation: str, timeout: int | None, function: Callable[..., R], *args) -> R:
+    """`function(*args)` in a worker thread under a deadline of `timeout` seconds (Qdrant's
+    default without one). On cancellation (the client went away, the server stops) the
+    read is told to stop, as at its deadline."""
+    seconds = timeout if timeout is not None else DEFAULT_READ_TIMEOUT_SECONDS
+    deadline = Deadline(seconds, operation)
+    try:
+        with trio.move_on_after(seconds):
+            return await trio.to_thread.run_sync(run_with, deadline, function, *args, abandon_on_cancel=True)
+    finally:
+        deadline.cancel()  # whatever ended the wait, the thread stops at its next check
+    raise Timeout(deadline.message)
 
 
 def read_query_params() -> int | None:
-    """`timeout` is checked (a search here never outlives a request) and returned for
-    strict mode's `max_timeout`; `consistency` only matters with replicas, which one node
-    does not have."""
-    return query_int("timeout", minimum=1)
+    """`timeout` (seconds the read may take; strict mode's `max_timeout` bounds it);
+    `consistency` only matters with replicas, which one node does not have."""
+    return read_timeout()
 
 
 # The spec's QueryInterface (VectorInput | Query). The generated request models leave
@@ -114,7 +164,7 @@ def groups_of(convert):
 
 
 async def read_request(name: str, model, convert=None, optional: bool = False):
-    """(collection, prepared query) of a search-family endpoint: query parameters checked,
+    """(collection, prepared query, timeout) of a search-family endpoint: query parameters checked,
     the body validated against `model`, converted to a universal QueryRequest, prepared by
     the engine (filters compiled, strict mode). The query tree of a QueryRequest
     (`convert` None) is checked against the spec here; a converted legacy request was fully
@@ -128,12 +178,12 @@ async def read_request(name: str, model, convert=None, optional: bool = False):
         check_queries(request)
     else:
         request = convert(request)
-    return collection, collection.engine.prepare(request)
+    return collection, collection.engine.prepare(request), timeout
 
 
 async def read_batch(name: str, model, convert=None):
-    """(collection, prepared queries) of a batch endpoint (`{"searches": [...]}`), each
-    read as `read_request` reads one, in order."""
+    """(collection, prepared queries, timeout) of a batch endpoint (`{"searches": [...]}`),
+    each read as `read_request` reads one, in order."""
     timeout = read_query_params()
     collection = toc().get(name)
     collection.engine.check_timeout(timeout)
@@ -145,10 +195,19 @@ async def read_batch(name: str, model, convert=None):
         else:
             request = convert(request)
         queries.append(collection.engine.prepare(request))
-    return collection, queries
+    return collection, queries, timeout
 
 
-# -- answers (blocking: run them with envelope.off_loop) ----------------------------------
+# -- answers (blocking: run them with `answer`) --------------------------------------------
+
+SEARCH = "Search"  # Qdrant's operation name of a timed-out shard search
+GROUP_BY = "GroupBy"  # ... and of a groups request (GroupBy::execute)
+
+
+async def answer(timeout: int | None, function, *args, operation: str = SEARCH):
+    """`function(*args)` in a worker thread, cut off after `timeout` seconds."""
+    return await timed_read(operation, timeout, function, *args)
+
 
 
 def points_json(collection, query: Node) -> list[dict]:

@@ -42,7 +42,7 @@ import numpy as np
 from rocksdict import AccessType, Checkpoint, DBCompactionStyle, Options, Rdict, UniversalCompactOptions, WriteBatch, WriteOptions
 
 from pydrant.errors import BadInput, ServiceError
-from pydrant.segments import filter_plan, scoring
+from pydrant.segments import deadline, filter_plan, scoring
 from pydrant.segments.base import (
     ExportedPoint,
     PayloadSelection,
@@ -1171,9 +1171,12 @@ class AppendableSegment:
             return self._live[:n].copy()
         sure, to_check = self._split(predicate)
         matches = predicate.matches
-        for slot in np.flatnonzero(to_check).tolist():
-            if matches(self._context(slot)):
-                sure[slot] = True
+        slots = np.flatnonzero(to_check).tolist()
+        for start in range(0, len(slots), deadline.CHECK_EVERY_POINTS):
+            deadline.check()  # a read past its deadline stops here (segments/deadline.py)
+            for slot in slots[start : start + deadline.CHECK_EVERY_POINTS]:
+                if matches(self._context(slot)):
+                    sure[slot] = True
         return sure
 
     def estimate_cardinality(self, predicate: PlannedPredicate | None) -> tuple[int, int, int]:

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from pydrant.segments import deadline
 from pydrant.segments import distance as metric
 from pydrant.segments.types import SparseVector
 
@@ -47,6 +48,10 @@ _F32_BLOCK_ROWS = 1 << 18
 _CONVERTED_BLOCK_ROWS = 1 << 14
 # Below this share of candidate rows, gathering them beats scanning everything.
 _GATHER_SHARE = 0.25
+# Multiply-adds of one block (rows x dimension x example vectors): 64 MB of float32 rows
+# for one query, about 10 ms on one core, so a read's deadline (segments/deadline.py) is
+# checked that often in a long exact scan.
+_BLOCK_WORK = 1 << 24
 _F32_EPSILON = metric.F32_EPSILON
 _CONTEXT_MARGIN = _F32_EPSILON
 
@@ -189,14 +194,19 @@ def search_dense(
     if count == 0:
         return [(np.empty(0, np.int64), np.empty(0, np.float32)) for _ in queries]
     n = len(mask)
+    step = scan_block_rows(matrix, len(examples))
     if count < n * _GATHER_SHARE:
         rows = np.flatnonzero(mask)
-        scored = [_score_block(matrix[rows], None, queries, examples, distance, datatype, limit, rows)]
+        scored = []
+        for start in range(0, len(rows), step):
+            deadline.check()
+            block = rows[start : start + step]
+            scored.append(_score_block(matrix[block], None, queries, examples, distance, datatype, limit, block))
     else:
-        step = _F32_BLOCK_ROWS if matrix.dtype == np.float32 else _CONVERTED_BLOCK_ROWS
         scored = []
         every_row = count == n
         for start in range(0, n, step):
+            deadline.check()
             block_mask = None if every_row else mask[start : start + step]
             if block_mask is not None and block_mask.all():
                 block_mask = None  # nothing to mask out: skip a pass over the scores
@@ -210,6 +220,15 @@ def search_dense(
     if distance in metric.ASCENDING:
         return found  # ranked with the reference kernel itself: the scores are reported as they are
     return [_reference_scores(matrix, query, rows, distance, datatype) for query, (rows, _) in zip(queries, found)]
+
+
+def scan_block_rows(matrix: np.ndarray, examples: int) -> int:
+    """Rows scored per block: the datatype's block, smaller for wide vectors or many
+    example vectors so that a block stays about `_BLOCK_WORK` multiply-adds (the
+    deadline's granularity in an exact scan), never under 1024 rows."""
+    step = _F32_BLOCK_ROWS if matrix.dtype == np.float32 else _CONVERTED_BLOCK_ROWS
+    width = (matrix.shape[1] if matrix.ndim == 2 else 1) * max(1, examples)
+    return max(1024, min(step, _BLOCK_WORK // max(1, width)))
 
 
 def _reference_scores(matrix, query: ScoringQuery, rows: np.ndarray, distance: str, datatype: str):
