@@ -1133,7 +1133,7 @@ class AppendableSegment:
                 keys = self._sorted.iter_from(start_key, self._offset_by_key)
                 slots = (slot for slot in (self._offset_by_key[key] for key in keys) if candidates[slot])
             matches = predicate.matches
-            slots = (slot for slot in slots if sure[slot] or matches(self._context(slot)))
+            slots = (slot for slot in _with_checks(slots) if sure[slot] or matches(self._context(slot)))
             return [self._ids[slot] for slot in itertools.islice(slots, limit)]
 
     def _candidates_in_id_order(self, candidates: np.ndarray, start_key) -> list[int]:
@@ -1150,7 +1150,7 @@ class AppendableSegment:
             self._open_store()
             sure, to_check = self._split(predicate)
             matches = predicate.matches
-            checked = sum(1 for slot in np.flatnonzero(to_check).tolist() if matches(self._context(slot)))
+            checked = sum(1 for slot in _with_checks(np.flatnonzero(to_check).tolist()) if matches(self._context(slot)))
             return int(np.count_nonzero(sure)) + checked
 
     # -- filtering with payload indexes (filter_plan.py) --
@@ -1171,12 +1171,9 @@ class AppendableSegment:
             return self._live[:n].copy()
         sure, to_check = self._split(predicate)
         matches = predicate.matches
-        slots = np.flatnonzero(to_check).tolist()
-        for start in range(0, len(slots), deadline.CHECK_EVERY_POINTS):
-            deadline.check()  # a read past its deadline stops here (segments/deadline.py)
-            for slot in slots[start : start + deadline.CHECK_EVERY_POINTS]:
-                if matches(self._context(slot)):
-                    sure[slot] = True
+        for slot in _with_checks(np.flatnonzero(to_check).tolist()):
+            if matches(self._context(slot)):
+                sure[slot] = True
         return sure
 
     def estimate_cardinality(self, predicate: PlannedPredicate | None) -> tuple[int, int, int]:
@@ -1558,3 +1555,12 @@ def _directory_size(path: Path) -> int:
             except FileNotFoundError:  # RocksDB deleted it meanwhile (compaction)
                 pass
     return total
+
+
+def _with_checks(slots: Iterable[int]) -> Iterator[int]:
+    """`slots`, checking the read's deadline (segments/deadline.py) every
+    CHECK_EVERY_POINTS of them: a filter evaluated on stored payloads stops there."""
+    for i, slot in enumerate(slots):
+        if i % deadline.CHECK_EVERY_POINTS == 0:
+            deadline.check()
+        yield slot
