@@ -33,7 +33,7 @@ from typing import cast
 import trio
 
 from pydrant.collection import apply as applying
-from pydrant.collection import diskspace, strict
+from pydrant.collection import diskspace, problems, strict
 from pydrant.collection.config import WAL_RETAIN_CLOSED, index_settings, indexing_threads, search_settings, vector_schema
 from pydrant.collection.engine import Engine
 from pydrant.collection.payload_index import INDEX_FILE as PAYLOAD_INDEX_FILE
@@ -233,6 +233,7 @@ class Collection:
                     nursery.start_soon(self._flusher)
                     nursery.start_soon(self._apply_retrier)
                     nursery.start_soon(self._keep_running, "optimizer", self.optimizer.run)
+                    nursery.start_soon(self._keep_running, "health watch", problems.HealthWatch(self).run)
                     task_status.started()
         finally:
             self._stopped.set()

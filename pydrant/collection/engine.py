@@ -14,7 +14,12 @@ What every entry point does, in this order, so errors come out as they always ha
    limit, filter and `exact` (the request's `timeout` is checked before, `check_timeout`);
 3. checks the payload and vector selectors (`with_payload`, `with_vector`);
 4. takes the read's cost from strict mode's read rate limit, when there is one;
-5. runs the read with the compiled predicates and reads payloads and vectors.
+5. runs the read with the compiled predicates and reads payloads and vectors;
+6. a search-family read slower than `service.slow_query_secs` reports its filters'
+   unindexed fields on the issue board (collection/problems.py).
+
+A read stops at its next safe point once its deadline passes (segments/deadline.py: the
+HTTP layer binds the request's `timeout` to the worker thread), raising `Timeout`.
 
 Search requests are two steps: `prepare` (1 and 2: cheap, and the batch endpoints
 prepare each request right after converting it) and then `points`, `batch`, `groups` or
@@ -24,11 +29,12 @@ blocking (segments, RocksDB, numpy): call it from a worker thread.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from pydrant.collection import strict
+from pydrant.collection import problems, strict
 from pydrant.collection.predicates import Predicate
 from pydrant.collection.query import Hit, Node, QueryEngine, compile_tree
 from pydrant.collection.reads import PayloadSelector, VectorSelector
@@ -126,16 +132,28 @@ class Engine:
         """The scored points of one QueryRequest, payloads and vectors as it selects."""
         with_payload, with_vector = self._selectors(query.spec)
         self._take_query([query])
-        return self._filled(self.queries.run(query), with_payload, with_vector)
+        started = time.monotonic()
+        found = self._filled(self.queries.run(query), with_payload, with_vector)
+        self._after_search(started, [query])
+        return found
 
     def batch(self, queries: list[Node]) -> list[list[Hit]]:
         """The scored points of several; searches on one vector and filter share a scan."""
         self._take_query(queries)
+        started = time.monotonic()
         results = []
         for query, hits in zip(queries, self.queries.run_batch(queries)):
             with_payload, with_vector = self._selectors(query.spec)
             results.append(self._filled(hits, with_payload, with_vector))
+        self._after_search(started, queries)
         return results
+
+    def _after_search(self, started: float, queries: list[Node]) -> None:
+        """A slow search reports the unindexed fields of every filter of its trees."""
+        filters: list = []
+        for query in queries:
+            _filters_of(query, filters)
+        problems.report_slow_read(self.collection, filters, time.monotonic() - started)
 
     def groups(self, query: Node) -> Groups:
         """A groups request: a QueryRequest plus `group_by`, `group_size`, `limit` (of
@@ -147,11 +165,13 @@ class Engine:
         limit = request.get("limit") or DEFAULT_GROUP_LIMIT
         with_lookup = request.get("with_lookup")
         self._take_query([query])
+        started = time.monotonic()
         inner = {k: v for k, v in request.items() if k not in ("group_by", "group_size", "limit", "with_lookup")}
         found = self.queries.run_groups(Node(inner, query.predicate, query.prefetches), group_by, group_size, limit)
         hits = [hit for _, members in found for hit in members]
         filled = {hit.id: hit for hit in self._filled(hits, with_payload, with_vector)}
         lookups = self._lookups(found, with_lookup)
+        self._after_search(started, [query])
         return Groups(
             [Group(value, [filled[h.id] for h in members if h.id in filled], lookups.get(value)) for value, members in found],
             with_lookup is not None,
@@ -163,12 +183,15 @@ class Engine:
         # Qdrant samples with a scroll, then runs one search per sampled point
         sample = request.get("sample") or DEFAULT_MATRIX_SAMPLE
         self._take_read((1 + sample) * (1 + strict.filter_cost(request.get("filter"))))
-        return self.queries.matrix(
+        started = time.monotonic()
+        found = self.queries.matrix(
             query.predicate,
             request.get("sample") or DEFAULT_MATRIX_SAMPLE,
             request.get("limit") or DEFAULT_MATRIX_LIMIT,
             request.get("using"),
         )
+        self._after_search(started, [query])
+        return found
 
     # -- point reads --------------------------------------------------------------------
 
@@ -249,6 +272,14 @@ class Engine:
                 continue
         records = {r.id: r for r in other.reads.retrieve(list(ids.values()), payload, vectors)}
         return {value: records[point_id] for value, point_id in ids.items() if point_id in records}
+
+
+def _filters_of(node: Node, out: list) -> None:
+    """Every filter of a query tree (Qdrant's `filter_refs`: the root's and its prefetches')."""
+    if node.spec.get("filter"):
+        out.append(node.spec["filter"])
+    for prefetch in node.prefetches:
+        _filters_of(prefetch, out)
 
 
 def _leaves(node: Node, filters: list, out: list) -> None:

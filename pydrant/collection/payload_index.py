@@ -18,6 +18,7 @@ from pathlib import Path
 
 from pydrant.errors import BadInput
 from pydrant.fsutil import read_json, write_json_atomic
+from pydrant.issues import BOARD, UNINDEXED_FIELD, collection_issue_id
 from pydrant.segments.field_index import make_index, schema_params, schema_type
 from pydrant.segments.payload import parse_path
 from pydrant.segments.text_analyzer import TextAnalyzer
@@ -65,6 +66,8 @@ class PayloadIndexTable:
             write_json_atomic(self.path, {"fields": fields})
             self.fields = fields
             self._analyzers = None
+        if operation["type"] == "create_field_index":  # Qdrant's IndexCreatedEvent solves the issue
+            BOARD.resolve(collection_issue_id(UNINDEXED_FIELD, self.path.parent.name, operation["field_name"]))
 
     def data_type(self, key: str) -> str | None:
         schema = self.fields.get(key)
@@ -125,6 +128,11 @@ _CAPABILITY_TYPE = {
     "geo": "geo",
 }
 _ANY_INDEX = frozenset(_CAPABILITY_TYPE)
+
+
+def capability_types(needs: frozenset) -> set[str]:
+    """The index types (field_schema names) that have one of these capabilities."""
+    return {_CAPABILITY_TYPE[c] for c in needs}
 
 
 def index_capabilities(field_schema) -> frozenset:

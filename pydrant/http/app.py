@@ -17,6 +17,7 @@ from quart import g, request
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
+from pydrant import issues
 from pydrant.collection import diskspace
 from pydrant.collection.collection import configure_wal_retention
 from pydrant.errors import PydrantError, RateLimited
@@ -59,6 +60,7 @@ def create_app(settings=None) -> QuartTrio:
     app.config["PROVIDE_AUTOMATIC_OPTIONS"] = True
     app.extensions["settings"] = settings
     diskspace.configure(settings.storage.min_free_disk_mb)
+    issues.configure_slow_query(settings.service.slow_query_secs)
     configure_wal_retention(settings.storage.wal.wal_retain_age_sec, settings.storage.wal.wal_retain_size_mb)
     app.extensions["toc"] = toc = TableOfContent.from_settings(settings)
     app.extensions["metrics"] = Metrics()

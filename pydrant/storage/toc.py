@@ -296,6 +296,7 @@ class TableOfContent:
                 except BaseException:
                     await self._serve_again(collection.path)
                     raise
+            BOARD.resolve_collection(name)  # its issues go with it (Qdrant's CollectionDeletedEvent)
             dropped_aliases = [a for a, c in self.aliases.items() if c == name]
             for alias in dropped_aliases:
                 del self.aliases[alias]
