@@ -12,6 +12,7 @@ config.yaml values), mapped to the API's field names by `CollectionDefaults.from
 from __future__ import annotations
 
 import copy
+import dataclasses
 from dataclasses import dataclass, field
 
 from pydrant.config import DEFAULTS, SPARSE_FULL_SCAN_THRESHOLD, Settings
@@ -82,17 +83,23 @@ class CollectionDefaults:
     write_consistency_factor: int = DEFAULTS.storage.collection.write_consistency_factor
     vectors_on_disk: bool | None = DEFAULTS.storage.collection.vectors.on_disk
     quantization_config: dict | None = DEFAULTS.storage.collection.quantization  # for collections created without one
+    # storage.collection.strict_mode: the fields set there (a request's strict_mode_config
+    # is laid over them, as Qdrant's create_collection does `default.update(&diff)`).
+    strict_mode_config: dict = field(default_factory=dict)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> CollectionDefaults:
         """The defaults of a server started with `settings` (storage.hnsw_index,
-        storage.optimizers, storage.wal, storage.on_disk_payload, storage.collection.quantization)."""
+        storage.optimizers, storage.wal, storage.on_disk_payload, storage.collection.quantization,
+        storage.collection.strict_mode)."""
+        strict_mode = dataclasses.asdict(settings.storage.collection.strict_mode)
         return cls(
             hnsw_config=_hnsw_config(settings),
             optimizer_config=_optimizer_config(settings),
             wal_config=_wal_config(settings),
             on_disk_payload=settings.storage.on_disk_payload,
             quantization_config=settings.storage.collection.quantization,
+            strict_mode_config={key: value for key, value in strict_mode.items() if value is not None},
         )
 
 
@@ -144,7 +151,7 @@ def build_config(request: dict, defaults: CollectionDefaults) -> dict:
         "optimizer_config": _merged(defaults.optimizer_config, _optimizer_diff(request)),
         "wal_config": _merged(defaults.wal_config, request.get("wal_config")),
         "quantization_config": request.get("quantization_config") or defaults.quantization_config,
-        "strict_mode_config": _merged({"enabled": False}, request.get("strict_mode_config")),
+        "strict_mode_config": _merged(_merged({"enabled": False}, defaults.strict_mode_config), request.get("strict_mode_config")),
     }
     if request.get("metadata") is not None:
         config["metadata"] = request["metadata"]
