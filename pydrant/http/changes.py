@@ -63,7 +63,8 @@ async def changes(name: str):
             410,
             f"Gone: the changes of collection `{name}` after operation {since} are no longer retained; "
             f"the oldest operation in its WAL is {tail.first_op_num}. Start again from a snapshot, and "
-            "keep more of the log with wal_config.wal_retain_closed.",
+            "keep more of the log with wal_config.wal_retain_closed or the server's "
+            "storage.wal.wal_retain_age_sec / wal_retain_size_mb.",
         )
     return Response(await off_loop(_render, tail, since), status=200, content_type=NDJSON)
 
