@@ -127,7 +127,10 @@ class HealthWatch:
         """Check every CHECK_INTERVAL_SECONDS until cancelled (the collection closes)."""
         while True:
             await trio.sleep(CHECK_INTERVAL_SECONDS)
-            await trio.to_thread.run_sync(self.check)
+            try:
+                await trio.to_thread.run_sync(self.check)
+            except Exception:  # a closing or failing collection: its own errors say why
+                log.debug("collection %s: health check failed", self.collection.name, exc_info=True)
 
     def target_segments(self) -> int:
         return (self.collection.optimizer_settings().get("default_segment_number") or 0) or (os.cpu_count() or 1)
