@@ -38,7 +38,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 from typing import IO, cast
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlparse, urlsplit, urlunsplit
 
 import httpx
 
@@ -210,6 +210,23 @@ def download(url: str, directory: Path, api_key: str | None = None,
         tmp.unlink(missing_ok=True)
         raise
     return tmp, digest.hexdigest()
+
+
+def local_path(location: str) -> Path:
+    """The file a recover `location` on this machine names: `file:///path` or a plain path
+    (a Windows drive path too); 404 unless it is a regular file (not under /proc, /sys, /dev)."""
+    parsed = urlparse(location)
+    if parsed.scheme == "file":
+        if parsed.netloc not in ("", "localhost"):
+            raise BadInput(f"Wrong input: Snapshot location {location} names another host")
+        path = Path(unquote(parsed.path))
+    elif parsed.scheme == "" or (len(parsed.scheme) == 1 and location[1:2] == ":"):
+        path = Path(location)
+    else:
+        raise BadInput(f"Wrong input: unsupported snapshot location scheme `{parsed.scheme}`: use http(s)://, file:// or a path")
+    if not path.is_file() or path.resolve().parts[1:2] in (("proc",), ("sys",), ("dev",)):
+        raise NotFound(f"Not found: Snapshot file {path} does not exist")
+    return path
 
 
 # -- creating -------------------------------------------------------------------------------

@@ -23,14 +23,14 @@ from __future__ import annotations
 import shutil
 import uuid
 from pathlib import Path
-from urllib.parse import unquote, urlparse
+from urllib.parse import urlparse
 
 import trio
 from quart import Blueprint
 
 from pydrant.collection import point_in_time as pit
 from pydrant.collection import snapshots
-from pydrant.errors import AlreadyExists, BadInput, NotFound
+from pydrant.errors import AlreadyExists, BadInput
 from pydrant.http.context import check_write_allowed, toc
 from pydrant.http.envelope import json_from_bytes, off_loop, ok, raw_body
 from pydrant.storage.names import validate_name
@@ -52,7 +52,7 @@ async def restore_point_in_time(name: str):
         downloaded, _ = await off_loop(snapshots.download, snapshot, tables.snapshots_root / snapshots.DOWNLOADS_DIR)
         path = downloaded
     elif "/" in snapshot or "\\" in snapshot:
-        path = await off_loop(_local_path, snapshot)
+        path = await off_loop(_local_file, snapshot)
     else:
         path = await off_loop(snapshots.snapshot_path, tables.snapshots_dir(source.name), snapshot)
     staging = tables.pending_dir / f"point-in-time-{uuid.uuid4().hex}"
@@ -97,22 +97,12 @@ def _parse(data) -> tuple[str, str, pit.Until]:
     return data["snapshot"], data["source"], pit.Until(timestamp_ms=pit.parse_timestamp(until["timestamp"]))
 
 
-def _local_path(location: str) -> Path:
-    """The file a `file:///path` or plain absolute path names: a regular file, else 404."""
-    parsed = urlparse(location)
-    if parsed.scheme == "file":
-        if parsed.netloc not in ("", "localhost"):
-            raise BadInput(f"Wrong input: Snapshot location {location} names another host")
-        path = Path(unquote(parsed.path))
-    elif parsed.scheme == "":
-        path = Path(location)
-    else:
-        raise BadInput(f"Wrong input: unsupported snapshot location scheme `{parsed.scheme}`: use http(s)://, file:// or a path")
-    if not path.is_absolute():
+def _local_file(location: str) -> Path:
+    """A `file://` URL or an absolute path (a relative one would depend on the server's
+    working directory), as recovery reads it."""
+    if urlparse(location).scheme == "" and not Path(location).is_absolute():
         raise BadInput(f"Wrong input: snapshot location {location} is neither a snapshot name nor an absolute path")
-    if not path.is_file() or path.resolve().parts[1:2] in (("proc",), ("sys",), ("dev",)):
-        raise NotFound(f"Not found: Snapshot file {path} does not exist")
-    return path
+    return snapshots.local_path(location)
 
 
 def _remove(path: Path) -> None:

@@ -18,7 +18,7 @@ import logging
 import re
 import uuid
 from pathlib import Path
-from urllib.parse import quote, unquote, urlparse
+from urllib.parse import quote, urlparse
 
 import trio
 from quart import Blueprint, request
@@ -102,7 +102,7 @@ async def recover_from_snapshot(name: str):
             return _in_background(f"recovery of {name} from {location}", _recover_url, name, location, recover.api_key, expected)
         await _recover_url(name, location, recover.api_key, expected)
         return ok(True)
-    path = await off_loop(_local_path, location)
+    path = await off_loop(snapshots.local_path, location)
     if not wait:
         return _in_background(f"recovery of {name}", _recover_checked, name, path, expected, "recover")
     await _recover_checked(name, path, expected, "recover")
@@ -312,22 +312,6 @@ def _shard_snapshot_file(directory: Path, location: str) -> Path:
     path = directory / location
     if not path.is_file():
         raise NotFound(f"Not found: Snapshot {location} not found")
-    return path
-
-
-def _local_path(location: str) -> Path:
-    """The file a recover `location` names: `file:///path` or a plain path, a regular file."""
-    parsed = urlparse(location)
-    if parsed.scheme == "file":
-        if parsed.netloc not in ("", "localhost"):
-            raise BadInput(f"Wrong input: Snapshot location {location} names another host")
-        path = Path(unquote(parsed.path))
-    elif parsed.scheme == "" or (len(parsed.scheme) == 1 and location[1:2] == ":"):
-        path = Path(location)
-    else:
-        raise BadInput(f"Wrong input: unsupported snapshot location scheme `{parsed.scheme}`: use http(s)://, file:// or a path")
-    if not path.is_file() or path.resolve().parts[1:2] in (("proc",), ("sys",), ("dev",)):
-        raise NotFound(f"Not found: Snapshot file {path} does not exist")
     return path
 
 
