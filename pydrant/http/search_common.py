@@ -20,10 +20,10 @@ from pydrant.collection.query import Node
 from pydrant.errors import BadInput, Timeout
 from pydrant.http import spec_models as models
 from pydrant.http.context import toc
-from pydrant.http.envelope import body, query_int
+from pydrant.http.envelope import body, json_from_bytes, off_loop, query_int, raw_body
 from pydrant.http.render import groups_json as render_groups
 from pydrant.http.render import scored_points_json
-from pydrant.http.validation import check_bounds, to_plain
+from pydrant.http.validation import check_bounds, deserialize, to_plain
 from pydrant.segments.deadline import Deadline, run_with
 from pydrant.segments.types import DEFAULT_VECTOR
 
@@ -183,11 +183,18 @@ async def read_request(name: str, model, convert=None, optional: bool = False):
 
 async def read_batch(name: str, model, convert=None):
     """(collection, prepared queries, timeout) of a batch endpoint (`{"searches": [...]}`),
-    each read as `read_request` reads one, in order."""
+    each read as `read_request` reads one, in order. A batch body can hold thousands of
+    vectors: it is parsed, validated and prepared in a worker thread, so the event loop
+    goes on answering meanwhile."""
     timeout = read_query_params()
     collection = toc().get(name)
     collection.engine.check_timeout(timeout)
-    requests = to_plain(await body(model))["searches"]
+    raw = await raw_body()
+    return collection, await off_loop(_prepared_batch, collection, model, convert, raw), timeout
+
+
+def _prepared_batch(collection, model, convert, raw: bytes) -> list[Node]:
+    requests = to_plain(deserialize(model, json_from_bytes(raw)))["searches"]
     queries = []
     for request in requests:
         if convert is None:
@@ -195,7 +202,7 @@ async def read_batch(name: str, model, convert=None):
         else:
             request = convert(request)
         queries.append(collection.engine.prepare(request))
-    return collection, queries, timeout
+    return queries
 
 
 # -- answers (blocking: run them with `answer`) --------------------------------------------
