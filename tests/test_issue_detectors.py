@@ -232,3 +232,21 @@ def test_too_many_segments_after_stuck_seconds_and_solved_when_merged():
 def test_default_segment_number_zero_means_one_per_cpu(monkeypatch):
     monkeypatch.setattr(problems.os, "cpu_count", lambda: 3)
     assert problems.HealthWatch(FakeHost(target=0)).target_segments() == 3
+
+
+def test_health_watch_reads_a_real_collection(tmp_path):
+    from pydrant.collection.collection import Collection
+    from pydrant.collection.config import CollectionDefaults, build_config
+
+    path = tmp_path / "real"
+    Collection.initialise(path, "real", build_config({"vectors": {"size": 2, "distance": "Dot"}}, CollectionDefaults()))
+    collection = Collection.load(path, None)
+    try:
+        watch = problems.HealthWatch(collection, Clock())
+        watch.check()
+        assert _ids() == []
+        collection.optimizer.error = "merge optimization failed: boom"
+        watch.check()
+        assert _ids() == ["OPTIMIZER_FAILED/real"]
+    finally:
+        collection._close_files()
