@@ -212,3 +212,69 @@ def test_timed_read_answers_at_the_deadline_even_if_the_read_never_checks():
         assert await timed_read("retrieve", 5, lambda: "quick") == "quick"
 
     trio.run(main)
+
+
+# -- every read endpoint, in-process -------------------------------------------------------
+
+ENDPOINTS = [
+    ("points", "/collections/c/points/search", {"vector": [1, 0], "limit": 1}, "Search"),
+    ("batch", "/collections/c/points/search/batch", {"searches": [{"vector": [1, 0], "limit": 1}]}, "Search"),
+    ("groups", "/collections/c/points/search/groups", {"vector": [1, 0], "group_by": "g", "limit": 1, "group_size": 1}, "GroupBy"),
+    ("matrix", "/collections/c/points/search/matrix/pairs", {}, "Search"),
+    ("points", "/collections/c/points/query", {"query": [1, 0]}, "Search"),
+    ("batch", "/collections/c/points/query/batch", {"searches": [{"query": [1, 0]}]}, "Search"),
+    ("groups", "/collections/c/points/query/groups", {"query": [1, 0], "group_by": "g"}, "GroupBy"),
+    ("points", "/collections/c/points/recommend", {"positive": [1], "limit": 1}, "Search"),
+    ("batch", "/collections/c/points/recommend/batch", {"searches": [{"positive": [1], "limit": 1}]}, "Search"),
+    ("groups", "/collections/c/points/recommend/groups", {"positive": [1], "group_by": "g", "limit": 1, "group_size": 1}, "GroupBy"),
+    ("points", "/collections/c/points/discover", {"target": 1, "limit": 1}, "Search"),
+    ("batch", "/collections/c/points/discover/batch", {"searches": [{"target": 1, "limit": 1}]}, "Search"),
+    ("count", "/collections/c/points/count", {}, "count"),
+    ("facet", "/collections/c/facet", {"key": "g"}, "facet"),
+    ("scroll", "/collections/c/points/scroll", {}, "scroll_by_id"),
+    ("scroll", "/collections/c/points/scroll", {"order_by": "n"}, "scroll_by_field"),
+    ("retrieve", "/collections/c/points", {"ids": [1]}, "retrieve"),
+]
+
+
+async def test_every_read_endpoint_answers_qdrants_408_with_its_operation(tmp_path, monkeypatch):
+    """Each engine entry point made endless (it checks its deadline): every endpoint with a
+    `timeout` answers 408 with Qdrant's message and operation name after 1 s (all at once)."""
+    from pydrant.collection.engine import Engine
+    from pydrant.config import load_settings
+    from pydrant.http.app import create_app
+
+    def endless(self, *args):
+        stop = time.monotonic() + 10
+        while time.monotonic() < stop:
+            deadline.check()
+            time.sleep(0.002)
+        return None
+
+    for method in {name for name, *_ in ENDPOINTS}:
+        monkeypatch.setattr(Engine, method, endless)
+    settings = load_settings(env={}, overrides={"storage.storage_path": str(tmp_path / "s"), "storage.snapshots_path": str(tmp_path / "n")})
+    app = create_app(settings)
+    async with app.test_app() as test_app:
+        client = test_app.test_client()
+        r = await client.put("/collections/c", json={"vectors": {"size": 2, "distance": "Dot"}})
+        assert r.status_code == 200
+        points = [{"id": i, "vector": [1.0, float(i)], "payload": {"g": "a", "n": i}} for i in range(1, 4)]
+        assert (await client.put("/collections/c/points?wait=true", json={"points": points})).status_code == 200
+        for field, schema in (("g", "keyword"), ("n", "integer")):
+            r = await client.put("/collections/c/index?wait=true", json={"field_name": field, "field_schema": schema})
+            assert r.status_code == 200
+        answers: dict = {}
+
+        async def call(i, path, body):
+            started = trio.current_time()
+            r = await client.post(path + "?timeout=1", json=body)
+            answers[i] = (r.status_code, (await r.get_json())["status"], trio.current_time() - started)
+
+        async with trio.open_nursery() as nursery:
+            for i, (_, path, body, _) in enumerate(ENDPOINTS):
+                nursery.start_soon(call, i, path, body)
+    for i, (_, path, _, operation) in enumerate(ENDPOINTS):
+        status, body, took = answers[i]
+        assert (status, body) == (408, {"error": timeout_message(operation, 1)}), path
+        assert took < 2.5, (path, took)
