@@ -25,6 +25,10 @@ SLOW = "slow"
 SAME_SHAPE = "same-shape"
 TIMEOUT_MESSAGE = "Timeout: Timeout error: Operation 'Search' timed out after 1 seconds"
 WORK_SECONDS = 8.0  # how long the slow batch would run uncut, at least
+# "Promptly": the answer comes within the timeout plus this slack (well below WORK_SECONDS,
+# so an uncut read fails the test). Generous because CI shares 2 cores with other work:
+# an event loop or a client delayed by a loaded machine must not fail a correct cut-off.
+SLACK = 2.0
 
 
 @pytest.fixture(scope="module")
@@ -127,10 +131,10 @@ def test_slow_search_batch_is_cut_off_promptly_and_the_server_stays_responsive(s
         prober.join()
     assert r.status_code == 408, r.text[:300]
     assert r.json()["status"] == {"error": TIMEOUT_MESSAGE}
-    assert elapsed - overhead < 1.0 + 0.5, (elapsed, overhead)
+    assert elapsed - overhead < 1.0 + SLACK, (elapsed, overhead)
     assert not prober.failures
     assert len(prober.latencies) >= 10, prober.latencies
-    assert max(prober.latencies) < 1.0, max(prober.latencies)
+    assert max(prober.latencies) < SLACK, max(prober.latencies)
 
 
 def test_cut_off_read_stops_working(server, http, slow):
@@ -143,11 +147,11 @@ def test_cut_off_read_stops_working(server, http, slow):
     before = _cpu_seconds(server.proc.pid)
     time.sleep(1.0)
     used = _cpu_seconds(server.proc.pid) - before
-    assert used < 0.35, f"{used:.2f} s of CPU in the second after the timeout"
+    assert used < 0.6, f"{used:.2f} s of CPU in the second after the timeout"
     # and it answers at once
     started = time.monotonic()
     assert http.post("/collections/tiny/points/search", json={"vector": [1, 0, 0, 0], "limit": 1}).status_code == 200
-    assert time.monotonic() - started < 0.5
+    assert time.monotonic() - started < 1.0
 
 
 def _patient(request, call_next):
@@ -176,7 +180,7 @@ def test_query_batch_timeout_through_qdrant_client(server, slow):
         with pytest.raises(UnexpectedResponse) as caught:
             client.query_batch_points(SLOW, requests=requests, timeout=1)
         elapsed = time.monotonic() - started
-        assert elapsed - overhead < 1.0 + 0.5, (elapsed, overhead)
+        assert elapsed - overhead < 1.0 + SLACK, (elapsed, overhead)
         assert caught.value.status_code == 408
         assert TIMEOUT_MESSAGE in caught.value.content.decode()
         # the client works as before afterwards, and a generous timeout lets a search finish
