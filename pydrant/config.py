@@ -432,6 +432,7 @@ ACTED_ON = frozenset(
         "service.verify_https_client_certificate",
         "service.api_key",
         "service.read_only_api_key",
+        "service.jwt_rbac",  # JWT access tokens (http/auth.py, docs/security.md)
         "service.slow_query_secs",  # reads slower than this report unindexed filter fields (/issues)
         "tls.cert",
         "tls.key",
