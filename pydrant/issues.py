@@ -63,7 +63,7 @@ class IssueBoard:
     def resolve_collection(self, collection: str) -> None:
         """Drop every issue of a collection (`<CODE>/<collection>[/<detail>]`): it was deleted."""
         with self._lock:
-            for issue_id in [i for i in self._records if _collection_of(i) == collection]:
+            for issue_id in [i for i in self._records if collection_of(i) == collection]:
                 del self._records[issue_id]
 
     def has(self, issue_id: str) -> bool:
@@ -87,7 +87,8 @@ def collection_issue_id(code: str, collection: str, detail: str | None = None) -
     return f"{code}/{collection}" + (f"/{detail}" if detail else "")
 
 
-def _collection_of(issue_id: str) -> str | None:
+def collection_of(issue_id: str) -> str | None:
+    """The collection an issue id names (`<CODE>/<collection>[/...]`), None for a node-wide one."""
     parts = issue_id.split("/", 2)
     return parts[1] if len(parts) > 1 else None
 

@@ -340,3 +340,8 @@ def may_read(name: str, aliases: dict[str, str]) -> bool:
     """For handlers that list collections or aliases: whether the caller may see `name`."""
     principal = g.get("access", FULL)
     return principal.may_read(name, aliases)
+
+
+def caller_is_global() -> bool:
+    """Whether the caller has global access (no key configured, a key, or a global token)."""
+    return g.get("access", FULL).is_global

@@ -28,7 +28,8 @@ from pydrant.http.context import settings, toc
 from pydrant.http.envelope import body, json_response, off_loop, ok, query_bool, query_int
 from pydrant.http.metrics import anonymize_count, rfc3339
 from pydrant.http.validation import to_plain
-from pydrant.issues import BOARD
+from pydrant.http.auth import caller_is_global, may_read
+from pydrant.issues import BOARD, collection_of
 
 blueprint = Blueprint("service", __name__)
 NODE_ID = str(uuid.uuid4())
@@ -115,7 +116,9 @@ async def telemetry_data(details: int) -> dict:
     """Qdrant's TelemetryData at `details` (0: counts, 1: + features, system, aggregated
     collections, memory, hardware, 2: + full collections, cluster config, 3: + shards)."""
     config = settings()
-    collections = toc().collections
+    # As Qdrant: a collection-scoped token sees only its own collections (names, counts).
+    aliases = toc().aliases
+    collections = {name: c for name, c in toc().collections.items() if may_read(name, aliases)}
     started = datetime.fromtimestamp(current_app.extensions["started_at"], tz=UTC)
     data: dict = {
         "id": NODE_ID,
@@ -492,7 +495,14 @@ def pydrant_families() -> list:
 
 @blueprint.get("/issues")
 async def get_issues():
-    return ok({"issues": BOARD.report()})
+    # A collection-scoped token sees the issues of its collections only (never another
+    # collection's name); node-wide issues need global access.
+    aliases = toc().aliases
+    visible = [
+        record for record in BOARD.report()
+        if (caller_is_global() if (name := collection_of(record["id"])) is None else may_read(name, aliases))
+    ]
+    return ok({"issues": visible})
 
 
 @blueprint.delete("/issues")

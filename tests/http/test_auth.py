@@ -244,6 +244,33 @@ async def test_listings_show_only_what_the_token_may_see(tmp_path):
             assert len(json.loads(text)["result"]["aliases"]) == 2
 
 
+async def test_telemetry_and_issues_show_only_the_tokens_collections(tmp_path):
+    """As Qdrant: a collection-scoped token learns nothing of other collections from
+    /telemetry (count and names) or /issues; global callers see everything."""
+    from pydrant.issues import BOARD
+
+    BOARD.clear()
+    BOARD.submit("TEST_ISSUE/a", "about a")
+    BOARD.submit("TEST_ISSUE/b", "about b")
+    BOARD.submit("TEST_NODE_ISSUE", "about the node")
+    try:
+        async with running_app(tmp_path) as client:
+            _, text = await call(client, "GET", "/telemetry?details_level=2", A_RW)
+            collections = json.loads(text)["result"]["collections"]
+            assert collections["number_of_collections"] == 1
+            assert [c["id"] for c in collections["collections"]] == ["a"]
+            _, text = await call(client, "GET", "/issues", A_RW)
+            assert [i["id"] for i in json.loads(text)["result"]["issues"]] == ["TEST_ISSUE/a"]
+            for key in (SECRET, RO_KEY, token(access="r")):
+                _, text = await call(client, "GET", "/telemetry?details_level=2", key)
+                assert json.loads(text)["result"]["collections"]["number_of_collections"] == 2
+                _, text = await call(client, "GET", "/issues", key)
+                ids = [i["id"] for i in json.loads(text)["result"]["issues"]]
+                assert ids == ["TEST_ISSUE/a", "TEST_ISSUE/b", "TEST_NODE_ISSUE"]
+    finally:
+        BOARD.clear()
+
+
 async def test_lookups_need_access_to_the_looked_up_collection(tmp_path):
     """Qdrant's check_lookup_from / check_with_lookup: a token for `a` cannot read `b`'s
     vectors or payloads through `lookup_from` or `with_lookup`, nested prefetches and
