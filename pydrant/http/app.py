@@ -101,7 +101,13 @@ def _install_hooks(app: QuartTrio, settings) -> None:
     @app.before_request
     async def start_timer():
         g.started = time.perf_counter()
-        return await authorize(settings, request, toc)
+        refused = await authorize(settings, request, toc)
+        if refused is not None:
+            return refused
+        name = (request.view_args or {}).get("name")
+        if name is not None and toc.swapping:
+            await toc.wait_for_swap(name)  # a recovery is swapping it: wait, do not 404
+        return None
 
     @app.after_request
     async def finish(response):

@@ -48,6 +48,9 @@ COLLECTIONS_DIR = "collections"
 ALIASES_FILE = "aliases.json"
 PENDING_DIR = "pending"
 LOAD_FAILED = "COLLECTION_LOAD_FAILED"
+# Longest wait of a request for a collection being swapped for a recovered one (the swap
+# itself takes a fraction of a second; loading a large collection can take longer).
+SWAP_WAIT_SECONDS = 60
 
 
 def defaults_from_settings(settings) -> CollectionDefaults:
@@ -73,6 +76,8 @@ class TableOfContent:
         # point-in-time restore take it too) and while aliases change, so whoever holds it
         # sees a fixed set of collections and aliases.
         self.meta_lock = trio.Lock()
+        # Collections being swapped for recovered ones: name -> set when the swap ends.
+        self.swapping: dict[str, trio.Event] = {}
         self._nursery: trio.Nursery | None = None
 
     @classmethod
@@ -441,22 +446,41 @@ class TableOfContent:
         log.info("collection %s recovered from snapshot %s", name, snapshot_file.name)
 
     async def swap_in(self, name: str, staging: Path) -> None:
-        """Called with the meta lock held: make `staging` the collection `name`."""
+        """Called with the meta lock held: make `staging` the collection `name`.
+
+        Between closing the old collection and serving the new one (a fraction of a
+        second) the name is in `swapping`: requests that arrive meanwhile wait for the
+        swap (`wait_for_swap`, from the app's before-request hook) instead of finding no
+        collection, as Qdrant keeps a collection visible while it is recovered."""
         final = self.collections_dir / name
-        old = self.collections.pop(name, None)
-        if old is not None:
-            await old.close()
+        done = self.swapping[name] = trio.Event()
         try:
-            collection = await trio.to_thread.run_sync(self._exchange_and_load, staging, final)
-        except BaseException:
+            old = self.collections.pop(name, None)
             if old is not None:
-                await self._serve_again(final)
-            raise
-        if name in self.failed:
-            del self.failed[name]
-            BOARD.resolve_prefix(collection_issue_id(LOAD_FAILED, name))
-        await self._nursery.start(collection.run)
-        self.collections[name] = collection
+                await old.close()
+            try:
+                collection = await trio.to_thread.run_sync(self._exchange_and_load, staging, final)
+            except BaseException:
+                if old is not None:
+                    await self._serve_again(final)
+                raise
+            if name in self.failed:
+                del self.failed[name]
+                BOARD.resolve_prefix(collection_issue_id(LOAD_FAILED, name))
+            await self._nursery.start(collection.run)
+            self.collections[name] = collection
+        finally:
+            del self.swapping[name]
+            done.set()
+
+    async def wait_for_swap(self, name: str) -> None:
+        """Wait (up to SWAP_WAIT_SECONDS) while the collection `name` (or aliased by
+        `name`) is being swapped for a recovered one; return at once otherwise."""
+        target = self.aliases.get(name, name)
+        done = self.swapping.get(name, self.swapping.get(target))
+        if done is not None:
+            with trio.move_on_after(SWAP_WAIT_SECONDS):
+                await done.wait()
 
     def _exchange_and_load(self, staging: Path, final: Path) -> Collection:
         """Swap `staging` in at `final`; afterwards `staging` holds the old directory (if
