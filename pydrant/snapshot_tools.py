@@ -30,6 +30,7 @@ from pydrant.errors import BadInput, ServiceError, ValidationFailed
 from pydrant.fsutil import fsync_dir, mkdir_durable, read_json
 from pydrant.segments.indexed import open_segment
 from pydrant.storage.names import validate_name
+from pydrant.storage import full_snapshots
 from pydrant.storage.toc import COLLECTIONS_DIR, PENDING_DIR, exchange_directories
 from pydrant.wal import codec
 
@@ -239,6 +240,9 @@ def inspect(path: Path, checksum: str | None = None) -> dict:
     report["format_version"] = meta.get("format_version") if meta else None
     for key in ("collection", "op_num", "created", "pydrant_version"):
         report[key] = meta.get(key) if meta else None
+    if is_full(meta):
+        report["format_supported"] = True
+        return _inspect_full(path, report)
     unsupported = format_status(meta)
     report["format_supported"] = unsupported is None
     if unsupported is not None:
@@ -318,6 +322,11 @@ def render_inspect(report: dict) -> str:
             lines.append(f"sparse vectors: {', '.join(cfg['sparse_vectors'])}")
         if cfg["quantization"]:
             lines.append("quantization: yes")
+    if report.get("kind") == "full":
+        lines.append(f"aliases: {', '.join(f'{a} -> {c}' for a, c in report.get('aliases', {}).items()) or 'none'}")
+        for name, inner in report.get("collections", {}).items():
+            lines.append(f"collection {name}: {inner.get('points', '?')} points in {len(inner.get('segments', []))} segments,"
+                         f" op_num {inner.get('op_num')}, {inner.get('size')} bytes")
     for segment in report.get("segments", []):
         lines.append(f"segment {segment['id']}: {segment.get('kind', '?')}, {segment.get('points', '?')} points")
     if "points" in report:
@@ -328,6 +337,63 @@ def render_inspect(report: dict) -> str:
     for problem in report["problems"]:
         lines.append(f"problem: {problem}")
     return "\n".join(lines)
+
+
+# -- full snapshots -------------------------------------------------------------------------
+
+
+def is_full(meta: dict | None) -> bool:
+    return isinstance(meta, dict) and meta.get("format") == full_snapshots.FORMAT
+
+
+def _open_full(path: Path, tmp: str) -> full_snapshots.FullSnapshot:
+    """The full snapshot extracted as `--storage-snapshot` extracts it (members, format
+    version, mapping and each collection snapshot's sha256 checked)."""
+    extracting = Progress("extracting", 0)
+    try:
+        return full_snapshots.open_full_snapshot(path, Path(tmp) / "full", progress=extracting.update)
+    except BadInput as exc:
+        raise Problem(_reason(exc)) from exc
+    finally:
+        extracting.done()
+
+
+def _inspect_full(path: Path, report: dict) -> dict:
+    """A full snapshot's report: its aliases, and each collection snapshot it holds
+    inspected as a collection snapshot file is (its checksum was checked on the way)."""
+    report["kind"] = "full"
+    with tempfile.TemporaryDirectory(prefix="pydrant-inspect-") as tmp:
+        try:
+            full = _open_full(path, tmp)
+        except Problem as exc:
+            report["problems"].append(str(exc))
+            return report
+        report["aliases"] = dict(full.aliases)
+        report["collections"] = {}
+        for name, file in sorted(full.collections.items()):
+            inner = inspect(file)
+            inner.pop("file", None)
+            report["collections"][name] = inner
+            report["problems"].extend(f"collection {name}: {problem}" for problem in inner["problems"])
+    return report
+
+
+def _verify_full(path: Path, problems: list[str], facts: dict) -> tuple[list[str], dict]:
+    """Every collection snapshot of a full snapshot verified as `verify` verifies one."""
+    facts.update(collections=0, segments=0, points=0)
+    with tempfile.TemporaryDirectory(prefix="pydrant-verify-") as tmp:
+        try:
+            full = _open_full(path, tmp)
+        except Problem as exc:
+            return problems + [str(exc)], facts
+        for name, file in sorted(full.collections.items()):
+            inner_problems, inner = verify(file)
+            problems.extend(f"collection {name}: {problem}" for problem in inner_problems)
+            facts["collections"] += 1
+            facts["segments"] += inner.get("segments", 0)
+            facts["points"] += inner.get("points", 0)
+        facts["aliases"] = len(full.aliases)
+    return problems, facts
 
 
 # -- verify ---------------------------------------------------------------------------------
@@ -351,6 +417,8 @@ def verify(path: Path, checksum: str | None = None) -> tuple[list[str], dict]:
     except Problem as exc:
         return problems + [str(exc)], facts
     facts["members"] = len(members)
+    if is_full(meta):
+        return _verify_full(path, problems, facts)
     unsupported = format_status(meta)
     if unsupported is not None:
         return problems + [unsupported], facts
@@ -394,6 +462,10 @@ def restore(path: Path, storage: Path, name: str | None = None, *, force: bool =
         if actual != expected:
             raise Problem(f"checksum mismatch: expected {expected} ({source}), got {actual}")
     _members, meta = scan(path)
+    if is_full(meta):
+        raise Problem("a full snapshot (every collection and the aliases): restore it with "
+                      "`pydrant serve --storage-snapshot FILE`, or one of its collections after "
+                      "`pydrant snapshot inspect` shows their files")
     unsupported = format_status(meta)
     if unsupported is not None:
         raise Problem(unsupported)
@@ -477,7 +549,8 @@ def run_verify(options) -> int:
     if problems:
         return EXIT_PROBLEM
     checked = "checksum ok" if facts.get("checksum") else "no checksum to compare"
-    print(f"ok: {path.name}: {checked}, {facts['members']} members, {facts['segments']} segments, {facts['points']} points")
+    held = f"{facts['collections']} collections, {facts['aliases']} aliases, " if "collections" in facts else ""
+    print(f"ok: {path.name}: {checked}, {facts['members']} members, {held}{facts['segments']} segments, {facts['points']} points")
     return EXIT_OK
 
 

@@ -126,11 +126,12 @@ class FullSnapshot:
     aliases: dict[str, str] = field(default_factory=dict)
 
 
-def open_full_snapshot(path: Path, target: Path) -> FullSnapshot:
+def open_full_snapshot(path: Path, target: Path, *, progress=None) -> FullSnapshot:
     """Extract the full snapshot `path` into `target` (a new directory; the caller removes
     it) with every member checked first (`snapshots.extract`), check its format version,
-    mapping and the sha256 of each collection snapshot it holds. BadInput otherwise."""
-    snapshots.extract(path, target)
+    mapping and the sha256 of each collection snapshot it holds. BadInput otherwise.
+    `progress(done, total)` is told the bytes extracted (the offline tools show it)."""
+    snapshots.extract(path, target, progress=progress)
     meta_path = target / snapshots.META_FILE
     try:
         meta = read_json(meta_path) if meta_path.is_file() else None
