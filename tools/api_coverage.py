@@ -104,7 +104,7 @@ COVERAGE: dict[str, tuple[str, str]] = {
     "healthz": (DONE, ""),
     "livez": (DONE, ""),
     "readyz": (DONE, "ready only after storage has loaded"),
-    "get_issues": (PARTIAL, "collection load failures, WAL write/apply/flush failures, disk almost full; no unindexed-filter or optimizer detectors yet (issue 16)"),
+    "get_issues": (DONE, "Qdrant's `UNINDEXED_FIELD` (slow filtered searches, `service.slow_query_secs`), collection load failures, WAL write/apply/flush failures, disk almost full, and pydrant's optimizer failed/stuck and too-many-segments issues (docs/observability.md \"Issues\"); a collection token sees its collections' issues only"),
     "clear_issues": (DONE, "clears the board; a condition still present is reported again"),
 }
 
