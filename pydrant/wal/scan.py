@@ -538,6 +538,8 @@ class _ForwardReader:
                 if batch or (len(buf) - pos < HEADER_SIZE and any(buf[pos:])) or buf.count(0, pos) != len(buf) - pos:
                     raise _Unusual  # a batch cut short, or bytes after the end of the data
                 return False, last_op_num
+            if len(buf) - pos < HEADER_SIZE:
+                raise _Unusual  # a torn header at the end of the file: the full scan judges it
             length = HEADER.unpack_from(buf, pos)[0]
             if len(buf) - pos < HEADER_SIZE + length:
                 buf, base, pos = self._more(buf, base, pos, batch_start, HEADER_SIZE + length)
