@@ -11,11 +11,17 @@ test knows was refused before the WAL (`certain_refusal`) leaves its point certa
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import os
 import random
+import subprocess
 import threading
 import time
+from pathlib import Path
 
 import httpx
+import pytest
 
 from serverproc import ServerProcess
 
@@ -203,3 +209,48 @@ def wait_until(predicate, timeout: float, interval: float = 0.1):
 def probe_write(url: str, collection: str, point_id: int) -> httpx.Response:
     body = {"points": [{"id": point_id, "vector": [0.5] * VECTOR_SIZE, "payload": {"probe": True}}]}
     return httpx.put(f"{url}/collections/{collection}/points?wait=true", json=body, timeout=30)
+
+
+# -- a real full disk: a small tmpfs and a ballast file ---------------------------------------
+
+MB = 1024 * 1024
+
+
+@contextlib.contextmanager
+def mounted_tmpfs(mount_point: Path, size_mb: int):
+    """A tmpfs of `size_mb` mounted at `mount_point` (an existing directory) for the block;
+    the test is skipped with the reason where mounting is not permitted (needs root)."""
+    result = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size_mb}m", "tmpfs", str(mount_point)],
+        capture_output=True, text=True,
+    )
+    if result.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here (needs root or CAP_SYS_ADMIN): {result.stderr.strip()}")
+    try:
+        yield mount_point
+    finally:
+        if subprocess.run(["umount", str(mount_point)], capture_output=True).returncode != 0:
+            subprocess.run(["umount", "-l", str(mount_point)], capture_output=True)
+
+
+def free_bytes(path: Path) -> int:
+    st = os.statvfs(path)
+    return st.f_bavail * st.f_frsize
+
+
+def fill(path: Path, leave: int) -> Path:
+    """Write a ballast file until only `leave` bytes are free (0: until ENOSPC)."""
+    ballast = path / "ballast"
+    chunk = b"\xa5" * MB
+    with open(ballast, "wb") as f:
+        while True:
+            room = free_bytes(path) - leave
+            if room <= 0 and leave:
+                break
+            try:
+                f.write(chunk if leave == 0 or room >= MB else chunk[:room])
+                f.flush()
+            except OSError as exc:
+                assert exc.errno == errno.ENOSPC, exc
+                break
+    return ballast

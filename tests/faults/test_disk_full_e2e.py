@@ -18,10 +18,7 @@ Needs root (mount); skipped with the reason where mounting a tmpfs is not permit
 
 from __future__ import annotations
 
-import errno
-import os
 import random
-import subprocess
 import time
 from pathlib import Path
 
@@ -29,6 +26,10 @@ import httpx
 import pytest
 
 from faultload import (
+    MB,
+    fill,
+    free_bytes,
+    mounted_tmpfs,
     PrefixedServer,
     Worker,
     check_reads,
@@ -45,47 +46,14 @@ TMPFS_MB = 48
 WORKERS = 4
 COLLECTION = "full"
 QDRANT_REFUSAL = "No space left on device: WAL buffer size exceeds available disk space"
-MB = 1024 * 1024
 
 
 @pytest.fixture
 def tmpfs(tmp_path):
     mount_point = tmp_path / "storage"
     mount_point.mkdir()
-    result = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={TMPFS_MB}m", "tmpfs", str(mount_point)],
-        capture_output=True, text=True,
-    )
-    if result.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here (needs root or CAP_SYS_ADMIN): {result.stderr.strip()}")
-    try:
+    with mounted_tmpfs(mount_point, TMPFS_MB):
         yield mount_point
-    finally:
-        if subprocess.run(["umount", str(mount_point)], capture_output=True).returncode != 0:
-            subprocess.run(["umount", "-l", str(mount_point)], capture_output=True)
-
-
-def free_bytes(path: Path) -> int:
-    st = os.statvfs(path)
-    return st.f_bavail * st.f_frsize
-
-
-def fill(path: Path, leave: int) -> Path:
-    """Write a ballast file until only `leave` bytes are free (0: until ENOSPC)."""
-    ballast = path / "ballast"
-    chunk = b"\xa5" * MB
-    with open(ballast, "wb") as f:
-        while True:
-            room = free_bytes(path) - leave
-            if room <= 0 and leave:
-                break
-            try:
-                f.write(chunk if leave == 0 or room >= MB else chunk[:room])
-                f.flush()
-            except OSError as exc:
-                assert exc.errno == errno.ENOSPC, exc
-                break
-    return ballast
 
 
 def run_disk_full(tmpfs: Path, min_free_mb: int, leave: int, seed: int):

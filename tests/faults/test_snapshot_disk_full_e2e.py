@@ -18,9 +18,7 @@ Needs root (mount); skipped with the reason where mounting a tmpfs is not permit
 
 from __future__ import annotations
 
-import errno
 import hashlib
-import os
 import random
 import shutil
 import subprocess
@@ -31,13 +29,22 @@ from pathlib import Path
 import httpx
 import pytest
 
-from faultload import PrefixedServer, Worker, check_reads, create_collection, is_envelope_error, probe_write
+from faultload import (
+    MB,
+    PrefixedServer,
+    Worker,
+    check_reads,
+    create_collection,
+    fill,
+    is_envelope_error,
+    mounted_tmpfs,
+    probe_write,
+)
 
 pytestmark = pytest.mark.e2e
 
 TMPFS_MB = 32
 COLLECTION = "snapfull"
-MB = 1024 * 1024
 BULK = 4000
 BLOB_BYTES = 2_000  # incompressible: the snapshot is ~8 MB
 
@@ -48,39 +55,10 @@ def tmpfs(request, tmp_path):
     and the snapshots path both. Yields (mount point, storage path, snapshots path)."""
     mount_point = tmp_path / ("snapshots" if request.param == "snapshots" else "disk")
     mount_point.mkdir()
-    result = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={TMPFS_MB}m", "tmpfs", str(mount_point)],
-        capture_output=True, text=True,
-    )
-    if result.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here (needs root or CAP_SYS_ADMIN): {result.stderr.strip()}")
-    try:
+    with mounted_tmpfs(mount_point, TMPFS_MB):
         # ServerProcess puts the snapshots path beside the storage: <parent>/snapshots
         storage = tmp_path / "storage" if request.param == "snapshots" else mount_point / "storage"
         yield mount_point, storage, storage.parent / "snapshots"
-    finally:
-        if subprocess.run(["umount", str(mount_point)], capture_output=True).returncode != 0:
-            subprocess.run(["umount", "-l", str(mount_point)], capture_output=True)
-
-
-def free_bytes(path: Path) -> int:
-    st = os.statvfs(path)
-    return st.f_bavail * st.f_frsize
-
-
-def fill(path: Path, leave: int) -> Path:
-    """A ballast file taking all but `leave` bytes of the file system at `path`."""
-    ballast = path / "ballast"
-    chunk = b"\xa5" * MB
-    with open(ballast, "wb") as f:
-        while (room := free_bytes(path) - leave) > 0:
-            try:
-                f.write(chunk if room >= MB else chunk[:room])
-                f.flush()
-            except OSError as exc:
-                assert exc.errno == errno.ENOSPC, exc
-                break
-    return ballast
 
 
 def _fill_collection(url: str, count: int = BULK) -> None:
