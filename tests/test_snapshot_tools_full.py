@@ -13,18 +13,13 @@ from pathlib import Path
 
 import pytest
 import trio
+from inprocess import running_app
 
 from pydrant import cli, snapshot_tools
-from pydrant.config import load_settings
-from pydrant.http.app import create_app
 
 
 async def _take_full_snapshot(tmp_path: Path) -> Path:
-    settings = load_settings(env={}, overrides={
-        "storage.storage_path": str(tmp_path / "storage"), "storage.snapshots_path": str(tmp_path / "snap")})
-    app = create_app(settings)
-    async with app.test_app() as test_app:
-        client = test_app.test_client()
+    async with running_app(tmp_path) as client:
         for name, count in (("first", 5), ("second", 7)):
             r = await client.put(f"/collections/{name}", json={"vectors": {"size": 2, "distance": "Dot"}})
             assert r.status_code == 200

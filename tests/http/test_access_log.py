@@ -4,25 +4,11 @@
 from __future__ import annotations
 
 import logging
-from contextlib import asynccontextmanager
-from pathlib import Path
 
 import pytest
-
-from pydrant.config import load_settings
-from pydrant.http.app import create_app
+from inprocess import running_app
 
 SECRET = "s3cr3t-key-value"
-
-
-@asynccontextmanager
-async def running_app(tmp_path: Path, **overrides):
-    settings = load_settings(env={}, overrides={
-        "storage.storage_path": str(tmp_path / "storage"), "storage.snapshots_path": str(tmp_path / "snap"), **overrides,
-    })
-    app = create_app(settings)
-    async with app.test_app() as test_app:
-        yield test_app.test_client()
 
 
 def access_records(caplog) -> list[logging.LogRecord]:
@@ -53,7 +39,7 @@ async def test_every_answer_is_logged_with_its_fields(tmp_path, caplog):
 @pytest.mark.trio
 async def test_keys_query_strings_and_bodies_are_never_logged(tmp_path, caplog):
     caplog.set_level(logging.INFO, logger="pydrant.access")
-    async with running_app(tmp_path, **{"service.api_key": SECRET}) as client:
+    async with running_app(tmp_path, {"service.api_key": SECRET}) as client:
         refused = await client.get("/collections?api-key=" + SECRET, headers={"api-key": "wrong-" + SECRET})
         assert refused.status_code == 401
         accepted = await client.put("/collections/c?wait=true", json={"vectors": {"size": 2, "distance": "Dot"}},

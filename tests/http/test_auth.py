@@ -12,14 +12,13 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from types import SimpleNamespace
 
+import inprocess
 import jwt
 import pytest
 
-from pydrant.config import load_settings
 from pydrant.errors import Forbidden
 from pydrant.http import auth
 from pydrant.http.access_rules import GLOBAL_MANAGE, GLOBAL_READ, MANAGE_EXTRAS, READ, WRITE
-from pydrant.http.app import create_app
 
 SECRET = "a-secret-api-key-long-enough-for-hs256"
 OTHER_SECRET = "another-secret-key-long-enough-for-hs256"
@@ -154,12 +153,8 @@ RO_KEY = "read-only-key-of-the-auth-tests"
 
 @asynccontextmanager
 async def running_app(tmp_path: Path):
-    settings = load_settings(env={}, overrides={
-        "storage.storage_path": str(tmp_path / "storage"), "storage.snapshots_path": str(tmp_path / "snap"),
-        "service.api_key": SECRET, "service.read_only_api_key": RO_KEY, "service.jwt_rbac": True})
-    app = create_app(settings)
-    async with app.test_app() as test_app:
-        client = test_app.test_client()
+    auth = {"service.api_key": SECRET, "service.read_only_api_key": RO_KEY, "service.jwt_rbac": True}
+    async with inprocess.running_app(tmp_path, auth) as client:
         admin = {"api-key": SECRET}
         for name in ("a", "b"):
             r = await client.put(f"/collections/{name}", json={"vectors": {"size": 2, "distance": "Dot"}}, headers=admin)

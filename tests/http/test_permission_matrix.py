@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import json
 import time
-from contextlib import asynccontextmanager
 from pathlib import Path
 
+import inprocess
 import jwt
 import pytest
 
@@ -152,14 +152,9 @@ def _path(template: str, target: str) -> str:
     return template
 
 
-@asynccontextmanager
-async def running_app(tmp_path: Path):
-    settings = load_settings(env={}, overrides={
-        "storage.storage_path": str(tmp_path / "storage"), "storage.snapshots_path": str(tmp_path / "snap"),
-        "service.api_key": SECRET, "service.read_only_api_key": RO_KEY, "service.jwt_rbac": True})
-    app = create_app(settings)
-    async with app.test_app() as test_app:
-        yield test_app.test_client()
+def running_app(tmp_path: Path):
+    return inprocess.running_app(
+        tmp_path, {"service.api_key": SECRET, "service.read_only_api_key": RO_KEY, "service.jwt_rbac": True})
 
 
 async def ensure_collections(client) -> None:

@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 import trio
+from inprocess import running_app
 
-from pydrant.config import load_settings
-from pydrant.http.app import create_app
 
 pytestmark = pytest.mark.trio
 
@@ -19,11 +18,7 @@ POINTS = 300
 
 
 async def test_requests_during_a_recovery_swap_are_answered(tmp_path: Path):
-    settings = load_settings(env={}, overrides={
-        "storage.storage_path": str(tmp_path / "storage"), "storage.snapshots_path": str(tmp_path / "snap")})
-    app = create_app(settings)
-    async with app.test_app() as test_app:
-        client = test_app.test_client()
+    async with running_app(tmp_path) as client:
         assert (await client.put("/collections/c", json={"vectors": {"size": 4, "distance": "Dot"}})).status_code == 200
         points = [{"id": i, "vector": [1.0, float(i), 0.5, 0.0], "payload": {"n": i}} for i in range(POINTS)]
         assert (await client.put("/collections/c/points?wait=true", json={"points": points})).status_code == 200
