@@ -188,15 +188,7 @@ def format_status(meta: dict | None) -> str | None:
     """None if recovery reads this snapshot.json's format, else why not (one line)."""
     if meta is None or meta.get("format") != snapshots.FORMAT:
         return f"not a pydrant collection snapshot: no readable {snapshots.META_FILE} naming `{snapshots.FORMAT}`"
-    version = meta.get("format_version")
-    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-        return f"snapshot has an invalid format version {version!r}"
-    if version > snapshots.FORMAT_VERSION:
-        return (
-            f"snapshot format version {version} is newer than this pydrant reads (up to "
-            f"{snapshots.FORMAT_VERSION}; written by pydrant {meta.get('pydrant_version', '?')})"
-        )
-    return None
+    return snapshots.version_problem(meta, snapshots.FORMAT_VERSION, reader="this pydrant")
 
 
 def count_segments(directory: Path, config: dict, segment_ids: list) -> list[dict]:

@@ -158,9 +158,9 @@ def read_head(snapshot: Path) -> SnapshotHead:
         raise BadInput(f"Wrong input: snapshot is damaged: {type(exc).__name__}: {exc}") from exc
     if not isinstance(meta, dict) or meta.get("format") != snapshots.FORMAT:
         raise BadInput(f"Wrong input: not a pydrant collection snapshot: no {snapshots.META_FILE} naming `{snapshots.FORMAT}`")
-    version = meta.get("format_version")
-    if not isinstance(version, int) or isinstance(version, bool) or not 1 <= version <= snapshots.FORMAT_VERSION:
-        raise BadInput(f"Wrong input: snapshot format version {version!r} is not one this pydrant reads (1..{snapshots.FORMAT_VERSION})")
+    problem = snapshots.version_problem(meta, snapshots.FORMAT_VERSION, reader="this pydrant")
+    if problem is not None:
+        raise BadInput(f"Wrong input: {problem}")
     cut = meta.get("op_num")
     if not isinstance(cut, int) or isinstance(cut, bool) or cut < 0:
         raise BadInput(f"Wrong input: snapshot is damaged: op_num {cut!r}")

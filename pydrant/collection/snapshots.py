@@ -427,15 +427,9 @@ def unpack(snapshot: Path, target: Path, *, progress: Callable[[int, int], None]
         raise BadInput(f"Wrong input: not a pydrant collection snapshot: unreadable {META_FILE}: {exc}") from exc
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise BadInput(f"Wrong input: not a pydrant collection snapshot: {META_FILE} names no `{FORMAT}` format")
-    version = meta.get("format_version")
-    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-        raise BadInput(f"Wrong input: snapshot has an invalid format version {version!r}")
-    if version > FORMAT_VERSION:
-        raise BadInput(
-            f"Wrong input: snapshot format version {version} is newer than this server reads "
-            f"(up to {FORMAT_VERSION}; written by pydrant {meta.get('pydrant_version', '?')}): "
-            "recover it with that pydrant version or a newer one"
-        )
+    problem = version_problem(meta, FORMAT_VERSION, hint="recover it with that pydrant version or a newer one")
+    if problem is not None:
+        raise BadInput(f"Wrong input: {problem}")
     try:
         config = read_json(target / CONFIG_FILE)
         manifest = read_json(target / MANIFEST_FILE)
@@ -466,6 +460,21 @@ def unpack(snapshot: Path, target: Path, *, progress: Callable[[int, int], None]
     (target / WAL_RECORDS_FILE).unlink()
     fsync_tree(target)
     return config
+
+
+def version_problem(meta: dict, maximum: int, *, what: str = "snapshot", reader: str = "this server",
+                    hint: str | None = None) -> str | None:
+    """Why `meta`'s `format_version` cannot be read (a reader of versions 1..`maximum`), or
+    None. One wording for collection, shard and full snapshots and the offline tools."""
+    version = meta.get("format_version")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        return f"{what} has an invalid format version {version!r}"
+    if version > maximum:
+        return (
+            f"{what} format version {version} is newer than {reader} reads (up to {maximum}; "
+            f"written by pydrant {meta.get('pydrant_version', '?')})" + (f": {hint}" if hint else "")
+        )
+    return None
 
 
 def _check_wal_config(wal_config: dict) -> None:

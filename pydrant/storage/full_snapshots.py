@@ -141,14 +141,9 @@ def open_full_snapshot(path: Path, target: Path, *, progress=None) -> FullSnapsh
         found = meta.get("format") if isinstance(meta, dict) else None
         hint = " (it is a collection snapshot: use --snapshot PATH:NAME)" if found == snapshots.FORMAT else ""
         raise BadInput(f"Wrong input: not a pydrant full snapshot: it has no {snapshots.META_FILE} naming `{FORMAT}`{hint}")
-    version = meta.get("format_version")
-    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-        raise BadInput(f"Wrong input: full snapshot has an invalid format version {version!r}")
-    if version > FORMAT_VERSION:
-        raise BadInput(
-            f"Wrong input: full snapshot format version {version} is newer than this server reads "
-            f"(up to {FORMAT_VERSION}; written by pydrant {meta.get('pydrant_version', '?')})"
-        )
+    problem = snapshots.version_problem(meta, FORMAT_VERSION, what="full snapshot")
+    if problem is not None:
+        raise BadInput(f"Wrong input: {problem}")
     try:
         config = read_json(target / CONFIG_FILE)
         mapping = config["collections_mapping"]
