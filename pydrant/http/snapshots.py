@@ -21,8 +21,11 @@ from pathlib import Path
 from urllib.parse import quote, urlparse
 
 import trio
-from quart import Blueprint, request
+from quart import Blueprint, current_app, request
 from quart.helpers import send_file
+from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.http import parse_options_header
+from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartDecoder, NeedData
 
 from pydrant.collection import snapshots
 from pydrant.errors import BadInput, NotFound, ValidationFailed
@@ -128,16 +131,9 @@ def _checksum_param() -> str | None:
 async def _recover_upload(name: str, wait: bool, expected: str | None, recover=None):
     """Save the multipart field `snapshot` under `pending/`, recover from it (checksum
     first) and remove it."""
-    try:
-        files = await request.files
-    except Exception as exc:
-        raise BadInput(f"Bad request: cannot read the multipart body: {exc}") from exc
-    upload = files.get("snapshot")
-    if upload is None:
-        raise BadInput("Bad request: the multipart body has no `snapshot` file")
     root = toc().pending_dir
     saved = root / f"upload-{uuid.uuid4().hex}.snapshot"
-    actual = await off_loop(_save_upload, upload, saved, expected is not None)
+    actual = await _receive_upload(saved, expected is not None)
     if not wait:
         async def recover_and_remove() -> None:
             try:
@@ -315,17 +311,107 @@ def _shard_snapshot_file(directory: Path, location: str) -> Path:
     return path
 
 
-def _save_upload(upload, target: Path, hashed: bool) -> str | None:
-    """Copy the uploaded file to `target`; with `hashed`, its sha256 (hex), computed on the
-    way so that a `checksum` costs no second pass over the file."""
+async def _receive_upload(target: Path, hashed: bool) -> str | None:
+    """Stream the multipart field `snapshot` of the request body into `target` as it
+    arrives: parsed by werkzeug's sans-IO decoder on the event loop (cheap), written and
+    hashed in worker threads in 1 MiB pieces. Returns its sha256 (hex) with `hashed`.
+    No temporary copy first (Quart's `request.files` spooled the body to a temporary file
+    with blocking writes on the event loop, then it was copied here). The body limit
+    (`max_request_size_mb`) still applies, counted as the body streams. On any error the
+    partial file is removed."""
+    mimetype, options = parse_options_header(request.headers.get("Content-Type", ""))
+    boundary = options.get("boundary")
+    if mimetype != "multipart/form-data" or not boundary:
+        raise BadInput("Bad request: cannot read the multipart body: expected multipart/form-data with a boundary")
+    limit = current_app.config.get("MAX_CONTENT_LENGTH")
+    decoder = MultipartDecoder(boundary.encode("latin-1"), max_form_memory_size=_FORM_FIELD_BYTES)
+    upload = _UploadFile(target, hashed)
+    received = 0
+    try:
+        try:
+            async for chunk in request.body:
+                received += len(chunk)
+                if limit and received > limit:
+                    raise RequestEntityTooLarge()
+                decoder.receive_data(chunk)
+                await upload.take_events(decoder)
+            decoder.receive_data(None)
+            await upload.take_events(decoder)
+        except ValueError as exc:  # werkzeug's decoder on a malformed body
+            raise BadInput(f"Bad request: cannot read the multipart body: {exc}") from exc
+        if not upload.found:
+            raise BadInput("Bad request: the multipart body has no `snapshot` file")
+        if not upload.ended:
+            raise BadInput("Bad request: cannot read the multipart body: it ends before its closing boundary")
+        return await upload.close()
+    except BaseException:
+        with trio.CancelScope(shield=True):
+            await upload.discard()
+        raise
+
+
+_FORM_FIELD_BYTES = 1 << 20  # other (non-file) form fields are buffered: bound them
+_WRITE_BYTES = snapshots.CHUNK  # write to disk in pieces this large
+
+
+class _UploadFile:
+    """The `snapshot` part of a multipart body, written off the event loop as it comes."""
+
+    def __init__(self, target: Path, hashed: bool):
+        self.target = target
+        self.digest = hashlib.sha256() if hashed else None
+        self.found = False  # a `snapshot` file part started
+        self.ended = False  # the body's closing boundary was seen
+        self._in_part = False
+        self._buffer = bytearray()
+        self._file = None
+
+    async def take_events(self, decoder: MultipartDecoder) -> None:
+        while True:
+            event = decoder.next_event()
+            if isinstance(event, NeedData):
+                return
+            if isinstance(event, Epilogue):
+                self.ended = True
+                return
+            if isinstance(event, File):
+                # the first file part named `snapshot`, as `request.files.get` took it
+                self._in_part = event.name == "snapshot" and not self.found
+                if self._in_part:
+                    self.found = True
+                    self._file = await off_loop(_open_new, self.target)
+            elif isinstance(event, Field):
+                self._in_part = False
+            elif isinstance(event, Data) and self._in_part:
+                self._buffer += event.data
+                if len(self._buffer) >= _WRITE_BYTES or not event.more_data:
+                    await self._flush()
+
+    async def _flush(self) -> None:
+        if self._buffer and self._file is not None:
+            data, self._buffer = bytes(self._buffer), bytearray()
+            await off_loop(self._write, data)
+
+    def _write(self, data: bytes) -> None:
+        if self.digest is not None:
+            self.digest.update(data)
+        self._file.write(data)
+
+    async def close(self) -> str | None:
+        await self._flush()
+        if self._file is not None:
+            await off_loop(self._file.close)
+        return self.digest.hexdigest() if self.digest is not None else None
+
+    async def discard(self) -> None:
+        if self._file is not None:
+            await off_loop(self._file.close)
+        await off_loop(_remove, self.target)
+
+
+def _open_new(target: Path):
     target.parent.mkdir(parents=True, exist_ok=True)
-    digest = hashlib.sha256() if hashed else None
-    with open(target, "wb") as out:
-        while chunk := upload.stream.read(snapshots.CHUNK):
-            if digest is not None:
-                digest.update(chunk)
-            out.write(chunk)
-    return digest.hexdigest() if digest is not None else None
+    return open(target, "wb")
 
 
 def _remove(path: Path) -> None:
