@@ -324,7 +324,10 @@ async def _receive_upload(target: Path, hashed: bool) -> str | None:
     if mimetype != "multipart/form-data" or not boundary:
         raise BadInput("Bad request: cannot read the multipart body: expected multipart/form-data with a boundary")
     limit = current_app.config.get("MAX_CONTENT_LENGTH")
-    decoder = MultipartDecoder(boundary.encode("latin-1"), max_form_memory_size=_FORM_FIELD_BYTES)
+    # No max_form_memory_size: werkzeug applies it to its input buffer, which holds a whole
+    # received chunk (several MB when the disk writes lag), not to a field. The body limit
+    # above bounds what it can hold; max_parts bounds the work of a body of tiny parts.
+    decoder = MultipartDecoder(boundary.encode("latin-1"), max_parts=_MAX_PARTS)
     upload = _UploadFile(target, hashed)
     received = 0
     try:
@@ -350,7 +353,7 @@ async def _receive_upload(target: Path, hashed: bool) -> str | None:
         raise
 
 
-_FORM_FIELD_BYTES = 1 << 20  # other (non-file) form fields are buffered: bound them
+_MAX_PARTS = 1000
 _WRITE_BYTES = snapshots.CHUNK  # write to disk in pieces this large
 
 

@@ -5,6 +5,7 @@ body is a 400 (or 413 over the body limit) that leaves no file behind."""
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 
 import pytest
@@ -51,6 +52,27 @@ async def test_a_streamed_upload_recovers_with_other_fields_around_it(tmp_path):
         assert r.status_code == 200, await r.get_data()
         r = await client.post("/collections/copy/points/count", json={"exact": True})
         assert json.loads(await r.get_data())["result"]["count"] == 50
+    assert pending_files(tmp_path) == []
+
+
+async def test_an_upload_arriving_in_chunks_of_several_mb_is_taken(tmp_path):
+    """The body comes in one piece here (Quart's test client), as a lagging reader sees
+    it from hypercorn: werkzeug's decoder must not refuse a large input chunk (it did, 413,
+    with max_form_memory_size set)."""
+    async with running_app(tmp_path) as client:
+        assert (await client.put("/collections/big", json={"vectors": {"size": 64, "distance": "Dot"}})).status_code == 200
+        points = [{"id": i, "vector": [float((i * 7 + k) % 13) for k in range(64)], "payload": {"blob": random.Random(i).randbytes(1000).hex()}}
+                  for i in range(3000)]
+        for start in range(0, len(points), 1000):
+            r = await client.put("/collections/big/points?wait=true", json={"points": points[start:start + 1000]})
+            assert r.status_code == 200
+        created = json.loads(await (await client.post("/collections/big/snapshots")).get_data())["result"]
+        assert created["size"] > 3 << 20
+        data = (tmp_path / "snap" / "big" / created["name"]).read_bytes()
+        r = await client.post("/collections/copy/snapshots/upload", data=body(part("snapshot", data)), headers=HEADERS)
+        assert r.status_code == 200, await r.get_data()
+        r = await client.post("/collections/copy/points/count", json={"exact": True})
+        assert json.loads(await r.get_data())["result"]["count"] == 3000
     assert pending_files(tmp_path) == []
 
 
