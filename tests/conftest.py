@@ -15,6 +15,7 @@ def server(tmp_path_factory):
     proc = ServerProcess(root / "storage").start()
     yield proc
     proc.stop()
+    proc.discard_storage()
 
 
 @pytest.fixture
