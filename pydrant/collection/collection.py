@@ -33,7 +33,7 @@ from typing import cast
 import trio
 
 from pydrant.collection import apply as applying
-from pydrant.collection import diskspace, problems, strict
+from pydrant.collection import diskspace, problems, routing, strict
 from pydrant.collection.config import WAL_RETAIN_CLOSED, index_settings, indexing_threads, search_settings, vector_schema
 from pydrant.collection.engine import Engine
 from pydrant.collection.payload_index import INDEX_FILE as PAYLOAD_INDEX_FILE
@@ -93,10 +93,18 @@ Lookup = Callable[[str], "Collection"]
 
 class Collection:
     def __init__(
-        self, path: Path, config: dict, wal: Wal, segments: list[Segment], lookup: Lookup | None = None
+        self,
+        path: Path,
+        config: dict,
+        wal: Wal,
+        segments: list[Segment],
+        lookup: Lookup | None = None,
+        name: str | None = None,
     ):
         self.path = path
-        self.name = path.name
+        # A shard of a sharded collection (collection/sharded.py) lives in `shards/<id>/`
+        # and is named as its collection: names in logs, issues and errors are the user's.
+        self.name = name or path.name
         self.config = config
         self.schema = vector_schema(config)
         self.wal = wal
@@ -151,20 +159,21 @@ class Collection:
         write_json_atomic(path / MANIFEST_FILE, {"segments": [segment_id]})
 
     @classmethod
-    def load(cls, path: Path, lookup: Lookup | None = None) -> Collection:
+    def load(cls, path: Path, lookup: Lookup | None = None, name: str | None = None) -> Collection:
         """Open a collection and replay its WAL: afterwards every acknowledged write is
-        visible. `lookup` resolves the other collections queries name (storage/ gives it)."""
+        visible. `lookup` resolves the other collections queries name (storage/ gives it);
+        `name` names a shard after its collection."""
         config = read_json(path / CONFIG_FILE)
         schema = vector_schema(config)
         manifest = read_json(path / MANIFEST_FILE)
         _remove_unlisted_segments(path / SEGMENTS_DIR, set(manifest["segments"]))
         segments = [open_segment(path / SEGMENTS_DIR / sid, schema) for sid in manifest["segments"]]
-        collection = cls(path, config, _open_wal(path, config), segments, lookup)
+        collection = cls(path, config, _open_wal(path, config), segments, lookup, name)
         collection._build_payload_indexes()
         collection._replay_wal()
         return collection
 
-    def copy_points_from(self, source: Collection) -> int:
+    def copy_points_from(self, source, owned: Callable[[list], list] | None = None) -> int:
         """`init_from`: copy the source's payload indexes and points (vectors, payloads)
         into this collection, which is new and not running yet (blocking; the table of
         content calls it while the collection is still in `pending/`). Returns the points
@@ -175,7 +184,8 @@ class Collection:
         upsert is), bypassing the WAL, and every segment is flushed at the end: the
         collection's directory only becomes a collection after that, so once the create is
         acknowledged the copy is on disk, and a failure leaves nothing behind. Points the
-        source takes meanwhile may or may not be copied (as in Qdrant)."""
+        source takes meanwhile may or may not be copied (as in Qdrant). `owned` (ids ->
+        a flag per id) keeps the points of one shard of a sharded collection."""
         op_num = self.next_op_num
         for field_name, field_schema in dict(source.payload_index.fields).items():
             self._apply(op_num, {"type": "create_field_index", "field_name": field_name, "field_schema": field_schema})
@@ -184,6 +194,8 @@ class Collection:
         offset = None
         while True:
             records, offset = source.reads.scroll(offset, INIT_FROM_BATCH, None, True, True)
+            if owned is not None:  # a shard copies the points that hash to it
+                records = [r for r, mine in zip(records, owned([r.id for r in records])) if mine]
             if records:
                 operation = prepare_upsert(self.schema, {"points": [_point_body(r) for r in records]})
                 self._apply(op_num, operation)
@@ -281,37 +293,30 @@ class Collection:
         refuses writes says so before anything is queued. Payload and vector updates by
         id need their points to exist (404, as Qdrant): the update worker checks it when
         it applies the operation (`IDS_MUST_EXIST`), in order with the writes before it,
-        so a point an acknowledged upsert creates exists by then."""
+        so a point an acknowledged upsert creates exists by then. A one-shard collection
+        has no shard keys: a write that names one is refused as Qdrant refuses it."""
+        for operation in operations:
+            selector = routing.take_shard_key(operation)
+            if selector is not None:
+                raise routing.write_key_not_found(routing.key_list(selector)[0])
         await self.check_strict_mode(operations)
         self.check_writable()
-        for operation in operations:
-            if operation["type"] not in ("upsert", "delete_points") and (operation.get("ids") or operation.get("points")):
-                operation[applying.IDS_MUST_EXIST] = True
+        flag_ids_must_exist(operations)
         return [await self.update(operation, wait=wait) for operation in operations]
 
     async def check_strict_mode(self, operations: list[dict]) -> None:
-        """Strict mode for the writes of one request, all before any is queued (nothing
-        is logged when one is refused): each operation's checks, then the write rate
-        limit, charged once for the request (the points they touch)."""
-        config = self.config
-        if strict.active(config) is None:
-            return
-        stats = None
-        if strict.needs_size_stats(config, operations):
-            stats = await trio.to_thread.run_sync(self.size_stats)
-        multivectors = [name for name, spec in self.schema.dense.items() if spec.multivector]
-        for operation in operations:
-            strict.check_write(config, self.payload_index, operation, stats, multivectors)
-        # Payload index changes are collection meta operations in Qdrant: not rate limited
-        points_operations = [op for op in operations if op["type"] not in PAYLOAD_INDEX_OPERATIONS]
-        if self.rate_limits.write is not None and points_operations:
-            cost = 0
-            for operation in points_operations:
-                if operation.get("filter") is not None:  # counting the matches reads segments
-                    cost += await trio.to_thread.run_sync(strict.write_cost, operation, self._count_matching)
-                else:
-                    cost += strict.write_cost(operation, self._count_matching)
-            self.rate_limits.take_write(cost)
+        await check_strict_writes(self, operations)
+
+    def engine_for(self, selector) -> Engine:
+        """The read engine of a request's `shard_key` selector: a one-shard collection has
+        no shard keys, so any key is refused as Qdrant refuses it."""
+        if selector is not None:
+            raise routing.read_key_not_found(routing.key_list(selector)[0])
+        return self.engine
+
+    def local_shards(self) -> list[dict]:
+        """Qdrant's LocalShardInfo of the one shard (blocking)."""
+        return [{"shard_id": 0, "points_count": self.points_count(), "state": "Active"}]
 
     def _count_matching(self, filter_: dict) -> int:
         return self.reads.count(self.compile_filter(filter_))
@@ -786,6 +791,39 @@ class Collection:
             for key, info in segment.payload_index_info().items():
                 totals[key] = totals.get(key, 0) + info["points"]
         return totals
+
+
+def flag_ids_must_exist(operations: list[dict]) -> None:
+    """Payload and vector updates by id need their points to exist (checked when applied)."""
+    for operation in operations:
+        if operation["type"] not in ("upsert", "delete_points") and (operation.get("ids") or operation.get("points")):
+            operation[applying.IDS_MUST_EXIST] = True
+
+
+async def check_strict_writes(collection, operations: list[dict]) -> None:
+    """Strict mode for the writes of one request, all before any is queued (nothing
+    is logged when one is refused): each operation's checks, then the write rate
+    limit, charged once for the request (the points they touch). `collection` is a
+    collection or a sharded one (its sizes summed over its shards)."""
+    config = collection.config
+    if strict.active(config) is None:
+        return
+    stats = None
+    if strict.needs_size_stats(config, operations):
+        stats = await trio.to_thread.run_sync(collection.size_stats)
+    multivectors = [name for name, spec in collection.schema.dense.items() if spec.multivector]
+    for operation in operations:
+        strict.check_write(config, collection.payload_index, operation, stats, multivectors)
+    # Payload index changes are collection meta operations in Qdrant: not rate limited
+    points_operations = [op for op in operations if op["type"] not in PAYLOAD_INDEX_OPERATIONS]
+    if collection.rate_limits.write is not None and points_operations:
+        cost = 0
+        for operation in points_operations:
+            if operation.get("filter") is not None:  # counting the matches reads segments
+                cost += await trio.to_thread.run_sync(strict.write_cost, operation, collection._count_matching)
+            else:
+                cost += strict.write_cost(operation, collection._count_matching)
+        collection.rate_limits.take_write(cost)
 
 
 def _point_body(record) -> dict:

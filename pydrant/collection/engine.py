@@ -248,7 +248,7 @@ class Engine:
         for hit in hits:
             record = records.get(hit.id)
             if record is not None:
-                filled.append(Hit(hit.id, hit.version, hit.score, hit.order_value, record.payload, record.vectors))
+                filled.append(Hit(hit.id, hit.version, hit.score, hit.order_value, record.payload, record.vectors, hit.shard_key))
         return filled
 
     def _lookups(self, groups: list[tuple[Any, list[Hit]]], with_lookup) -> dict:

@@ -72,6 +72,7 @@ class Hit:
     order_value: Any = None
     payload: dict | None = None
     vectors: dict | None = None
+    shard_key: Any = None  # set for points of a custom-sharded collection (collection/sharded.py)
 
 
 @dataclass

@@ -37,15 +37,18 @@ def vectors_json(vectors: dict | None):
 def record_json(record: Record) -> dict:
     """Qdrant's `Record`: absent payload, vector, shard_key and order_value are left out
     (`skip_serializing_if = "Option::is_none"`), not written as null."""
-    return _with_present_fields({"id": record.id}, record.payload, record.vectors, record.order_value)
+    return _with_present_fields({"id": record.id}, record.payload, record.vectors, record.order_value, record.shard_key)
 
 
-def _with_present_fields(entry: dict, payload, vectors, order_value) -> dict:
-    """Adds `payload`, `vector` and `order_value` to `entry` when the point has them."""
+def _with_present_fields(entry: dict, payload, vectors, order_value, shard_key=None) -> dict:
+    """Adds `payload`, `vector`, `shard_key` and `order_value` to `entry` when the point
+    has them (Qdrant's field order)."""
     if payload is not None:
         entry["payload"] = payload
     if vectors is not None:
         entry["vector"] = vectors_json(vectors)
+    if shard_key is not None:
+        entry["shard_key"] = shard_key
     if order_value is not None:
         entry["order_value"] = order_value
     return entry
@@ -62,7 +65,7 @@ def scored_point_json(hit: Hit) -> dict:
         "version": hit.version,
         "score": np.float32(hit.score),  # printed as Qdrant prints its f32 scores (shortest form)
     }
-    return _with_present_fields(entry, hit.payload, hit.vectors, hit.order_value)
+    return _with_present_fields(entry, hit.payload, hit.vectors, hit.order_value, hit.shard_key)
 
 
 def scored_points_json(hits: list[Hit]) -> list[dict]:

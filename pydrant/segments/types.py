@@ -88,6 +88,7 @@ class Record:
     payload: dict | None = None
     vectors: dict[str, VectorValue] | None = None
     order_value: int | float | None = None  # set by scrolls ordered by a payload field
+    shard_key: int | str | None = None  # set for points of a custom-sharded collection
 
 
 class PointContext:

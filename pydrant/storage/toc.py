@@ -30,6 +30,7 @@ import trio
 
 from pydrant.collection import snapshots
 from pydrant.collection.collection import CONFIG_FILE, Collection
+from pydrant.collection.sharded import ShardedCollection, initialise_collection, open_collection
 from pydrant.collection.config import (
     CollectionDefaults,
     apply_update,
@@ -43,6 +44,9 @@ from pydrant.issues import BOARD, collection_issue_id
 from pydrant.storage.names import validate_name
 
 log = logging.getLogger("pydrant.storage")
+
+# A collection of one shard, or a sharded one (collection/sharded.py): the same face.
+AnyCollection = Collection | ShardedCollection
 
 COLLECTIONS_DIR = "collections"
 ALIASES_FILE = "aliases.json"
@@ -65,7 +69,7 @@ class TableOfContent:
         # Collection snapshots live in `<snapshots_root>/<collection>/` (collection/snapshots.py).
         self.snapshots_root = Path(snapshots_path) if snapshots_path is not None else self.root / "snapshots"
         self.defaults = defaults
-        self.collections: dict[str, Collection] = {}
+        self.collections: dict[str, AnyCollection] = {}
         # Collections whose directory exists but failed to load: name -> reason. They keep
         # their names (no create over them) and are listed, in status red.
         self.failed: dict[str, str] = {}
@@ -117,7 +121,7 @@ class TableOfContent:
                 for collection in list(self.collections.values()):
                     await collection.close()
 
-    def _load_from_disk(self) -> list[Collection]:
+    def _load_from_disk(self) -> list[AnyCollection]:
         mkdir_durable(self.collections_dir)
         self._clear_pending()
         try:
@@ -135,12 +139,12 @@ class TableOfContent:
             self.aliases = {a: c for a, c in read_json(aliases_path).items() if c in names}
         return loaded
 
-    def _load_one(self, entry: Path) -> Collection | None:
+    def _load_one(self, entry: Path) -> AnyCollection | None:
         """Load one collection; a failure is recorded for it alone and the node goes on."""
         try:
             if not entry.is_dir():
                 raise ServiceError(f"{entry} is not a collection directory")
-            return Collection.load(entry, self.get)
+            return open_collection(entry, self.get)
         except Exception as exc:
             log.exception("collection %s failed to load; the rest of the node serves", entry.name)
             reason = f"{type(exc).__name__}: {exc}" if not isinstance(exc, ServiceError) else exc.message
@@ -177,7 +181,7 @@ class TableOfContent:
             return target
         raise NotFound(f"Not found: Collection `{name}` doesn't exist!")
 
-    def get(self, name: str) -> Collection:
+    def get(self, name: str) -> AnyCollection:
         """The collection named `name` or by an alias `name`; 404 otherwise, and a service
         error naming the cause for a collection that failed to load."""
         try:
@@ -255,10 +259,10 @@ class TableOfContent:
             self.collections[name] = collection
         log.info("created collection %s", name)
 
-    def _create_on_disk(self, name: str, config: dict, source: Collection | None = None) -> Collection:
+    def _create_on_disk(self, name: str, config: dict, source: AnyCollection | None = None) -> AnyCollection:
         tmp = self.pending_dir / f"create-{uuid.uuid4().hex}"
         try:
-            Collection.initialise(tmp, name, config)
+            initialise_collection(tmp, name, config)
             if source is not None:
                 self._copy_into(tmp, source)
             fsync_dir(self.pending_dir)
@@ -271,11 +275,11 @@ class TableOfContent:
         # one's removal (else a power cut could bring back a pending copy to remove).
         fsync_dir(self.collections_dir)
         fsync_dir(self.pending_dir)
-        return Collection.load(final, self.get)
+        return open_collection(final, self.get)
 
-    def _copy_into(self, path: Path, source: Collection) -> None:
+    def _copy_into(self, path: Path, source: AnyCollection) -> None:
         """`init_from`: fill the collection being created at `path` with the source's points."""
-        target = Collection.load(path, self.get)
+        target = open_collection(path, self.get)
         try:
             copied = target.copy_points_from(source)
         finally:
@@ -482,7 +486,7 @@ class TableOfContent:
             with trio.move_on_after(SWAP_WAIT_SECONDS):
                 await done.wait()
 
-    def _exchange_and_load(self, staging: Path, final: Path) -> Collection:
+    def _exchange_and_load(self, staging: Path, final: Path) -> AnyCollection:
         """Swap `staging` in at `final`; afterwards `staging` holds the old directory (if
         any), which the caller removes. Loads the new collection; if that fails the old
         directory is swapped back."""
@@ -495,7 +499,7 @@ class TableOfContent:
         fsync_dir(self.collections_dir)
         fsync_dir(self.pending_dir)
         try:
-            return Collection.load(final, self.get)
+            return open_collection(final, self.get)
         except BaseException:
             if exchanged:
                 exchange_directories(staging, final)
