@@ -40,6 +40,7 @@ from typing import Any
 import trio
 
 from pydrant.collection import strict
+from pydrant.collection.barrier import WriteBarrier
 from pydrant.collection.collection import (
     CONFIG_FILE,
     Collection,
@@ -56,6 +57,7 @@ from pydrant.collection.predicates import Predicate
 from pydrant.collection.reads import ReadEngine
 from pydrant.collection.routing import (
     KEY_NOT_SPECIFIED,
+    display_key,
     key_list,
     read_key_not_found,
     split,
@@ -114,6 +116,7 @@ class ShardedCollection:
         self.rate_limits = strict.RateLimits(config)
         self.config_lock = trio.Lock()  # read-merge-write of config.json (PATCH)
         self.layout_lock = trio.Lock()  # shard key creation and deletion
+        self.write_barrier = WriteBarrier()  # writes pass it; snapshots pause it (collection/barrier.py)
         self._lookup = lookup or self._only_itself
         self.reads = ReadEngine(self)
         self.engine = ShardedEngine(self, self._lookup)
@@ -319,7 +322,7 @@ class ShardedCollection:
             except (BadInput, NotFound, ServiceError) as exc:
                 errors.append(exc)
 
-        async with trio.open_nursery() as nursery:
+        async with self.write_barrier.writing(), trio.open_nursery() as nursery:
             for shard_id, part in parts.items():
                 nursery.start_soon(one, shard_id, part)
         if operation["type"] in INDEX_OPERATIONS and not errors:
@@ -450,7 +453,7 @@ class ShardedCollection:
             raise BadInput("Bad request: Shard Key cannot be created with Auto sharding method")
         async with self.layout_lock:
             if key in self.shard_keys():
-                raise BadInput(f"Bad request: Sharding key {key} already exists for collection {self.name}")
+                raise BadInput(f"Bad request: Sharding key {display_key(key)} already exists for collection {self.name}")
             count = shards_number or self.config["params"].get("shard_number") or 1
             # Qdrant's `State::max_shard_id`: ids freed by a deleted key are handed out again
             first = 1 + max([0, *(s["id"] for s in self.layout["shards"])])
@@ -500,11 +503,11 @@ class ShardedCollection:
         """Drop a key and its shards' data: `shards.json` without them first (the commit
         point), then the shards are closed and their directories removed."""
         if not self.custom:
-            raise BadInput("Bad request: Shard Key cannot be deleted with Auto sharding method")
+            raise BadInput("Bad request: Shard Key cannot be created with Auto sharding method")  # sic, as Qdrant
         async with self.layout_lock:
             keys = self.shard_keys()
             if key not in keys:
-                raise BadInput(f"Bad request: Sharding key {key} does not exist for collection {self.name}")
+                raise BadInput(f"Bad request: Sharding key {display_key(key)} does not exists for collection {self.name}")
             dropped = keys[key]
             layout = {**self.layout, "shards": [s for s in self.layout["shards"] if s["key"] != key]}
             await trio.to_thread.run_sync(write_json_atomic, self.path / SHARDS_FILE, layout)

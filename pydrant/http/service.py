@@ -24,7 +24,8 @@ from quart import Blueprint, Response, current_app
 
 from pydrant import QDRANT_API_VERSION, __version__
 from pydrant.http import spec_models as models
-from pydrant.http.context import settings, toc
+from pydrant.http.context import cluster_state, peer_id, peer_uri, settings, toc
+from pydrant.storage.peer import rfc3339_now
 from pydrant.http.envelope import body, json_response, off_loop, ok, query_bool, query_int
 from pydrant.http.metrics import anonymize_count, rfc3339
 from pydrant.http.validation import to_plain
@@ -124,7 +125,7 @@ async def telemetry_data(details: int) -> dict:
         "id": NODE_ID,
         "app": _app_telemetry(details, config, started),
         "collections": await _collections_telemetry(details, config, collections),
-        "cluster": _cluster_telemetry(details, config),
+        "cluster": await _cluster_telemetry(details, config),
         "requests": {"rest": current_app.extensions["metrics"].rest_telemetry(details >= 1), "grpc": {"responses": {}}},
     }
     if details >= 1:
@@ -243,9 +244,23 @@ def _memory_telemetry() -> dict | None:
     }
 
 
-def _cluster_telemetry(details: int, config) -> dict:
-    # pydrant runs one node: cluster mode is never on, whatever cluster.enabled says.
-    cluster: dict = {"enabled": False}
+async def _cluster_telemetry(details: int, config) -> dict:
+    # pydrant runs one node; with cluster.enabled it is a cluster of one peer (docs/sharding.md)
+    cluster: dict = {"enabled": bool(config.cluster.enabled)}
+    if config.cluster.enabled and details >= 1:
+        me, state = await peer_id(), await cluster_state()
+        cluster["status"] = {
+            "number_of_peers": 1,
+            "term": state.term,
+            "commit": state.commit,
+            "pending_operations": 0,
+            "role": "Leader",
+            "is_voter": True,
+            "peer_id": me,
+            "consensus_thread_status": {"consensus_thread_status": "working", "last_update": rfc3339_now()},
+        }
+        if details >= 2:
+            cluster["peers"] = {str(me): {"uri": peer_uri()}}
     if details >= 2:
         c = config.cluster
         cluster["config"] = {
@@ -267,9 +282,11 @@ async def _collections_telemetry(details: int, config, collections: dict) -> dic
     if details >= 1:
         ordered = sorted(collections.items())
         sizes = await off_loop(lambda: [_size_stats(c) for _, c in ordered])
+        shard_sizes = await off_loop(lambda: [_shard_sizes(c) for _, c in ordered]) if details >= 3 else None
         if details >= 2:
             result["collections"] = [
-                _full_collection(name, c, size, details) for (name, c), size in zip(ordered, sizes)
+                _full_collection(name, c, details, shard_sizes[i] if shard_sizes else None)
+                for i, (name, c) in enumerate(ordered)
             ]
         else:
             result["collections"] = [
@@ -289,12 +306,21 @@ def _size_stats(collection) -> dict:
     return totals
 
 
+def _shard_sizes(collection) -> list[tuple[int, object, dict]]:
+    """(shard id, shard, its sizes) of every local shard (blocking): a one-shard
+    collection is its own shard 0, a sharded one has its shards (collection/sharded.py)."""
+    shards = getattr(collection, "shards", None)
+    if shards is None:
+        return [(0, collection, _size_stats(collection))]
+    return [(shard_id, shards[shard_id], _size_stats(shards[shard_id])) for shard_id in sorted(shards)]
+
+
 def _optimizers_status(collection):
     error = collection.error()
     return {"error": error} if error else "ok"
 
 
-def _full_collection(name: str, collection, size: dict, details: int) -> dict:
+def _full_collection(name: str, collection, details: int, shard_sizes: list | None) -> dict:
     config = collection.config
     config_telemetry = {
         "params": config["params"],
@@ -309,20 +335,20 @@ def _full_collection(name: str, collection, size: dict, details: int) -> dict:
     if config.get("metadata") is not None:
         config_telemetry["metadata"] = config["metadata"]
     full: dict = {"id": name, "init_time_ms": 0, "config": config_telemetry}
-    if details >= 3:
-        full["shards"] = [_local_shard_telemetry(collection, size)]
+    if details >= 3 and shard_sizes is not None:
+        full["shards"] = [_local_shard_telemetry(shard_id, shard, size) for shard_id, shard, size in shard_sizes]
         full["transfers"] = []
         full["resharding"] = []
     return full
 
 
-def _local_shard_telemetry(collection, size: dict) -> dict:
-    """The one local shard, in Qdrant's ReplicaSetTelemetry shape: its status, and the
+def _local_shard_telemetry(shard_id: int, collection, size: dict) -> dict:
+    """One local shard, in Qdrant's ReplicaSetTelemetry shape: its status, and the
     reason it is red (a failed apply, flush or optimization) as the optimizer status."""
     error = collection.error()
     status = "red" if error else ("yellow" if collection.optimizer.running is not None else "green")
     return {
-        "id": 0,
+        "id": shard_id,
         "local": {
             "variant_name": "local_shard",
             "status": status,

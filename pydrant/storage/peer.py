@@ -9,6 +9,7 @@ off, so the id a client sees stays the same across restarts. pydrant does the sa
 from __future__ import annotations
 
 import secrets
+from datetime import UTC, datetime
 from pathlib import Path
 
 from pydrant.fsutil import read_json, write_json_atomic
@@ -34,3 +35,50 @@ def load_or_create_peer_id(storage: Path, configured: int | None = None) -> int:
     path.parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(path, {"peer_id": peer_id})
     return peer_id
+
+
+CLUSTER_FILE = "cluster.json"
+
+
+def rfc3339_now() -> str:
+    """Now in UTC as Qdrant writes timestamps (RFC 3339, microseconds)."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class ClusterState:
+    """The Raft numbers a one-peer cluster shows (`cluster.enabled: true`, docs/sharding.md):
+    `term` grows by one at each start (a lone peer elects itself anew), `commit` counts the
+    cluster metadata operations applied (shard key changes). Kept in `<storage>/cluster.json`
+    for display only: no consensus runs, and they will not equal a real Qdrant's numbers."""
+
+    def __init__(self, path: Path, term: int, commit: int):
+        self.path = path
+        self.term = term
+        self.commit = commit
+
+    @classmethod
+    def open(cls, storage: Path) -> ClusterState:
+        """Load the saved numbers and start a new term (blocking)."""
+        path = Path(storage) / CLUSTER_FILE
+        term, commit = 0, 0
+        try:
+            saved = read_json(path)
+            term, commit = int(saved.get("term", 0)), int(saved.get("commit", 0))
+        except (OSError, ValueError, TypeError, AttributeError):
+            pass  # missing or unreadable: a new cluster of one
+        state = cls(path, term + 1, commit)
+        state.save()
+        return state
+
+    def committed(self) -> None:
+        """One more metadata operation applied. The file is written in passing: a lost
+        count only changes a number shown to users."""
+        self.commit += 1
+        try:
+            self.save()
+        except OSError:
+            pass
+
+    def save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(self.path, {"term": self.term, "commit": self.commit})
