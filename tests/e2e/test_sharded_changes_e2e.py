@@ -299,3 +299,45 @@ def test_the_sharded_feed_needs_read_access_to_the_collection(tmp_path):
         assert httpx.get(f"{proc.url}/collections/mine/changes", params={"shard_id": 1}, timeout=10).status_code == 401
     finally:
         proc.stop()
+
+
+def test_custom_sharding_a_new_key_starts_at_its_beginning_and_a_deleted_one_drops_out(tmp_path):
+    proc = ServerProcess(tmp_path / "storage", extra_env={"PYDRANT__CLUSTER__ENABLED": "true"}).start()
+    try:
+        url, name = proc.url, "keyed_feed"
+        create(url, name, shard_number=2, sharding_method="custom")
+        assert feed(url, name) == ([], "")  # no shard yet: an empty cursor
+        assert get(url, name, shard_id=1).status_code == 404
+
+        def key(shard_key, action="create"):
+            path = "shards" if action == "create" else "shards/delete"
+            response = httpx.request("PUT" if action == "create" else "POST", f"{url}/collections/{name}/{path}",
+                                     json={"shard_key": shard_key}, timeout=30)
+            assert response.status_code == 200, response.text
+
+        def write(ids, shard_key):
+            points = [{"id": i, "vector": [1.0, 0.5, 0.25, 0.0], "payload": {"i": i}} for i in ids]
+            response = httpx.put(f"{url}/collections/{name}/points?wait=true", timeout=30,
+                                 json={"points": points, "shard_key": shard_key})
+            assert response.status_code == 200, response.text
+
+        key("eu")  # shards 1 and 2
+        write(range(10), "eu")
+        lines, cursor = follow(url, name)
+        assert {line["shard_id"] for line in lines} == {1, 2} and sorted(upserted_ids(lines)) == list(range(10))
+        assert set(cursor_of(str(cursor))) == {1, 2}
+
+        key("us")  # shards 3 and 4: not in the cursor, read from their start
+        write(range(100, 110), "us")
+        lines, cursor = follow(url, name, since=cursor)
+        assert {line["shard_id"] for line in lines} == {3, 4} and sorted(upserted_ids(lines)) == list(range(100, 110))
+        assert set(cursor_of(str(cursor))) == {1, 2, 3, 4}
+
+        key("eu", "delete")  # a cursor naming its shards is not refused: they drop out of it
+        write(range(110, 115), "us")
+        lines, after = follow(url, name, since=cursor)
+        assert sorted(upserted_ids(lines)) == list(range(110, 115))
+        assert set(cursor_of(str(after))) == {3, 4}
+        assert get(url, name, shard_id=1).status_code == 404
+    finally:
+        proc.stop()
