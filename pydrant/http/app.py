@@ -20,6 +20,7 @@ from werkzeug.exceptions import HTTPException
 from pydrant import issues
 from pydrant.collection import diskspace
 from pydrant.collection.collection import configure_wal_retention
+from pydrant.optimizer import budget as optimizer_budget
 from pydrant.errors import PydrantError, RateLimited
 from pydrant.http import (
     aliases,
@@ -62,6 +63,8 @@ def create_app(settings=None) -> QuartTrio:
     diskspace.configure(settings.storage.min_free_disk_mb)
     issues.configure_slow_query(settings.service.slow_query_secs)
     configure_wal_retention(settings.storage.wal.wal_retain_age_sec, settings.storage.wal.wal_retain_size_mb)
+    performance = settings.storage.performance
+    optimizer_budget.configure(performance.max_optimization_threads, performance.optimizer_cpu_budget)
     app.extensions["toc"] = toc = TableOfContent.from_settings(settings)
     app.extensions["metrics"] = Metrics()
     app.extensions["locks"] = {"write": False, "error_message": None}

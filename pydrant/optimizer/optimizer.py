@@ -30,6 +30,7 @@ import trio
 
 from collections.abc import Sequence
 
+from pydrant.optimizer import budget
 from pydrant.optimizer.host import OptimizerHost
 from pydrant.optimizer.planner import Plan, facts_of, next_plan
 from pydrant.segments.appendable import AppendableSegment
@@ -82,19 +83,26 @@ class Optimizer:
                     await self._wake.wait()
                 self._wake = trio.Event()
                 continue
-            self.running = plan
-            try:
-                await self._execute(plan)
-                self.error = None
-                self.completed += 1
-            except OptimizationCancelled:
-                return
-            except Exception as exc:
-                log.exception("collection %s: %s failed", self.collection.name, plan.describe())
-                self.error = f"{plan.kind} optimization failed: {exc}"
+            failed = False
+            async with budget.optimization_slots():  # node-wide: every shard and collection
+                plan = await trio.to_thread.run_sync(self.plan)  # it may have changed meanwhile
+                if plan is None:
+                    continue
+                self.running = plan
+                try:
+                    await self._execute(plan)
+                    self.error = None
+                    self.completed += 1
+                except OptimizationCancelled:
+                    return
+                except Exception as exc:
+                    log.exception("collection %s: %s failed", self.collection.name, plan.describe())
+                    self.error = f"{plan.kind} optimization failed: {exc}"
+                    failed = True
+                finally:
+                    self.running = None
+            if failed:  # back off without holding the node's slot
                 await trio.sleep(ERROR_BACKOFF_SECONDS)
-            finally:
-                self.running = None
 
     def stop(self) -> None:
         """Ask a running optimization to stop at its next copy chunk or graph batch."""
