@@ -1,6 +1,6 @@
 """Benchmark the durable write path through REST.
 
-    python tools/bench_upsert.py [--data DIR] [--points N] [--batch B] [--clients C] [--seconds S]
+    python tools/bench_upsert.py [--data DIR] [--points N] [--batch B] [--clients C] [--seconds S] [--shards K]
 
 1. Bulk: N points (default 100,000) x 384-d float32 with a small payload, upserted in
    batches of B (1,000) with `wait=true` by one client; request bodies are encoded before
@@ -8,6 +8,10 @@
 2. Group commit: C (64) concurrent clients, each upserting single points with `wait=true`
    for S seconds. Reports requests/s, WAL fsyncs/s and fsyncs per request (read from the
    server's /metrics, counter `pydrant_collection_wal_fsyncs_total`).
+
+`--shards K` creates the collections with `shard_number` K (docs/sharding.md): the points of
+each request are split over K shards, each with its own WAL and fsyncs (the fsyncs reported
+are the sum over the shards).
 
 Vectors are the real sentence embeddings of ../shared/data (base_a/base_b, float16 ->
 float32) when present, else random unit vectors. The server is a real `pydrant serve`
@@ -49,8 +53,8 @@ def load_vectors(data_dir: Path, count: int) -> tuple[np.ndarray, str]:
     return vectors, "random unit vectors (no data directory)"
 
 
-def create_collection(client: Client, name: str) -> None:
-    body = orjson.dumps({"vectors": {"size": 384, "distance": "Cosine"}})
+def create_collection(client: Client, name: str, shards: int = 1) -> None:
+    body = orjson.dumps({"vectors": {"size": 384, "distance": "Cosine"}, "shard_number": shards})
     client.call("PUT", f"/collections/{name}", body)
 
 
@@ -66,9 +70,9 @@ def encode_batches(vectors: np.ndarray, batch: int) -> list[bytes]:
     return bodies
 
 
-def bench_bulk(port: int, vectors: np.ndarray, batch: int) -> dict:
+def bench_bulk(port: int, vectors: np.ndarray, batch: int, shards: int = 1) -> dict:
     client = Client(port)
-    create_collection(client, COLLECTION)
+    create_collection(client, COLLECTION, shards)
     bodies = encode_batches(vectors, batch)
     started = time.perf_counter()
     for body in bodies:
@@ -87,10 +91,10 @@ def wal_fsyncs(client: Client, collection: str) -> float:
     return float(match.group(1))
 
 
-def bench_group_commit(port: int, vectors: np.ndarray, clients: int, seconds: float) -> dict:
+def bench_group_commit(port: int, vectors: np.ndarray, clients: int, seconds: float, shards: int = 1) -> dict:
     name = f"{COLLECTION}_single"
     admin = Client(port)
-    create_collection(admin, name)
+    create_collection(admin, name, shards)
     stop = threading.Event()
     counts = [0] * clients
     errors: list[BaseException] = []
@@ -138,15 +142,17 @@ def main(argv=None) -> int:
     parser.add_argument("--batch", type=int, default=1_000)
     parser.add_argument("--clients", type=int, default=64)
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--shards", type=int, default=1, help="shard_number of the collections")
     args = parser.parse_args(argv)
     vectors, source = load_vectors(args.data, args.points)
     print(f"machine: {platform.machine()} {platform.processor() or ''}, python {platform.python_version()}, data: {source}")
+    print(f"shards per collection: {args.shards}")
     with tempfile.TemporaryDirectory() as tmp:
         server = ServerProcess(Path(tmp) / "storage", extra_env={"PYDRANT__LOG_LEVEL": "WARNING"}).start()
         try:
-            bulk = bench_bulk(server.port, vectors, args.batch)
+            bulk = bench_bulk(server.port, vectors, args.batch, args.shards)
             print(f"bulk upsert: {bulk['points']} points in {bulk['seconds']:.2f} s = {bulk['points_per_s']:,.0f} points/s")
-            single = bench_group_commit(server.port, vectors, args.clients, args.seconds)
+            single = bench_group_commit(server.port, vectors, args.clients, args.seconds, args.shards)
             print(
                 f"{single['clients']} clients, single-point upserts: {single['requests_per_s']:,.0f} requests/s, "
                 f"{single['fsyncs_per_s']:,.0f} fsyncs/s, {single['fsyncs_per_request']:.3f} fsyncs per request"
