@@ -191,3 +191,24 @@ def test_random_ids_spread_over_shards_like_the_ring():
     owners = ring.shard_of_ids(np.arange(10_000, dtype=np.uint64))
     counts = np.bincount(owners, minlength=4)
     assert counts.min() > 1_500
+
+
+async def test_init_from_copies_each_point_into_its_shard(tmp_path):
+    initialise_collection(tmp_path / "src", "src", _config())
+    async with running(tmp_path / "src") as source:
+        await source.submit([_upsert(range(50))])
+        await source.submit([create_index_operation("n", "integer")])
+        initialise_collection(tmp_path / "dst", "dst", _config(shard_number=3))
+        target = open_collection(tmp_path / "dst")
+        try:
+            assert target.copy_points_from(source) == 50
+        finally:
+            target._close_files()
+    async with running(tmp_path / "dst") as copied:
+        ring = HashRing([0, 1, 2])
+        assert {s: shard.points_count() for s, shard in copied.shards.items()} == {
+            s: sum(1 for i in range(50) if ring.shard_of(i) == s) for s in (0, 1, 2)
+        }
+        assert copied.payload_index.fields == {"n": "integer"}
+        assert all(shard.payload_index.fields == {"n": "integer"} for shard in copied.shards.values())
+        assert copied.engine.count({"filter": {"must": [{"key": "n", "range": {"gte": 25}}]}}) == 25
