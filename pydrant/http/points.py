@@ -5,6 +5,11 @@ Each handler parses the request and has the engine turn it into operations
 then submits them to the collection (`Collection.submit`: strict mode, then the update
 worker). `wait=true` answers "completed" once applied; `wait=false` answers
 "acknowledged" once the WAL record is durable.
+
+A body's `shard_key` (each operation's own in a `POST /points/batch`) rides on its
+operation to the collection, which routes it (collection/operations.py, routing.py): a
+collection without that key refuses it, 400 `Wrong input: Shard key "k" not found`; a
+custom-sharded one refuses a write without a key, `Wrong input: Shard key not specified`.
 """
 
 from __future__ import annotations
