@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from pydrant.collection.hash_ring import HashRing
+from pydrant.collection.reads import ReadEngine
 from pydrant.errors import BadInput
 
 SHARD_KEY = "shard_key"
@@ -42,6 +43,21 @@ def read_key_not_found(key: Any) -> BadInput:
 
 
 KEY_NOT_SPECIFIED = "Wrong input: Shard key not specified"
+
+
+class NoShards:
+    """A collection as a read that selects no shard sees it (a `shard_key` of `[]`): no
+    segments, so no points. Qdrant answers such a read from no shard (`select_shards` of
+    an empty key list) rather than refusing it, whatever the collection."""
+
+    segments: list = []
+
+    def __init__(self, collection):
+        self._collection = collection
+        self.reads = ReadEngine(self)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._collection, name)
 
 
 def take_shard_key(operation: dict) -> Any:

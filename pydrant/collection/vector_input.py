@@ -21,6 +21,7 @@ from collections.abc import Callable
 import numpy as np
 
 from pydrant.collection.points import INFERENCE_KEYS, embed_document
+from pydrant.collection.routing import NoShards
 from pydrant.errors import BadInput, NotFound
 from pydrant.segments.ids import normalize_id
 from pydrant.segments.scoring import (
@@ -138,11 +139,16 @@ class Lookup:
 
     @classmethod
     def of(cls, collection, using: str, lookup_from: dict | None, resolve_collection: Callable):
+        """As Qdrant's fetch_vectors.rs: ids are read in every shard of the collection,
+        whatever shards the read itself selects (`shard_key`), unless `lookup_from` has a
+        `shard_key`: then in that key's shards of the collection it names."""
         if not lookup_from:
-            return cls(collection, using)
+            engine = getattr(collection, "engine", None)  # a shard-key view's is the whole collection's
+            return cls(engine.collection if engine is not None else collection, using)
         vector = lookup_from.get("vector")
         name = lookup_from["collection"]
-        return cls(lambda: _lookup_collection(resolve_collection, name), using if vector is None else vector)
+        shard_key = lookup_from.get("shard_key")
+        return cls(lambda: _lookup_collection(resolve_collection, name, shard_key), using if vector is None else vector)
 
     @property
     def collection(self):
@@ -154,13 +160,19 @@ class Lookup:
         return self.source
 
 
-def _lookup_collection(resolve_collection: Callable, name: str):
+def _lookup_collection(resolve_collection: Callable, name: str, shard_key=None):
     """A `lookup_from` collection; a missing one is Qdrant's 404 (fetch_vectors.rs:
-    CollectionError::NotFound "Collection {name}", printed "{what} not found")."""
+    CollectionError::NotFound "Collection {name}", printed "{what} not found"). With a
+    shard key: its view limited to that key's shards (400 for a key it does not have)."""
     try:
-        return resolve_collection(name)
+        collection = resolve_collection(name)
     except NotFound:
         raise NotFound(f"Not found: Collection {name} not found") from None
+    if shard_key is None:
+        return collection
+    if shard_key == []:
+        return NoShards(collection)
+    return collection.engine_for(shard_key).collection
 
 
 def fetch_vectors(lookup: Lookup, refs: list[PointRef]) -> dict:

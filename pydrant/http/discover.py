@@ -31,11 +31,11 @@ def discover_as_query(request: dict) -> dict:
 
 @blueprint.post("/collections/<name>/points/discover")
 async def discover(name: str):
-    collection, query, timeout = await read_request(name, models.DiscoverRequest, discover_as_query)
-    return ok(await answer(timeout, points_json, collection, query))
+    engine, query, timeout = await read_request(name, models.DiscoverRequest, discover_as_query)
+    return ok(await answer(timeout, points_json, engine, query))
 
 
 @blueprint.post("/collections/<name>/points/discover/batch")
 async def discover_batch(name: str):
-    collection, queries, timeout = await read_batch(name, models.DiscoverRequestBatch, discover_as_query)
-    return ok(await answer(timeout, batch_json, collection, queries))
+    batch, timeout = await read_batch(name, models.DiscoverRequestBatch, discover_as_query)
+    return ok(await answer(timeout, batch_json, batch))

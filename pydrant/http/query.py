@@ -17,18 +17,18 @@ blueprint = Blueprint("query", __name__)
 
 @blueprint.post("/collections/<name>/points/query")
 async def query_points(name: str):
-    collection, query, timeout = await read_request(name, models.QueryRequest, optional=True)
-    return ok({"points": await answer(timeout, points_json, collection, query)})
+    engine, query, timeout = await read_request(name, models.QueryRequest, optional=True)
+    return ok({"points": await answer(timeout, points_json, engine, query)})
 
 
 @blueprint.post("/collections/<name>/points/query/batch")
 async def query_batch(name: str):
-    collection, queries, timeout = await read_batch(name, models.QueryRequestBatch)
-    results = await answer(timeout, batch_json, collection, queries)
+    batch, timeout = await read_batch(name, models.QueryRequestBatch)
+    results = await answer(timeout, batch_json, batch)
     return ok([{"points": points} for points in results])
 
 
 @blueprint.post("/collections/<name>/points/query/groups")
 async def query_groups(name: str):
-    collection, query, timeout = await read_request(name, models.QueryGroupsRequest)
-    return ok(await answer(timeout, groups_json, collection, query, operation=GROUP_BY))
+    engine, query, timeout = await read_request(name, models.QueryGroupsRequest)
+    return ok(await answer(timeout, groups_json, engine, query, operation=GROUP_BY))

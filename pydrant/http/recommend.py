@@ -41,17 +41,17 @@ def recommend_as_query(request: dict) -> dict:
 
 @blueprint.post("/collections/<name>/points/recommend")
 async def recommend(name: str):
-    collection, query, timeout = await read_request(name, models.RecommendRequest, recommend_as_query)
-    return ok(await answer(timeout, points_json, collection, query))
+    engine, query, timeout = await read_request(name, models.RecommendRequest, recommend_as_query)
+    return ok(await answer(timeout, points_json, engine, query))
 
 
 @blueprint.post("/collections/<name>/points/recommend/batch")
 async def recommend_batch(name: str):
-    collection, queries, timeout = await read_batch(name, models.RecommendRequestBatch, recommend_as_query)
-    return ok(await answer(timeout, batch_json, collection, queries))
+    batch, timeout = await read_batch(name, models.RecommendRequestBatch, recommend_as_query)
+    return ok(await answer(timeout, batch_json, batch))
 
 
 @blueprint.post("/collections/<name>/points/recommend/groups")
 async def recommend_groups(name: str):
-    collection, query, timeout = await read_request(name, models.RecommendGroupsRequest, groups_of(recommend_as_query))
-    return ok(await answer(timeout, groups_json, collection, query, operation=GROUP_BY))
+    engine, query, timeout = await read_request(name, models.RecommendGroupsRequest, groups_of(recommend_as_query))
+    return ok(await answer(timeout, groups_json, engine, query, operation=GROUP_BY))

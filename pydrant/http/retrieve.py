@@ -1,4 +1,7 @@
-"""Points read API: retrieve by ids, get one point, scroll, count."""
+"""Points read API: retrieve by ids, get one point, scroll, count.
+
+Retrieve (`POST /points`), scroll and count read the shards their `shard_key` selects
+(search_common.read_engine); `GET /points/{id}` has no shard key and reads every shard."""
 
 from __future__ import annotations
 
@@ -8,7 +11,7 @@ from pydrant.errors import NotFound
 from pydrant.http import spec_models as models
 from pydrant.http.context import toc
 from pydrant.http.envelope import body, ok
-from pydrant.http.search_common import read_timeout, timed_read
+from pydrant.http.search_common import read_engine, read_timeout, take_shard_key, timed_read
 from pydrant.http.render import record_json, records_json
 from pydrant.http.validation import to_plain
 from pydrant.segments.ids import normalize_id
@@ -16,12 +19,12 @@ from pydrant.segments.ids import normalize_id
 blueprint = Blueprint("retrieve", __name__)
 
 
-def _records_json(collection, request: dict) -> list[dict]:
-    return records_json(collection.engine.retrieve(request))
+def _records_json(engine, request: dict) -> list[dict]:
+    return records_json(engine.retrieve(request))
 
 
-def _scroll_json(collection, request: dict) -> dict:
-    records, next_offset = collection.engine.scroll(request)
+def _scroll_json(engine, request: dict) -> dict:
+    records, next_offset = engine.scroll(request)
     return {"points": records_json(records), "next_page_offset": next_offset}
 
 
@@ -31,7 +34,8 @@ async def retrieve_points(name: str):
     collection = toc().get(name)
     collection.engine.check_timeout(timeout)
     request = to_plain(await body(models.PointRequest))
-    return ok(await timed_read("retrieve", timeout, _records_json, collection, request))
+    engine = read_engine(collection, take_shard_key(request))
+    return ok(await timed_read("retrieve", timeout, _records_json, engine, request))
 
 
 @blueprint.get("/collections/<name>/points/<point_id>")
@@ -51,8 +55,9 @@ async def scroll_points(name: str):
     collection = toc().get(name)
     collection.engine.check_timeout(timeout)
     request = to_plain(await body(models.ScrollRequest, optional=True)) or {}
+    engine = read_engine(collection, take_shard_key(request))
     operation = "scroll_by_field" if request.get("order_by") is not None else "scroll_by_id"
-    return ok(await timed_read(operation, timeout, _scroll_json, collection, request))
+    return ok(await timed_read(operation, timeout, _scroll_json, engine, request))
 
 
 @blueprint.post("/collections/<name>/points/count")
@@ -61,4 +66,5 @@ async def count_points(name: str):
     collection = toc().get(name)
     collection.engine.check_timeout(timeout)
     request = to_plain(await body(models.CountRequest, optional=True)) or {}
-    return ok({"count": await timed_read("count", timeout, collection.engine.count, request)})
+    engine = read_engine(collection, take_shard_key(request))
+    return ok({"count": await timed_read("count", timeout, engine.count, request)})

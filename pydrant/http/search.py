@@ -40,28 +40,28 @@ def search_as_query(request: dict) -> dict:
 
 @blueprint.post("/collections/<name>/points/search")
 async def search(name: str):
-    collection, query, timeout = await read_request(name, models.SearchRequest, search_as_query)
-    return ok(await answer(timeout, points_json, collection, query))
+    engine, query, timeout = await read_request(name, models.SearchRequest, search_as_query)
+    return ok(await answer(timeout, points_json, engine, query))
 
 
 @blueprint.post("/collections/<name>/points/search/batch")
 async def search_batch(name: str):
-    collection, queries, timeout = await read_batch(name, models.SearchRequestBatch, search_as_query)
-    return ok(await answer(timeout, batch_json, collection, queries))
+    batch, timeout = await read_batch(name, models.SearchRequestBatch, search_as_query)
+    return ok(await answer(timeout, batch_json, batch))
 
 
 @blueprint.post("/collections/<name>/points/search/groups")
 async def search_groups(name: str):
-    collection, query, timeout = await read_request(name, models.SearchGroupsRequest, groups_of(search_as_query))
-    return ok(await answer(timeout, groups_json, collection, query, operation=GROUP_BY))
+    engine, query, timeout = await read_request(name, models.SearchGroupsRequest, groups_of(search_as_query))
+    return ok(await answer(timeout, groups_json, engine, query, operation=GROUP_BY))
 
 
 # -- distance matrix -------------------------------------------------------------------------
 
 
 async def _matrix_request(name: str):
-    collection, query, timeout = await read_request(name, models.SearchMatrixRequest, optional=True)
-    return await answer(timeout, collection.engine.matrix, query)
+    engine, query, timeout = await read_request(name, models.SearchMatrixRequest, optional=True)
+    return await answer(timeout, engine.matrix, query)
 
 
 @blueprint.post("/collections/<name>/points/search/matrix/pairs")

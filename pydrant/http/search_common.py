@@ -6,17 +6,29 @@ A request is read on the event loop: query parameters, the body against its mode
 legacy forms converted, and then `collection.engine.prepare`, which compiles the
 request's filters and applies strict mode (collection/engine.py). The answer is computed
 and rendered in a worker thread under the request's `timeout` (`timed_read` below, which
-the other read areas use too: retrieve, scroll, count, facet)."""
+the other read areas use too: retrieve, scroll, count, facet).
+
+A request's `shard_key` (a ShardKeySelector) picks the engine that answers it
+(`read_engine`): every shard without one, else the key's shards (`engine_for`: a
+collection without that key refuses it, 400 `Bad request: Shard key "k" not found`).
+The key is checked after the request is prepared, as Qdrant selects shards after strict
+mode. A batch whose requests carry different keys runs each group of equal keys on its
+engine and answers in the requests' order."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TypeVar
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
+import orjson
 import trio
 from pydantic import StrictFloat, StrictInt, StrictStr, TypeAdapter, ValidationError
 
+from pydrant.collection.engine import Engine
+from pydrant.collection.operations import check_shard_key
 from pydrant.collection.query import Node
+from pydrant.collection.routing import NoShards
 from pydrant.errors import BadInput, Timeout
 from pydrant.http import spec_models as models
 from pydrant.http.context import toc
@@ -160,49 +172,100 @@ def groups_of(convert):
     return converted
 
 
+# -- shard keys -----------------------------------------------------------------------------
+
+
+def take_shard_key(request: dict) -> Any:
+    """The request's `shard_key` selector (None without one), taken off the request, and
+    the `lookup_from.shard_key` of each node checked (the request models type them, but
+    not an integer's u64 range)."""
+    selector = request.pop("shard_key", None)
+    if selector is not None:
+        check_shard_key(selector)
+    for node in _nodes_in(request):
+        lookup_from = node.get("lookup_from")
+        if isinstance(lookup_from, dict) and lookup_from.get("shard_key") is not None:
+            check_shard_key(lookup_from["shard_key"], "lookup_from.shard_key")
+    return selector
+
+
+def read_engine(collection, selector: Any) -> Engine:
+    """The engine that answers a read with this `shard_key` selector (None: every shard).
+    An empty list selects no shard: Qdrant answers such a read from none (no points, a
+    count of 0), whatever the collection."""
+    if selector == []:
+        return Engine(NoShards(collection), collection.engine.lookup)
+    return collection.engine_for(selector)
+
+
+@dataclass
+class KeyedBatch:
+    """The prepared requests of a batch endpoint, grouped by the engine their shard key
+    selects: (engine, the requests' positions in the batch, their queries) per group."""
+
+    size: int
+    groups: list[tuple[Engine, list[int], list[Node]]]
+
+
+def keyed_batch(collection, prepared: list[tuple[Any, Node]]) -> KeyedBatch:
+    """Requests of equal `shard_key` selectors (in the order first seen) share an engine."""
+    grouped: dict[bytes, tuple[Engine, list[int], list[Node]]] = {}
+    for position, (selector, query) in enumerate(prepared):
+        group_key = orjson.dumps(selector)  # "1" and 1 are different keys
+        if group_key not in grouped:
+            grouped[group_key] = (read_engine(collection, selector), [], [])
+        grouped[group_key][1].append(position)
+        grouped[group_key][2].append(query)
+    return KeyedBatch(len(prepared), list(grouped.values()))
+
+
 # -- request intake, shared by every endpoint ---------------------------------------------
 
 
 async def read_request(name: str, model, convert=None, optional: bool = False):
-    """(collection, prepared query, timeout) of a search-family endpoint: query parameters checked,
-    the body validated against `model`, converted to a universal QueryRequest, prepared by
-    the engine (filters compiled, strict mode). The query tree of a QueryRequest
-    (`convert` None) is checked against the spec here; a converted legacy request was fully
-    typed by its own model, so its query is not checked again (that costs as much as the
-    first validation on the search hot path)."""
+    """(engine, prepared query, timeout) of a search-family endpoint: query parameters
+    checked, the body validated against `model`, converted to a universal QueryRequest,
+    prepared by the engine (filters compiled, strict mode), and the engine of its
+    `shard_key` selected. The query tree of a QueryRequest (`convert` None) is checked
+    against the spec here; a converted legacy request was fully typed by its own model,
+    so its query is not checked again (that costs as much as the first validation on the
+    search hot path)."""
     timeout = read_query_params()
     collection = toc().get(name)
     collection.engine.check_timeout(timeout)
     request = to_plain(await body(model, optional=optional)) or {}
+    selector = take_shard_key(request)
     if convert is None:
         check_queries(request)
     else:
         request = convert(request)
-    return collection, collection.engine.prepare(request), timeout
+    query = collection.engine.prepare(request)
+    return read_engine(collection, selector), query, timeout
 
 
 async def read_batch(name: str, model, convert=None):
-    """(collection, prepared queries, timeout) of a batch endpoint (`{"searches": [...]}`),
-    each read as `read_request` reads one, in order. A batch body can hold thousands of
-    vectors: it is parsed, validated and prepared in a worker thread, so the event loop
-    goes on answering meanwhile."""
+    """(prepared batch, timeout) of a batch endpoint (`{"searches": [...]}`), each request
+    read as `read_request` reads one, in order, and grouped by shard key (`KeyedBatch`).
+    A batch body can hold thousands of vectors: it is parsed, validated and prepared in a
+    worker thread, so the event loop goes on answering meanwhile."""
     timeout = read_query_params()
     collection = toc().get(name)
     collection.engine.check_timeout(timeout)
     raw = await raw_body()
-    return collection, await off_loop(_prepared_batch, collection, model, convert, raw), timeout
+    return await off_loop(_prepared_batch, collection, model, convert, raw), timeout
 
 
-def _prepared_batch(collection, model, convert, raw: bytes) -> list[Node]:
+def _prepared_batch(collection, model, convert, raw: bytes) -> KeyedBatch:
     requests = to_plain(deserialize(model, json_from_bytes(raw)))["searches"]
-    queries = []
+    prepared = []
     for request in requests:
+        selector = take_shard_key(request)
         if convert is None:
             check_queries(request)
         else:
             request = convert(request)
-        queries.append(collection.engine.prepare(request))
-    return queries
+        prepared.append((selector, collection.engine.prepare(request)))
+    return keyed_batch(collection, prepared)
 
 
 # -- answers (blocking: run them with `answer`) --------------------------------------------
@@ -216,17 +279,21 @@ async def answer(timeout: int | None, function, *args, operation: str = SEARCH):
     return await timed_read(operation, timeout, function, *args)
 
 
-
-def points_json(collection, query: Node) -> list[dict]:
+def points_json(engine: Engine, query: Node) -> list[dict]:
     """The `ScoredPoint`s of one request."""
-    return scored_points_json(collection.engine.points(query))
+    return scored_points_json(engine.points(query))
 
 
-def batch_json(collection, queries: list[Node]) -> list[list[dict]]:
-    """The `ScoredPoint`s of several requests; searches on one vector and filter share a scan."""
-    return [scored_points_json(hits) for hits in collection.engine.batch(queries)]
+def batch_json(batch: KeyedBatch) -> list[list[dict]]:
+    """The `ScoredPoint`s of several, in the batch's order; searches of one shard key on
+    one vector and filter share a scan."""
+    results: list[list[dict]] = [[] for _ in range(batch.size)]
+    for engine, positions, queries in batch.groups:
+        for position, hits in zip(positions, engine.batch(queries)):
+            results[position] = scored_points_json(hits)
+    return results
 
 
-def groups_json(collection, query: Node) -> dict:
+def groups_json(engine: Engine, query: Node) -> dict:
     """A groups request (converted to a query plus its grouping keys) answered."""
-    return render_groups(collection.engine.groups(query))
+    return render_groups(engine.groups(query))
