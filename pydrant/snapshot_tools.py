@@ -26,6 +26,7 @@ from typing import IO, cast
 from pydrant.collection import snapshots
 from pydrant.collection.collection import CONFIG_FILE, MANIFEST_FILE, SEGMENTS_DIR
 from pydrant.collection.config import vector_schema
+from pydrant.collection.sharded import SHARDS_DIR, SHARDS_FILE, is_sharded
 from pydrant.errors import BadInput, ServiceError, ValidationFailed
 from pydrant.fsutil import fsync_dir, mkdir_durable, read_json
 from pydrant.segments.indexed import open_segment
@@ -252,22 +253,60 @@ def inspect(path: Path, checksum: str | None = None) -> dict:
             extracting.done()
         try:
             config = read_json(target / CONFIG_FILE)
-            manifest = read_json(target / MANIFEST_FILE)
-            records = codec.decode((target / snapshots.WAL_RECORDS_FILE).read_bytes())
         except Exception as exc:
             report["problems"].append(f"snapshot is incomplete or damaged: {type(exc).__name__}: {exc}")
             return report
         report["config"] = config_summary(config)
-        report["wal_records"] = len(records) if isinstance(records, list) else None
-        if isinstance(records, list) and records:
-            report["wal_op_nums"] = [records[0][0], records[-1][0]]
-        segment_ids = manifest.get("segments") if isinstance(manifest, dict) else None
-        try:
-            report["segments"] = count_segments(target, config, segment_ids or [])
-            report["points"] = sum(s["points"] for s in report["segments"])
-        except Exception as exc:
-            report["segments"] = [{"id": s} for s in segment_ids or []]
-            report["problems"].append(f"a segment cannot be opened: {type(exc).__name__}: {exc}")
+        if meta is not None and meta.get("format_version") == snapshots.SHARDED_VERSION:
+            return _inspect_shards(target, config, meta, report)
+        shard = _inspect_shard(target, config, report["problems"])
+        report.update({k: v for k, v in shard.items() if k != "id"})
+    return report
+
+
+def _inspect_shard(directory: Path, config: dict, problems: list[str], where: str = "") -> dict:
+    """A one-shard directory of an extracted snapshot: its segments with their points, and
+    the WAL records it carries. Problems are appended to `problems`."""
+    found: dict = {"id": directory.name}
+    try:
+        manifest = read_json(directory / MANIFEST_FILE)
+        records = codec.decode((directory / snapshots.WAL_RECORDS_FILE).read_bytes())
+    except Exception as exc:
+        problems.append(f"snapshot is incomplete or damaged{where}: {type(exc).__name__}: {exc}")
+        return found
+    found["wal_records"] = len(records) if isinstance(records, list) else None
+    if isinstance(records, list) and records:
+        found["wal_op_nums"] = [records[0][0], records[-1][0]]
+    segment_ids = manifest.get("segments") if isinstance(manifest, dict) else None
+    try:
+        found["segments"] = count_segments(directory, config, segment_ids or [])
+        found["points"] = sum(s["points"] for s in found["segments"])
+    except Exception as exc:
+        found["segments"] = [{"id": s} for s in segment_ids or []]
+        problems.append(f"a segment cannot be opened{where}: {type(exc).__name__}: {exc}")
+    return found
+
+
+def _inspect_shards(target: Path, config: dict, meta: dict, report: dict) -> dict:
+    """A sharded collection's snapshot (format version 2): its sharding method and, per
+    shard, its key, op_num, segments, points and WAL records; `points` is their sum."""
+    report["sharding_method"] = meta.get("sharding_method")
+    listed = meta.get("shards") if isinstance(meta.get("shards"), list) else []
+    report["shards"] = []
+    for entry in listed:
+        if not isinstance(entry, dict):
+            report["problems"].append(f"{snapshots.META_FILE} lists a shard that is not an object: {entry!r}")
+            continue
+        shard_id = entry.get("id")
+        directory = target / SHARDS_DIR / str(shard_id)
+        if not directory.is_dir():
+            report["problems"].append(f"shard {shard_id} listed in {snapshots.META_FILE} is missing")
+            continue
+        found = _inspect_shard(directory, config, report["problems"], f" (shard {shard_id})")
+        report["shards"].append({"id": shard_id, "key": entry.get("key"), "op_num": entry.get("op_num"),
+                                 **{k: v for k, v in found.items() if k != "id"}})
+    report["points"] = sum(shard.get("points", 0) for shard in report["shards"])
+    report["wal_records"] = sum(shard.get("wal_records") or 0 for shard in report["shards"])
     return report
 
 
@@ -302,8 +341,9 @@ def render_inspect(report: dict) -> str:
         + ("" if report.get("format_supported") else " (not supported)")
     )
     if report.get("collection") is not None:
+        op_num = f"  op_num: {report.get('op_num')}" if "shards" not in report else ""
         lines.append(
-            f"collection: {report['collection']}  op_num: {report.get('op_num')}  created: {report.get('created')}"
+            f"collection: {report['collection']}{op_num}  created: {report.get('created')}"
             f"  pydrant: {report.get('pydrant_version')}"
         )
     if "config" in report:
@@ -317,13 +357,25 @@ def render_inspect(report: dict) -> str:
     if report.get("kind") == "full":
         lines.append(f"aliases: {', '.join(f'{a} -> {c}' for a, c in report.get('aliases', {}).items()) or 'none'}")
         for name, inner in report.get("collections", {}).items():
+            if "shards" in inner:
+                lines.append(f"collection {name}: {inner.get('points', '?')} points in {len(inner['shards'])} shards,"
+                             f" {inner.get('size')} bytes")
+                continue
             lines.append(f"collection {name}: {inner.get('points', '?')} points in {len(inner.get('segments', []))} segments,"
                          f" op_num {inner.get('op_num')}, {inner.get('size')} bytes")
+    if "shards" in report:
+        lines.append(f"sharding: {report.get('sharding_method')}, {len(report['shards'])} shards")
+    for shard in report.get("shards", []):
+        key = f" (key {shard['key']!r})" if shard.get("key") is not None else ""
+        lines.append(f"shard {shard['id']}{key}: {shard.get('points', '?')} points in {len(shard.get('segments', []))} "
+                     f"segments, op_num {shard.get('op_num')}, {shard.get('wal_records', '?')} WAL records")
+        for segment in shard.get("segments", []):
+            lines.append(f"  segment {segment['id']}: {segment.get('kind', '?')}, {segment.get('points', '?')} points")
     for segment in report.get("segments", []):
         lines.append(f"segment {segment['id']}: {segment.get('kind', '?')}, {segment.get('points', '?')} points")
     if "points" in report:
         lines.append(f"points in segments: {report['points']}")
-    if "wal_records" in report:
+    if "wal_records" in report and "shards" not in report:
         extra = f" (op {report['wal_op_nums'][0]}..{report['wal_op_nums'][1]})" if report.get("wal_op_nums") else ""
         lines.append(f"WAL records included: {report['wal_records']}{extra}")
     for problem in report["problems"]:
@@ -419,17 +471,23 @@ def verify(path: Path, checksum: str | None = None) -> tuple[list[str], dict]:
         extracting = Progress("extracting", 0)
         try:
             config = snapshots.unpack(path, target, progress=extracting.update)
-            segment_ids = read_json(target / MANIFEST_FILE)["segments"]
         except (BadInput, ServiceError) as exc:
             return problems + [_reason(exc)], facts
         finally:
             extracting.done()
-        try:
-            segments = count_segments(target, config, segment_ids)
-        except Exception as exc:
-            return problems + [f"a segment cannot be opened: {type(exc).__name__}: {exc}"], facts
-        facts["segments"] = len(segments)
-        facts["points"] = sum(s["points"] for s in segments)
+        shard_dirs = [target]
+        if is_sharded(target):
+            shard_dirs = [target / SHARDS_DIR / str(s["id"]) for s in read_json(target / SHARDS_FILE)["shards"]]
+            facts["shards"] = len(shard_dirs)
+        facts["segments"] = facts["points"] = 0
+        for directory in shard_dirs:
+            where = f" (shard {directory.name})" if directory != target else ""
+            try:
+                segments = count_segments(directory, config, read_json(directory / MANIFEST_FILE)["segments"])
+            except Exception as exc:
+                return problems + [f"a segment cannot be opened{where}: {type(exc).__name__}: {exc}"], facts
+            facts["segments"] += len(segments)
+            facts["points"] += sum(s["points"] for s in segments)
         try:
             snapshots.validate_loadable(target)
         except (BadInput, ServiceError) as exc:
@@ -542,6 +600,7 @@ def run_verify(options) -> int:
         return EXIT_PROBLEM
     checked = "checksum ok" if facts.get("checksum") else "no checksum to compare"
     held = f"{facts['collections']} collections, {facts['aliases']} aliases, " if "collections" in facts else ""
+    held += f"{facts['shards']} shards, " if "shards" in facts else ""
     print(f"ok: {path.name}: {checked}, {facts['members']} members, {held}{facts['segments']} segments, {facts['points']} points")
     return EXIT_OK
 

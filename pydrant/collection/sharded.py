@@ -33,7 +33,8 @@ from __future__ import annotations
 
 import logging
 import shutil
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -518,6 +519,81 @@ class ShardedCollection:
                 await shard.close()
             for shard_id in dropped:
                 await trio.to_thread.run_sync(shutil.rmtree, self.path / SHARDS_DIR / str(shard_id), True)
+
+    # -- snapshots (H1: collection/snapshots.py, storage/shard_snapshots.py) ---------------
+    # Kept together at the end of the class: the write barrier a snapshot pauses, and the
+    # swap of one shard's directory for a recovered one.
+
+    @asynccontextmanager
+    async def writes_paused(self) -> AsyncIterator[None]:
+        """While held: no shard is added, removed or swapped, no request's parts are queued,
+        and every part queued before is answered (collection/barrier.py), so cutting the
+        shards one after the other cuts no request in two."""
+        async with self.layout_lock, self.write_barrier.pause():
+            yield
+
+    async def replace_shard(self, shard_id: int, staging: Path, exchange: Callable[[Path, Path], None]) -> None:
+        """Make `staging` (a checked one-shard collection directory on the same file system,
+        holding this collection's config) shard `shard_id`: with writes paused, the shard is
+        closed, `exchange(staging, shard_dir)` swaps the two directories atomically (the
+        caller's: storage/toc.py `exchange_directories`), and the new shard is opened and
+        run. Afterwards `staging` holds the old shard's directory, for the caller to
+        remove. If the new one fails to open, the directories are swapped back and the old
+        shard is opened again. The other shards, the layout and the config are untouched."""
+        async with self.writes_paused():
+            if shard_id not in self.shards:
+                raise NotFound(f"Not found: shard {shard_id} not found")
+            final = self.path / SHARDS_DIR / str(shard_id)
+            old = self.shards[shard_id]
+            await old.close()
+            try:
+                shard = await trio.to_thread.run_sync(self._exchange_shard, staging, final, exchange)
+            except BaseException:
+                with trio.CancelScope(shield=True):
+                    shard = await trio.to_thread.run_sync(self._reopen_shard, final)
+                    self.shards[shard_id] = shard
+                    if self._nursery is not None:
+                        await self._nursery.start(shard.run)
+                raise
+            self.shards[shard_id] = shard
+            if self._nursery is not None:
+                await self._nursery.start(shard.run)
+        misplaced = await trio.to_thread.run_sync(self.misplaced_points, shard_id)
+        if misplaced:
+            log.warning(
+                "collection %s: shard %d recovered from a snapshot holds points that hash to other shards "
+                "(%d of a sample): reads find them, writes of their ids go to the other shards",
+                self.name, shard_id, misplaced,
+            )
+
+    def _exchange_shard(self, staging: Path, final: Path, exchange: Callable[[Path, Path], None]) -> Collection:
+        exchange(staging, final)
+        fsync_dir(final.parent)
+        fsync_dir(staging.parent)
+        try:
+            return Collection.load(final, self._lookup, name=self.name)
+        except BaseException:
+            exchange(staging, final)
+            fsync_dir(final.parent)
+            fsync_dir(staging.parent)
+            raise
+
+    def _reopen_shard(self, final: Path) -> Collection:
+        return Collection.load(final, self._lookup, name=self.name)
+
+    def misplaced_points(self, shard_id: int, sample: int = 1000) -> int:
+        """How many of the first `sample` points of shard `shard_id` its key's hash ring puts
+        in another shard (blocking). Not 0 after a shard snapshot of another shard (or of
+        another collection) was recovered into it, which Qdrant allows."""
+        shard = self.shards.get(shard_id)
+        ring = self._rings.get(self.shard_key_of(shard_id)) if shard is not None else None
+        if shard is None or ring is None:
+            return 0
+        records, _ = shard.reads.scroll(None, sample, None, False, False)
+        ids = [record.id for record in records]
+        if not ids:
+            return 0
+        return int((ring.shard_of_points(ids) != shard_id).sum())
 
 
 def _follow_config(shard_path: Path, config: dict) -> None:

@@ -1,11 +1,13 @@
 """Collection snapshots: one tar of a consistent cut of a collection, and its recovery.
 
 A snapshot (docs/snapshots.md) is a tar holding a collection directory as
-`Collection.load` opens it, plus two files of its own:
+`open_collection` opens it, plus files of its own. Format version 1, a one-shard
+collection (and every shard snapshot, collection or shard):
 
   snapshot.json        {"format": "pydrant-collection-snapshot", "format_version": 1,
                         "collection", "op_num" (the last operation the segments hold),
-                        "created", "pydrant_version"}
+                        "created", "pydrant_version"} (+ "shard_id", "shard_key": a shard
+                        snapshot, storage/shard_snapshots.py)
   config.json          the collection config
   payload_index.json   the payload index declarations
   manifest.json        the live segments
@@ -14,16 +16,25 @@ A snapshot (docs/snapshots.md) is a tar holding a collection directory as
   wal.cbor             the WAL records after `op_num` (logged, not yet applied at the cut),
                        a CBOR list of [op_num, operation]; recovery writes them to a new WAL
 
+Format version 2, a sharded collection (collection/sharded.py):
+
+  snapshot.json        as version 1 with "format_version": 2, no "op_num" (each shard
+                       numbers its own operations), "sharding_method" and "shards":
+                       [{"id", "key", "op_num", "wal_records"}]
+  config.json, payload_index.json, shards.json   the router's
+  shards/<id>/         what version 1 holds at its root, snapshot.json excepted
+
 Beside it in `<snapshots_path>/<collection>/`, `<name>.checksum` holds its sha256 (hex).
 
-Everything here blocks (call it from a worker thread). Creating: `take` copies the cut
-(`Collection.take_cut`, under the apply lock) into a staging directory, `archive` tars it
+Everything here blocks (call it from a worker thread), except `cut`. Creating: `cut`
+copies the cut (`Collection.take_cut`, under the apply lock; every shard's with the
+router's writes paused, collection/barrier.py) into a staging directory, `archive` tars it
 to a temporary name, fsyncs, writes the checksum file, then renames the tar into place.
 Recovering: `unpack` checks every member of the tar before extracting anything (regular
 files and directories only, relative paths without `..`, bounded count and size), checks
-the format version, and turns the staging directory into a collection directory; the table
-of content swaps it in (storage/toc.py). `download` fetches an http(s) `location` to a
-temporary file first (streamed, hashed on the way), as Qdrant's recover does.
+the format version, and turns the staging directory into a collection directory of either
+layout; the table of content swaps it in (storage/toc.py). `download` fetches an http(s)
+`location` to a temporary file first (streamed, hashed on the way), as Qdrant's recover does.
 """
 
 from __future__ import annotations
@@ -41,15 +52,22 @@ from typing import IO, cast
 from urllib.parse import unquote, urlparse, urlsplit, urlunsplit
 
 import httpx
+import trio
 
 from pydrant import __version__
 from pydrant.collection.collection import CONFIG_FILE, MANIFEST_FILE, SEGMENTS_DIR, WAL_DIR, Collection, _open_wal
+from pydrant.collection.payload_index import INDEX_FILE as PAYLOAD_INDEX_FILE
+from pydrant.collection.sharded import LAYOUT_FORMAT, SHARDS_FILE, ShardedCollection, needs_router, open_collection
+from pydrant.collection.sharded import SHARDS_DIR as LAYOUT_SHARDS_DIR
 from pydrant.errors import BadInput, NotFound, ServiceError
 from pydrant.fsutil import fsync_dir, fsync_tree, mkdir_durable, read_json, write_atomic, write_json_atomic
 from pydrant.wal import codec
 
 FORMAT = "pydrant-collection-snapshot"
-FORMAT_VERSION = 1
+ONE_SHARD_VERSION = 1  # a one-shard collection at the root (and every shard snapshot)
+SHARDED_VERSION = 2  # a sharded collection: shards.json and shards/<id>/, each as version 1's root
+FORMAT_VERSION = SHARDED_VERSION  # the newest: what this pydrant writes and reads up to
+MAX_SHARDS = 4096  # a version 2 snapshot with more shards is refused (each opens a WAL)
 META_FILE = "snapshot.json"
 WAL_RECORDS_FILE = "wal.cbor"
 SUFFIX = ".snapshot"
@@ -232,17 +250,57 @@ def local_path(location: str) -> Path:
 # -- creating -------------------------------------------------------------------------------
 
 
-def take(collection: Collection, staging: Path) -> None:
+async def cut(collection: Collection | ShardedCollection, staging: Path) -> None:
     """Copy a consistent cut of `collection` into `staging` (a new directory) with the
-    snapshot's own files. Blocks writes for one flush and the hard-linking."""
-    op_num, records = collection.take_cut(staging)
-    with open(staging / WAL_RECORDS_FILE, "wb") as f:
+    snapshot's own files, in a worker thread. A sharded collection's shards are cut one
+    after the other with the router's writes paused (`ShardedCollection.writes_paused`), so
+    no request is in one shard's cut and not in another's."""
+    if isinstance(collection, ShardedCollection):
+        async with collection.writes_paused():
+            await trio.to_thread.run_sync(take_sharded, collection, staging)
+    else:
+        await trio.to_thread.run_sync(take, collection, staging)
+
+
+def take(collection: Collection, staging: Path) -> None:
+    """Copy a consistent cut of the one-shard `collection` (or one shard of a sharded one)
+    into `staging` (a new directory) with the snapshot's own files: format version 1.
+    Blocks writes for one flush and the hard-linking."""
+    op_num, records = _take_shard(collection, staging)
+    _write_meta(staging, {"format_version": ONE_SHARD_VERSION, "collection": collection.name, "op_num": op_num})
+
+
+def take_sharded(router: ShardedCollection, staging: Path) -> None:
+    """The cut of every shard of `router` into `staging/shards/<id>/`, with the router's
+    config, payload index declarations and layout: format version 2. The caller holds
+    `router.writes_paused()` (`cut` does)."""
+    staging.mkdir(parents=True)
+    write_json_atomic(staging / CONFIG_FILE, router.config)
+    write_json_atomic(staging / PAYLOAD_INDEX_FILE, {"fields": dict(router.payload_index.fields)})
+    write_json_atomic(staging / SHARDS_FILE, router.layout)
+    shards = []
+    for shard in router.layout["shards"]:
+        op_num, records = _take_shard(router.shards[shard["id"]], staging / LAYOUT_SHARDS_DIR / str(shard["id"]))
+        shards.append({"id": shard["id"], "key": shard["key"], "op_num": op_num, "wal_records": len(records)})
+    _write_meta(staging, {
+        "format_version": SHARDED_VERSION,
+        "collection": router.name,
+        "sharding_method": router.sharding_method,
+        "shards": shards,
+    })
+
+
+def _take_shard(collection: Collection, target: Path) -> tuple[int, list]:
+    op_num, records = collection.take_cut(target)
+    with open(target / WAL_RECORDS_FILE, "wb") as f:
         f.write(codec.encode([[n, op] for n, op in records]))
+    return op_num, records
+
+
+def _write_meta(staging: Path, fields: dict) -> None:
     write_json_atomic(staging / META_FILE, {
         "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "collection": collection.name,
-        "op_num": op_num,
+        **fields,
         "created": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "pydrant_version": __version__,
     })
@@ -412,12 +470,52 @@ def extract(snapshot: Path, target: Path, *, progress: Callable[[int, int], None
         raise BadInput(f"Wrong input: snapshot refused: member `{exc.filename}` appears twice") from exc
 
 
-def unpack(snapshot: Path, target: Path, *, progress: Callable[[int, int], None] | None = None) -> dict:
+def unpack(snapshot: Path, target: Path, *, progress: Callable[[int, int], None] | None = None,
+           shard: bool = False) -> dict:
     """Turn snapshot file `snapshot` into a collection directory at `target` (a new
-    directory, left for the caller to remove on error). Returns the snapshot's config.
-    BadInput for a file that is not a pydrant snapshot or has a newer format version.
-    `progress` is passed to `extract`."""
+    directory, left for the caller to remove on error), in the layout the snapshot has
+    (version 1: one shard at the root; version 2: a sharded collection). Returns the
+    snapshot's config. BadInput for a file that is not a pydrant snapshot, has a newer
+    format version, is damaged, or is of the wrong kind: with `shard` (a shard recovery)
+    a version 2 snapshot is refused, without it a shard snapshot of a sharded collection
+    is. `progress` is passed to `extract`."""
     extract(snapshot, target, progress=progress)
+    meta = read_meta(target)
+    problem = version_problem(meta, FORMAT_VERSION, hint="recover it with that pydrant version or a newer one")
+    if problem is not None:
+        raise BadInput(f"Wrong input: {problem}")
+    sharded = meta["format_version"] == SHARDED_VERSION
+    try:
+        config = read_json(target / CONFIG_FILE)
+        if not isinstance(config, dict) or not isinstance(config.get("params"), dict):
+            raise ValueError("config of the wrong shape")
+        _check_wal_config(config.get("wal_config") or {})
+    except Exception as exc:
+        raise BadInput(f"Wrong input: snapshot is incomplete or damaged: {type(exc).__name__}: {exc}") from exc
+    if sharded and shard:
+        raise BadInput(
+            "Wrong input: snapshot is a collection snapshot of a sharded collection (format version 2), not a shard "
+            "snapshot: recover it with PUT /collections/{collection_name}/snapshots/recover, or take a shard snapshot"
+        )
+    if not sharded and not shard and "shard_id" in meta and needs_router(config):
+        raise BadInput(
+            f"Wrong input: snapshot is a shard snapshot of shard {meta['shard_id']} of a sharded collection: recover it "
+            "with PUT /collections/{collection_name}/shards/{shard_id}/snapshots/recover"
+        )
+    if (target / WAL_DIR).exists():
+        raise BadInput("Wrong input: snapshot is damaged: it holds a WAL directory")
+    if sharded:
+        _unpack_shards(target, config, meta)
+    else:
+        _unpack_shard(target, config)
+    (target / META_FILE).unlink()
+    fsync_tree(target)
+    return config
+
+
+def read_meta(target: Path) -> dict:
+    """The `snapshot.json` of an extracted snapshot; BadInput if it is not a pydrant
+    collection snapshot's."""
     meta_path = target / META_FILE
     if not meta_path.is_file():
         raise BadInput(f"Wrong input: not a pydrant collection snapshot: it has no {META_FILE}")
@@ -427,39 +525,91 @@ def unpack(snapshot: Path, target: Path, *, progress: Callable[[int, int], None]
         raise BadInput(f"Wrong input: not a pydrant collection snapshot: unreadable {META_FILE}: {exc}") from exc
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise BadInput(f"Wrong input: not a pydrant collection snapshot: {META_FILE} names no `{FORMAT}` format")
-    problem = version_problem(meta, FORMAT_VERSION, hint="recover it with that pydrant version or a newer one")
-    if problem is not None:
-        raise BadInput(f"Wrong input: {problem}")
+    return meta
+
+
+def _unpack_shard(directory: Path, config: dict, where: str = "") -> None:
+    """A one-shard collection directory (a version 1 snapshot's root, or one shard of a
+    version 2 one, `where` naming it in messages) checked and given a WAL holding its
+    `wal.cbor` records, as the config `config` sets the WAL up."""
     try:
-        config = read_json(target / CONFIG_FILE)
-        manifest = read_json(target / MANIFEST_FILE)
+        manifest = read_json(directory / MANIFEST_FILE)
         segment_ids = manifest["segments"]
-        if not isinstance(config, dict) or not isinstance(segment_ids, list) or not segment_ids:
-            raise ValueError("config or manifest of the wrong shape")
+        if not isinstance(segment_ids, list) or not segment_ids:
+            raise ValueError("manifest of the wrong shape")
         for segment_id in segment_ids:
-            if not isinstance(segment_id, str) or not (target / SEGMENTS_DIR / segment_id).is_dir():
+            if not isinstance(segment_id, str) or not (directory / SEGMENTS_DIR / segment_id).is_dir():
                 raise ValueError(f"segment {segment_id!r} listed in the manifest is missing")
-        _check_wal_config(config.get("wal_config") or {})
-        records = codec.decode((target / WAL_RECORDS_FILE).read_bytes())
+        records = codec.decode((directory / WAL_RECORDS_FILE).read_bytes())
         if not isinstance(records, list):
             raise ValueError("WAL records are not a list")
-    except BadInput:
-        raise
     except Exception as exc:
-        raise BadInput(f"Wrong input: snapshot is incomplete or damaged: {type(exc).__name__}: {exc}") from exc
-    if (target / WAL_DIR).exists():
-        raise BadInput("Wrong input: snapshot is damaged: it holds a WAL directory")
-    wal = _open_wal(target, config)
+        raise BadInput(f"Wrong input: snapshot is incomplete or damaged{where}: {type(exc).__name__}: {exc}") from exc
+    if (directory / WAL_DIR).exists():
+        raise BadInput(f"Wrong input: snapshot is damaged{where}: it holds a WAL directory")
+    wal = _open_wal(directory, config)
     try:
         wal.append_many((int(n), op) for n, op in records)
-    except ValueError as exc:
-        raise BadInput(f"Wrong input: snapshot is damaged: its WAL records: {exc}") from exc
+    except (ValueError, TypeError) as exc:
+        raise BadInput(f"Wrong input: snapshot is damaged{where}: its WAL records: {exc}") from exc
     finally:
         wal.close()
-    (target / META_FILE).unlink()
-    (target / WAL_RECORDS_FILE).unlink()
-    fsync_tree(target)
-    return config
+    (directory / WAL_RECORDS_FILE).unlink()
+
+
+def _unpack_shards(target: Path, config: dict, meta: dict) -> None:
+    """A version 2 snapshot: the layout (`shards.json`) checked against `snapshot.json` and
+    the shard directories, then every shard unpacked as a version 1 root is. Each shard's
+    `config.json` is the collection's (as `ShardedCollection.load` keeps it)."""
+    try:
+        layout = read_json(target / SHARDS_FILE)
+    except Exception as exc:
+        raise BadInput(f"Wrong input: snapshot is incomplete or damaged: {SHARDS_FILE}: {type(exc).__name__}: {exc}") from exc
+    ids = _check_layout(layout, config)
+    listed = meta.get("shards")
+    if not isinstance(listed, list) or [s.get("id") if isinstance(s, dict) else None for s in listed] != ids:
+        raise BadInput(f"Wrong input: snapshot is damaged: {META_FILE} and {SHARDS_FILE} list different shards")
+    shards_dir = target / LAYOUT_SHARDS_DIR
+    present = sorted(p.name for p in shards_dir.iterdir()) if shards_dir.is_dir() else []
+    unlisted = sorted(set(present) - {str(i) for i in ids})
+    if unlisted:
+        raise BadInput(f"Wrong input: snapshot is damaged: shards/{unlisted[0]} is not in its {SHARDS_FILE}")
+    for shard_id in ids:
+        directory = shards_dir / str(shard_id)
+        if not directory.is_dir():
+            raise BadInput(f"Wrong input: snapshot is incomplete: shard {shard_id} listed in {SHARDS_FILE} is missing")
+        write_json_atomic(directory / CONFIG_FILE, config)
+        _unpack_shard(directory, config, f" (shard {shard_id})")
+    if not shards_dir.is_dir():
+        shards_dir.mkdir()
+
+
+def _check_layout(layout, config: dict) -> list[int]:
+    """The shard ids of a snapshot's `shards.json`, checked as `ShardedCollection.load`
+    needs them and against the config's sharding method."""
+    def damaged(why: str) -> BadInput:
+        return BadInput(f"Wrong input: snapshot is damaged: its {SHARDS_FILE}: {why}")
+
+    if not isinstance(layout, dict) or layout.get("format") != LAYOUT_FORMAT:
+        raise damaged(f"not a shard layout of format {LAYOUT_FORMAT}")
+    method = layout.get("sharding_method")
+    if method not in ("auto", "custom") or method != (config["params"].get("sharding_method") or "auto"):
+        raise damaged(f"sharding method {method!r} is not the config's")
+    shards = layout.get("shards")
+    if not isinstance(shards, list) or len(shards) > MAX_SHARDS:
+        raise damaged(f"`shards` must be a list of at most {MAX_SHARDS}")
+    ids: list[int] = []
+    for shard in shards:
+        shard_id = shard.get("id") if isinstance(shard, dict) else None
+        key = shard.get("key") if isinstance(shard, dict) else None
+        if not isinstance(shard_id, int) or isinstance(shard_id, bool) or not 0 <= shard_id < 1 << 32 or shard_id in ids:
+            raise damaged(f"invalid or repeated shard id {shard_id!r}")
+        if isinstance(key, bool) or not (key is None or isinstance(key, (str, int))) or (key is None) != (method == "auto"):
+            raise damaged(f"shard {shard_id}: invalid shard key {key!r} for {method} sharding")
+        ids.append(shard_id)
+    if method == "auto" and not ids:
+        raise damaged("an auto-sharded collection has no shards")
+    return ids
 
 
 def version_problem(meta: dict, maximum: int, *, what: str = "snapshot", reader: str = "this server",
@@ -488,13 +638,35 @@ def _check_wal_config(wal_config: dict) -> None:
 
 
 def validate_loadable(target: Path) -> None:
-    """Open the unpacked collection once and close it: a snapshot whose segments cannot
-    be opened is refused before it replaces anything."""
+    """Open the unpacked collection once (every shard of a sharded one) and close it: a
+    snapshot whose segments cannot be opened is refused before it replaces anything."""
     try:
-        collection = Collection.load(target)
+        collection = open_collection(target)
     except Exception as exc:
         raise BadInput(f"Wrong input: snapshot cannot be loaded: {type(exc).__name__}: {exc}") from exc
     try:
         collection._close_files()
     except Exception as exc:
         raise ServiceError(f"Service internal error: closing the recovered collection failed: {exc}") from exc
+
+
+def check_compatible(existing: dict, snapshot: dict) -> None:
+    """Qdrant's checks before a collection snapshot replaces an existing collection
+    (`_do_recover_from_snapshot`): the same vectors, the same `shard_number`, and the same
+    sharding method (`CollectionParams::check_compatible`: "not changeable"). Everything
+    else comes from the snapshot: its config wins."""
+    ours, theirs = existing.get("params", {}), snapshot.get("params", {})
+    prefix = "Wrong input: Snapshot is not compatible with existing collection"
+    if ours.get("vectors") != theirs.get("vectors"):
+        raise BadInput(f"{prefix}: Collection vectors: {ours.get('vectors')} Snapshot Vectors: {theirs.get('vectors')}")
+    if (ours.get("shard_number") or 1) != (theirs.get("shard_number") or 1):
+        raise BadInput(
+            f"{prefix}: Collection shard number: {ours.get('shard_number') or 1} "
+            f"Snapshot shard number: {theirs.get('shard_number') or 1}"
+        )
+    method, other = ours.get("sharding_method") or "auto", theirs.get("sharding_method") or "auto"
+    if method != other:
+        raise BadInput(
+            f"{prefix}: sharding method is incompatible: origin sharding method: {method.capitalize()}, "
+            f"while other sharding method: {other.capitalize()}"
+        )

@@ -10,13 +10,15 @@ beside it, holding Qdrant's layout plus pydrant's format marker:
                    "skipped": {collection: why}} (collections that failed to load)
   config.json     Qdrant's SnapshotConfig: {"collections_mapping": {collection: file},
                    "collections_aliases": {alias: collection}}
-  <file>          one collection snapshot per collection (collection/snapshots.py)
+  <file>          one collection snapshot per collection (collection/snapshots.py): format
+                  version 1 for a one-shard collection, 2 for a sharded one
 
 Taking one: under the table of content's meta lock (no collection created, deleted or
 replaced, no alias changed meanwhile) every collection's cut is taken in turn, as a
 collection snapshot takes it (one flush and hard links under that collection's apply
-lock), and the aliases are read. Each collection is consistent in itself; the set of
-collections and aliases is the one of that moment. With no lock held, each cut is tarred
+lock; every shard's with a sharded collection's writes paused), and the aliases are
+read. Each collection is consistent in itself; the set of collections and aliases is the
+one of that moment. With no lock held, each cut is tarred
 into a collection snapshot, then these and the two JSON files into the full snapshot, which
 is written to a temporary name and renamed when complete (`snapshots.write_archive`).
 
@@ -67,18 +69,14 @@ async def create_full_snapshot(toc) -> dict:
             skipped = {name: reason for name, reason in sorted(toc.failed.items())}
             names = [c.name for c in collections]
             aliases = {a: c for a, c in sorted(toc.aliases.items()) if c in names}
-            await trio.to_thread.run_sync(_take_all, collections, staging)
+            for i, collection in enumerate(collections):
+                await snapshots.cut(collection, staging / "cuts" / str(i))
         for name in skipped:
             log.warning("full snapshot: collection %s failed to load and is left out", name)
         return await trio.to_thread.run_sync(_archive_full, staging, toc.snapshots_root, names, aliases, skipped)
     finally:
         with trio.CancelScope(shield=True):
             await trio.to_thread.run_sync(shutil.rmtree, staging, True)
-
-
-def _take_all(collections, staging: Path) -> None:
-    for i, collection in enumerate(collections):
-        snapshots.take(collection, staging / "cuts" / str(i))
 
 
 def _archive_full(staging: Path, root: Path, names: list[str], aliases: dict, skipped: dict) -> dict:

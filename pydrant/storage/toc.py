@@ -405,12 +405,14 @@ class TableOfContent:
     async def create_snapshot(self, name: str) -> dict:
         """Snapshot the collection: the cut is copied under the meta lock (so the collection
         cannot be deleted or replaced meanwhile) and the collection's apply lock (one flush
-        and hard links), then tarred with no lock held. Returns its SnapshotDescription."""
+        and hard links; for a sharded collection every shard's, with the router's writes
+        paused: format version 2), then tarred with no lock held. Returns its
+        SnapshotDescription."""
         staging = self.pending_dir / f"snapshot-{uuid.uuid4().hex}"
         try:
             async with self.meta_lock:
                 collection = self.get(name)
-                await trio.to_thread.run_sync(snapshots.take, collection, staging)
+                await snapshots.cut(collection, staging)
             return await trio.to_thread.run_sync(
                 snapshots.archive, staging, self.snapshots_root / collection.name, collection.name
             )
@@ -428,7 +430,10 @@ class TableOfContent:
         with one atomic rename exchange (`renameat2(RENAME_EXCHANGE)`; two renames where the
         file system lacks it), so a failed recovery changes nothing and a crash leaves the
         old collection or the new one (whatever is in `pending/` is removed at start).
-        Aliases of the collection are kept."""
+        Aliases of the collection are kept. Either layout replaces either (a sharded
+        collection's snapshot is format version 2), as long as Qdrant's compatibility
+        checks pass (`snapshots.check_compatible`: vectors, shard number, sharding method);
+        the snapshot's config, shards and shard keys win."""
         validate_name(name)
         if name not in self.collections and name in self.aliases:
             name = self.aliases[name]  # as Qdrant: an alias recovers the collection it names
@@ -436,13 +441,13 @@ class TableOfContent:
         try:
             config = await trio.to_thread.run_sync(snapshots.unpack, snapshot_file, staging)
             existing = self.collections.get(name)
-            if existing is not None and existing.config.get("params", {}).get("vectors") != config.get("params", {}).get("vectors"):
-                raise BadInput(
-                    "Wrong input: Snapshot is not compatible with existing collection: Collection vectors: "
-                    f"{existing.config.get('params', {}).get('vectors')} Snapshot Vectors: {config.get('params', {}).get('vectors')}"
-                )
+            if existing is not None:
+                snapshots.check_compatible(existing.config, config)
             await trio.to_thread.run_sync(snapshots.validate_loadable, staging)
             async with self.meta_lock:
+                existing = self.collections.get(name)  # it may have been replaced meanwhile
+                if existing is not None:
+                    snapshots.check_compatible(existing.config, config)
                 await self.swap_in(name, staging)
         finally:
             with trio.CancelScope(shield=True):
