@@ -42,33 +42,33 @@ COVERAGE: dict[str, tuple[str, str]] = {
     "get_collections_aliases": (DONE, ""),
     # Points (issue 3)
     "get_point": (DONE, ""),
-    "get_points": (DONE, "with_payload true/false/list/include/exclude, with_vector true/false/names"),
-    "upsert_points": (DONE, "list and batch forms, named/sparse/multi vectors, update_filter"),
-    "delete_points": (DONE, "by ids or by filter"),
-    "update_vectors": (DONE, ""),
-    "delete_vectors": (DONE, "by ids or by filter"),
-    "set_payload": (DONE, "with `key` for nested paths; by ids or by filter"),
-    "overwrite_payload": (DONE, ""),
-    "delete_payload": (DONE, ""),
-    "clear_payload": (DONE, ""),
-    "batch_update": (DONE, "one WAL record per operation; a bad operation rejects the whole batch"),
-    "scroll_points": (DONE, "by id with offset, or `order_by` over range indexes with start_from"),
-    "count_points": (DONE, "approximate counts are exact"),
-    "facet": (DONE, "keyword/integer/bool/uuid indexes, filter, limit; counts always exact"),
+    "get_points": (DONE, "with_payload true/false/list/include/exclude, with_vector true/false/names; shard_key"),
+    "upsert_points": (DONE, "list and batch forms, named/sparse/multi vectors, update_filter, shard_key (one key or a list: the point goes to each key's shards)"),
+    "delete_points": (DONE, "by ids or by filter; shard_key"),
+    "update_vectors": (DONE, "shard_key"),
+    "delete_vectors": (DONE, "by ids or by filter; shard_key"),
+    "set_payload": (DONE, "with `key` for nested paths; by ids or by filter; shard_key"),
+    "overwrite_payload": (DONE, "shard_key"),
+    "delete_payload": (DONE, "shard_key"),
+    "clear_payload": (DONE, "shard_key"),
+    "batch_update": (DONE, "one WAL record per operation; a bad operation rejects the whole batch, except a shard key a sharded collection lacks (see below); each operation's own shard_key"),
+    "scroll_points": (DONE, "by id with offset, or `order_by` over range indexes with start_from; shard_key"),
+    "count_points": (DONE, "approximate counts are exact; shard_key"),
+    "facet": (DONE, "keyword/integer/bool/uuid indexes, filter, limit; counts always exact; shard_key"),
     # Search family (issue 5; graph search and quantization: issue 6)
-    "search_points": (DONE, "all vector forms, filter, params (hnsw_ef, exact, quantization, indexed_only), offset, score_threshold, with_payload/with_vector"),
-    "search_batch_points": (DONE, "searches on one vector and filter share one matrix product"),
-    "search_point_groups": (DONE, "group_by keyword/integer (arrays join each group), group_size, with_lookup"),
-    "search_matrix_pairs": (DONE, "random sample among matching points having the vector"),
-    "search_matrix_offsets": (DONE, ""),
-    "recommend_points": (DONE, "average_vector, best_score, sum_scores; ids or vectors; lookup_from; examples excluded"),
-    "recommend_batch_points": (DONE, ""),
-    "recommend_point_groups": (DONE, ""),
-    "discover_points": (DONE, "target + context pairs, or context only"),
-    "discover_batch_points": (DONE, ""),
-    "query_points": (DONE, "every query variant incl. fusion rrf/dbsf, rrf k, formula, MMR, order_by, sample; nested prefetch; server-side inference for qdrant/bm25 Documents only (other models: 400)"),
-    "query_batch_points": (DONE, ""),
-    "query_points_groups": (DONE, ""),
+    "search_points": (DONE, "all vector forms, filter, params (hnsw_ef, exact, quantization, indexed_only), offset, score_threshold, with_payload/with_vector, shard_key"),
+    "search_batch_points": (DONE, "searches on one vector and filter share one matrix product; each search's shard_key (searches of one key run together, answers in order)"),
+    "search_point_groups": (DONE, "group_by keyword/integer (arrays join each group), group_size, with_lookup, shard_key"),
+    "search_matrix_pairs": (DONE, "random sample among matching points having the vector; shard_key"),
+    "search_matrix_offsets": (DONE, "shard_key"),
+    "recommend_points": (DONE, "average_vector, best_score, sum_scores; ids or vectors; lookup_from (with its shard_key); examples excluded; shard_key"),
+    "recommend_batch_points": (DONE, "each request's shard_key"),
+    "recommend_point_groups": (DONE, "shard_key"),
+    "discover_points": (DONE, "target + context pairs, or context only; lookup_from (with its shard_key); shard_key"),
+    "discover_batch_points": (DONE, "each request's shard_key"),
+    "query_points": (DONE, "every query variant incl. fusion rrf/dbsf, rrf k, formula, MMR, order_by, sample; nested prefetch; server-side inference for qdrant/bm25 Documents only (other models: 400); shard_key, lookup_from.shard_key"),
+    "query_batch_points": (DONE, "each request's shard_key"),
+    "query_points_groups": (DONE, "shard_key"),
     # Collection snapshots (issue 15, first slice: docs/snapshots.md)
     "create_snapshot": (DONE, "a tar of a consistent cut (flushed under the apply lock, RocksDB checkpoints and hard-linked index files), sha256 `.checksum` beside it, written to a temporary name and renamed; `wait=false` answers 202 accepted"),
     "list_snapshots": (DONE, ""),
@@ -160,6 +160,14 @@ DIFFERENCES: list[str] = [
     "`--snapshot`). Snapshot files are pydrant's own format: Qdrant's snapshots are refused (400).",
     "**Telemetry and metrics:** one node, no gRPC; memory figures are approximated from "
     "`/proc/self/status`, hardware counters are not measured (docs/observability.md).",
+    "**Shard keys** (`shard_key` of every point read and write): a key the collection lacks is "
+    "400 as in Qdrant, but found at another step. A write's points and filters are checked "
+    "before its key (Qdrant routes first); scroll, count, facet and retrieve check the key before "
+    "strict mode (Qdrant after it); the search family checks it before looking up example ids "
+    "(Qdrant after). On a sharded collection a `POST /points/batch` operation naming a key the "
+    "collection lacks is refused when its turn comes, and the operations before it stay applied "
+    "(as Qdrant applies a batch one operation at a time); a one-shard collection refuses the "
+    "whole batch first. A malformed key is a 400 format error in pydantic's words, not serde's.",
 ]
 
 
