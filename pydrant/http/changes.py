@@ -224,14 +224,23 @@ def _pending(router: ShardedCollection, cursor: dict[int, int]) -> dict[int, int
     return pending
 
 
+def _router(name: str) -> ShardedCollection:
+    """The sharded collection `name`, looked up again (it may be deleted, or replaced by a
+    one-shard collection of that name, while a long-poll waits)."""
+    collection = toc().get(name)
+    if not isinstance(collection, ShardedCollection):
+        raise BadInput(f"Bad request: collection `{name}` is no longer sharded: its feed takes an op_num as `since`")
+    return collection
+
+
 async def _merged_feed(name: str, cursor: dict[int, int], limit: int, timeout: int):
     """Up to `limit` operations of every shard after the cursor, ordered by commit time
     (each shard's in op_num order), and the cursor after them."""
-    pending = _pending(toc().get(name), cursor)
+    pending = _pending(_router(name), cursor)
     if not pending:
-        pending = await _wait(lambda: _pending(toc().get(name), cursor) or None, timeout,
-                              lambda: _pending(toc().get(name), cursor))
-    router = toc().get(name)
+        pending = await _wait(lambda: _pending(_router(name), cursor) or None, timeout,
+                              lambda: _pending(_router(name), cursor))
+    router = _router(name)
     directories = {shard_id: router.shards[shard_id].wal.directory for shard_id in pending if shard_id in router.shards}
     tails = await off_loop(_read_shards, directories, cursor, limit, pending)
     for shard_id, tail in sorted(tails.items()):
