@@ -165,14 +165,17 @@ def _add_restore_command(commands) -> None:
     )
     restore.add_argument("--snapshot", metavar="FILE", required=True, help="a collection snapshot file")
     restore.add_argument(
-        "--until", metavar="OP_NUM|TIME", required=True,
-        help="an op_num (42), an ISO-8601 time (2026-12-03T14:05:07Z; no zone: UTC) or ms since the epoch (1764770400042ms)",
+        "--until", metavar="OP_NUM|TIME|CURSOR", required=True,
+        help="an op_num (42), an ISO-8601 time (2026-12-03T14:05:07Z; no zone: UTC), ms since the epoch (1764770400042ms) "
+        "or, for a sharded collection, one op_num per shard as the change feed's cursor gives them (0:12,1:40,2:7); "
+        "a sharded collection takes a time or a cursor, not one op_num",
     )
     restore.add_argument("--into", metavar="STORAGE_DIR", required=True, help="the server's storage.storage_path")
     restore.add_argument(
         "--wal", metavar="WAL_DIR",
         help="the collection's retained WAL: <storage>/collections/<name>/wal of the source server (running or "
-        "stopped; only read) or a copy; without it only the snapshot's own records are replayed",
+        "stopped; only read) or a copy; for a sharded collection its directory <storage>/collections/<name> (each "
+        "shard's shards/<id>/wal); without it only the snapshot's own records are replayed",
     )
     restore.add_argument("--name", help="name of the new collection (default: the snapshot's)")
     restore.add_argument("--progress", action="store_true", help="show progress on stderr even when it is not a terminal")
@@ -256,7 +259,7 @@ def run_restore(options: argparse.Namespace) -> int:
         return EXIT_FAILURE
 
     snapshot, storage = Path(options.snapshot), Path(options.into)
-    wal = Path(options.wal) if options.wal else None
+    wal: Path | pit.ShardLogs | None = Path(options.wal) if options.wal else None
     if not snapshot.is_file():
         return problem(f"{snapshot}: no such file")
     if not storage.is_dir():
@@ -265,6 +268,8 @@ def run_restore(options: argparse.Namespace) -> int:
     progress = ReplayProgress(sys.stderr, always=options.progress)
     try:
         until = pit.parse_until(options.until)
+        if isinstance(wal, Path) and wal.is_dir():
+            wal = pit.shard_logs(wal) or wal  # a sharded collection's directory: its shards' WALs
         name = options.name or pit.read_head(snapshot).collection
         if not name:
             return problem("the snapshot names no collection: pass --name")
@@ -290,6 +295,16 @@ def run_restore(options: argparse.Namespace) -> int:
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     when = f", committed at {pit.format_ms(summary['timestamp'])}" if summary["timestamp"] is not None else ""
+    if "shards" in summary:
+        shards = "; ".join(
+            f"shard {shard['shard_id']}: cut at {shard['snapshot_op_num']}, {shard['replayed']} replayed, up to "
+            f"operation {shard['op_num']}" for shard in summary["shards"]
+        )
+        print(
+            f"restored collection `{name}` into {final}: {len(summary['shards'])} shards, {summary['replayed']} "
+            f"operations replayed, the last{when} ({shards}); {summary['points']} points"
+        )
+        return EXIT_OK
     print(
         f"restored collection `{name}` into {final}: snapshot cut at operation {summary['snapshot_op_num']}, "
         f"{summary['replayed']} operations replayed, up to operation {summary['op_num']}{when}; {summary['points']} points"
