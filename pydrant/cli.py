@@ -8,7 +8,8 @@
     pydrant snapshot inspect FILE [--json] [--checksum HEX] [--progress]
     pydrant snapshot verify FILE [--checksum HEX] [--progress]
     pydrant snapshot restore FILE --into STORAGE_DIR [--name NAME] [--force] [--checksum HEX] [--progress]
-    pydrant restore --snapshot FILE --until OP_NUM|TIME --into STORAGE_DIR [--wal WAL_DIR] [--name NAME] [--progress]
+    pydrant restore --snapshot FILE --until OP_NUM|TIME|CURSOR --into STORAGE_DIR [--wal WAL_DIR|COLLECTION_DIR]
+                    [--name NAME] [--progress]
     pydrant version
 
 `serve` and `config` read settings as pydrant.config describes (defaults <- YAML file <-
@@ -18,8 +19,10 @@ own `--help` is the authority on its options. The `snapshot` commands work offli
 snapshot file (pydrant/snapshot_tools.py, docs/snapshots.md "Tools"): exit status 0 when
 all is well, 1 with one line per problem. `restore` is a point-in-time restore
 (collection/point_in_time.py, docs/point-in-time.md): a snapshot plus the retained WAL,
-replayed up to an operation or a time, into the storage directory of a stopped server;
-exit status 1 with one `problem:` line when the log does not cover the range.
+replayed up to an operation or a time (a sharded collection: a time, or one operation per
+shard, CURSOR `0:12,1:40`, from its collection directory's shard WALs), into the storage
+directory of a stopped server; exit status 1 with one `problem:` line when the log does not
+cover the range.
 """
 
 from __future__ import annotations
@@ -172,7 +175,7 @@ def _add_restore_command(commands) -> None:
     )
     restore.add_argument("--into", metavar="STORAGE_DIR", required=True, help="the server's storage.storage_path")
     restore.add_argument(
-        "--wal", metavar="WAL_DIR",
+        "--wal", metavar="WAL_DIR|COLLECTION_DIR",
         help="the collection's retained WAL: <storage>/collections/<name>/wal of the source server (running or "
         "stopped; only read) or a copy; for a sharded collection its directory <storage>/collections/<name> (each "
         "shard's shards/<id>/wal); without it only the snapshot's own records are replayed",
