@@ -164,10 +164,10 @@ DIFFERENCES: list[str] = [
     "400 as in Qdrant, but found at another step. A write's points and filters are checked "
     "before its key (Qdrant routes first); scroll, count, facet and retrieve check the key before "
     "strict mode (Qdrant after it); the search family checks it before looking up example ids "
-    "(Qdrant after). On a sharded collection a `POST /points/batch` operation naming a key the "
-    "collection lacks is refused when its turn comes, and the operations before it stay applied "
-    "(as Qdrant applies a batch one operation at a time); a one-shard collection refuses the "
-    "whole batch first. A malformed key is a 400 format error in pydantic's words, not serde's.",
+    "(Qdrant after). A `POST /points/batch` naming a key the collection lacks is refused whole, "
+    "before any of its operations is applied (Qdrant applies a batch one operation at a time and "
+    "keeps the ones before the bad key). A malformed key is a 400 format error in pydantic's "
+    "words, not serde's.",
 ]
 
 

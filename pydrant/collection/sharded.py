@@ -297,6 +297,11 @@ class ShardedCollection:
         whole collection), then each operation's parts queued to their shards together;
         `(largest part's op_num, status)` of each."""
         selectors = [take_shard_key(operation) for operation in operations]
+        # Every operation's shard keys are checked before any is queued, so a bad key in a
+        # batch writes nothing (as a bad operation in a one-shard batch writes nothing).
+        for operation, selector in zip(operations, selectors):
+            if operation["type"] not in INDEX_OPERATIONS:
+                self._write_targets(selector)
         await check_strict_writes(self, operations)
         flag_ids_must_exist(operations)
         return [await self._submit_one(op, selector, wait) for op, selector in zip(operations, selectors)]
