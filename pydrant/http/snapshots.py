@@ -4,8 +4,9 @@
   an http(s) URL), upload (collection/snapshots.py, storage/toc.py).
 - Full snapshots, `/snapshots`: every collection and the aliases in one tar
   (storage/full_snapshots.py).
-- Shard snapshots, `/collections/{name}/shards/{shard_id}/snapshots`: shard 0 is the
-  collection's data; any other shard is Qdrant's 404 (storage/shard_snapshots.py).
+- Shard snapshots, `/collections/{name}/shards/{shard_id}/snapshots`: every shard the
+  collection has (shard 0 of a one-shard collection, each shard of a sharded one); any
+  other id is Qdrant's 404 (storage/shard_snapshots.py).
 
 `wait` defaults to true here, as in Qdrant; `wait=false` answers 202 `"status": "accepted"`
 and runs the work in the storage nursery (its errors are logged).
