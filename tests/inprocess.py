@@ -7,6 +7,9 @@ from __future__ import annotations
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import trio
+
+from pydrant.collection.sharded import initialise_collection, open_collection
 from pydrant.config import load_settings
 from pydrant.http.app import create_app
 
@@ -20,3 +23,19 @@ async def running_app(tmp_path: Path, overrides: dict | None = None):
     app = create_app(settings)
     async with app.test_app() as test_app:
         yield test_app.test_client()
+
+
+@asynccontextmanager
+async def running_collection(path: Path, config: dict | None = None):
+    """The collection at `path` (made first with `config` when given; one shard or
+    sharded as the config says), its tasks running; closed at the end."""
+    if config is not None:
+        initialise_collection(path, path.name, config)
+    collection = await trio.to_thread.run_sync(open_collection, path)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(collection.run)
+        try:
+            yield collection
+        finally:
+            await collection.close()
+            nursery.cancel_scope.cancel()

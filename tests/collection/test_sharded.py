@@ -4,11 +4,9 @@ route and select, and everything survives a close and a load."""
 
 from __future__ import annotations
 
-from contextlib import asynccontextmanager
 
 import numpy as np
 import pytest
-import trio
 
 from pydrant.collection.collection import Collection
 from pydrant.collection.config import CollectionDefaults, build_config, vector_schema
@@ -17,6 +15,7 @@ from pydrant.collection.payload_index import create_index_operation
 from pydrant.collection.points import prepare_upsert
 from pydrant.collection.sharded import ShardedCollection, initialise_collection, is_sharded, open_collection
 from pydrant.errors import BadInput
+from inprocess import running_collection as running
 
 N = 60
 
@@ -35,16 +34,6 @@ def _upsert(ids, shard_key=None) -> dict:
     return operation
 
 
-@asynccontextmanager
-async def running(path):
-    collection = await trio.to_thread.run_sync(open_collection, path)
-    async with trio.open_nursery() as nursery:
-        await nursery.start(collection.run)
-        try:
-            yield collection
-        finally:
-            await collection.close()
-            nursery.cancel_scope.cancel()
 
 
 def test_layout_follows_the_config(tmp_path):

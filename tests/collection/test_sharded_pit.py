@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import shutil
 import time
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -26,6 +25,7 @@ from pydrant.collection.hash_ring import HashRing
 from pydrant.collection.points import prepare_upsert
 from pydrant.collection.sharded import initialise_collection, open_collection
 from pydrant.errors import BadInput
+from inprocess import running_collection as running
 
 RING = HashRing([0, 1, 2])
 
@@ -41,16 +41,6 @@ def _upsert(ids, tag: int, dim: int = 4) -> dict:
     })
 
 
-@asynccontextmanager
-async def running(path: Path):
-    collection = await trio.to_thread.run_sync(open_collection, path)
-    async with trio.open_nursery() as nursery:
-        await nursery.start(collection.run)
-        try:
-            yield collection
-        finally:
-            await collection.close()
-            nursery.cancel_scope.cancel()
 
 
 async def _snapshot(collection, directory: Path) -> Path:

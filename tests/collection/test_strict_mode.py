@@ -6,12 +6,10 @@ write is refused."""
 from __future__ import annotations
 
 import re
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import numpy as np
 import pytest
-import trio
 
 from pydrant.collection import strict
 from pydrant.collection.collection import Collection
@@ -19,6 +17,7 @@ from pydrant.collection.config import CollectionDefaults, apply_update, build_co
 from pydrant.collection.payload_index import PayloadIndexTable, create_index_operation
 from pydrant.collection.points import prepare_update_vectors, prepare_upsert
 from pydrant.errors import BadInput, RateLimited
+from inprocess import running_collection as running
 
 DIM = 4
 
@@ -38,17 +37,6 @@ def on(**fields) -> dict:
     return {"enabled": True, **fields}
 
 
-@asynccontextmanager
-async def running(path: Path, config: dict):
-    Collection.initialise(path, path.name, config)
-    collection = await trio.to_thread.run_sync(Collection.load, path)
-    async with trio.open_nursery() as nursery:
-        await nursery.start(collection.run)
-        try:
-            yield collection
-        finally:
-            await collection.close()
-            nursery.cancel_scope.cancel()
 
 
 def points(ids, payload=None, dim=DIM) -> dict:
