@@ -218,6 +218,13 @@ def test_custom_sharding_with_shard_keys_on_a_cluster_of_one(cluster_server):
     hits = client.query_points("tenants", query=eu[3].tolist(), limit=1, shard_key_selector="eu",
                                search_params=models.SearchParams(exact=True)).points
     assert hits[0].id == int(np.argmax(eu @ eu[3])) and hits[0].shard_key == "eu"
+    # across keys: a list of keys, or none (every shard)
+    probe = (eu[5] + other[5]).tolist()
+    both = client.query_points("tenants", query=probe, limit=65, shard_key_selector=["eu", 7],
+                               search_params=models.SearchParams(exact=True)).points
+    assert len(both) == 65 and {h.shard_key for h in both} == {"eu", 7}
+    everywhere = client.query_points("tenants", query=probe, limit=65, search_params=models.SearchParams(exact=True))
+    assert [(h.id, h.shard_key) for h in everywhere.points] == [(h.id, h.shard_key) for h in both]
     records, _ = client.scroll("tenants", limit=100, shard_key_selector="eu")
     assert len(records) == 40 and {r.shard_key for r in records} == {"eu"}
     assert _error(lambda: client.count("tenants", shard_key_selector="us")) == (
