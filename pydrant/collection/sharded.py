@@ -525,7 +525,7 @@ class ShardedCollection:
             for shard_id in dropped:
                 await trio.to_thread.run_sync(shutil.rmtree, self.path / SHARDS_DIR / str(shard_id), True)
 
-    # -- snapshots (H1: collection/snapshots.py, storage/shard_snapshots.py) ---------------
+    # -- snapshots (collection/snapshots.py, storage/shard_snapshots.py) -------------------
     # Kept together at the end of the class: the write barrier a snapshot pauses, and the
     # swap of one shard's directory for a recovered one.
 
