@@ -51,6 +51,15 @@ candidate is worse than all of them (hnswlib's filtered search). The candidate h
 max(2048, 4 ef) entries: beyond that the candidates already worse than the ef-th result
 are dropped (which changes nothing), and in a very selective filtered search the worst
 candidate gives way to a better one. When ef >= n the search is an exact scan.
+
+Opening saved or memory-mapped arrays (`HnswIndex.from_arrays`) copies nothing and checks
+shapes, dtypes and `meta` only; `check()` reads the arrays once more to refuse what would
+make the `nogil` kernels read out of bounds (ids out of range, a -1 among the listed
+neighbours of any level, counts above the capacity, levels and `upper_slot` that disagree).
+It works in blocks of `CHECK_BLOCK_BYTES`, so its temporaries are a few MB for any graph
+(one pass over a whole 10M-node graph would need ~1 GB of masks), and `check_steps()`
+yields between blocks so that a background verifier can throttle or cancel it (issue 17:
+immutable segments open without it and verify in the background).
 """
 
 from __future__ import annotations
@@ -58,6 +67,7 @@ from __future__ import annotations
 import math
 import os
 import threading
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 
 import numba
@@ -77,6 +87,9 @@ _CAND_CAP = 2048  # candidate heap capacity of a search (see _search_layer)
 _BATCH_DIVISOR = 8
 _MAX_BATCH = 512
 _META_FIELDS = ("n", "dim", "distance", "m", "ef_construct", "entry", "max_level", "seed")
+# Graph bytes `HnswIndex.check` reads per block: its temporaries (bool masks of the block)
+# stay a small multiple of this, whatever the graph's size.
+CHECK_BLOCK_BYTES = 4 << 20
 
 _jit = numba.njit(nogil=True, cache=True)
 _jit_math = numba.njit(nogil=True, cache=True, fastmath=_FASTMATH)
@@ -720,8 +733,11 @@ class HnswIndex:
     ARRAY_NAMES = ("levels", "links0", "counts0", "upper_slot", "upper_links", "upper_counts",
                    "meta")
 
-    def __init__(self, vectors: np.ndarray, arrays: dict[str, np.ndarray], check: bool = True):
-        info = dict(zip(_META_FIELDS, (int(x) for x in arrays["meta"])))
+    def __init__(self, vectors: np.ndarray, arrays: Mapping[str, np.ndarray], check: bool = True):
+        missing = [name for name in self.ARRAY_NAMES if name not in arrays]
+        if missing:
+            raise ValueError(f"graph arrays missing: {', '.join(missing)}")
+        info = dict(zip(_META_FIELDS, _read_meta(arrays["meta"])))
         vectors = _as_matrix(vectors)
         n, dim, m = info["n"], info["dim"], info["m"]
         if vectors.shape[0] != n or (n and vectors.shape[1] != dim):
@@ -749,7 +765,7 @@ class HnswIndex:
     def _check_layout(self) -> None:
         """Shapes and dtypes, which the kernels rely on (cheap: touches no data)."""
         a, n, m = self._arrays, self.n, self.m
-        n_upper = a["upper_links"].shape[0]
+        n_upper = a["upper_links"].shape[0] if np.ndim(a["upper_links"]) == 3 else -1
         expected = {
             "levels": (n,), "links0": (n, 2 * m), "counts0": (n,), "upper_slot": (n,),
             "upper_links": (n_upper, self.max_level if n else 0, m),
@@ -764,27 +780,40 @@ class HnswIndex:
             raise ValueError("graph entry point out of range")
 
     def check(self) -> None:
-        """Every stored id in range (vectorised; reads all the graph arrays once). A corrupt
-        graph would otherwise make the kernels read out of bounds."""
-        a, n = self._arrays, self.n
+        """Every stored id in range, every level and count consistent: what a corrupt graph
+        (bit rot in a mapped file) would otherwise turn into out-of-bounds reads in the
+        `nogil` kernels. Raises ValueError naming the array and the rows. Reads every graph
+        array once, in blocks: the temporaries stay under ~3 x `CHECK_BLOCK_BYTES` (a few
+        MB) whatever the graph's size (they were ~110 MB for 1M nodes before, ~1 GB at 10M,
+        when the used-neighbour mask and its gather covered the whole of links0)."""
+        for _ in self.check_steps():
+            pass
+
+    def check_steps(self, block_bytes: int = CHECK_BLOCK_BYTES) -> Iterator[int]:
+        """`check()` one block at a time: after each block of about `block_bytes` of graph
+        arrays, yields how many bytes have been checked so far (ending at `nbytes` minus
+        `meta`). A background verifier can sleep between steps (throttle) or stop iterating
+        (cancel); a corrupt block raises ValueError when it is reached."""
+        a, n, m, max_level = self._arrays, self.n, self.m, self.max_level
         if not n:
             return
+        if int(a["levels"][self.entry]) != max_level:
+            raise ValueError("corrupt HNSW graph: the entry point is not on the top level")
         n_upper = a["upper_links"].shape[0]
-        ok = (a["counts0"].min() >= 0 and a["counts0"].max() <= 2 * self.m
-              and a["links0"].min() >= -1 and a["links0"].max() < n
-              and a["upper_slot"].min() >= -1 and a["upper_slot"].max() < n_upper
-              and a["levels"].min() >= 0 and a["levels"].max() == self.max_level
-              and a["levels"][self.entry] == self.max_level)
-        if ok and n_upper:
-            ok = (a["upper_links"].min() >= -1 and a["upper_links"].max() < n
-                  and a["upper_counts"].min() >= 0 and a["upper_counts"].max() <= self.m
-                  and bool(((a["upper_slot"] >= 0) == (a["levels"] > 0)).all()))
-        if ok:  # the listed neighbours (not the -1 padding) are all valid ids
-            counts = a["counts0"]
-            used = np.arange(2 * self.m)[None, :] < counts[:, None]
-            ok = bool((a["links0"][used] >= 0).all())
-        if not ok:
-            raise ValueError("corrupt HNSW graph arrays")
+        done = 0
+        # level 0: levels, counts0, links0 and upper_slot of each block of nodes
+        node_bytes = 4 * (2 * m + 3)
+        for lo, hi in _blocks(n, max(1, block_bytes // node_bytes)):
+            _check_node_block(a, lo, hi, n, m, max_level, n_upper)
+            done += (hi - lo) * node_bytes
+            yield done
+        # levels 1..max_level: upper_links and upper_counts of each block of upper rows
+        row_bytes = 4 * max_level * (m + 1)
+        if n_upper and max_level:
+            for lo, hi in _blocks(n_upper, max(1, block_bytes // row_bytes)):
+                _check_upper_block(a, lo, hi, n, m)
+                done += (hi - lo) * row_bytes
+                yield done
 
     # -- construction
 
@@ -808,10 +837,13 @@ class HnswIndex:
         return cls(vectors, arrays, check=False)
 
     @classmethod
-    def from_arrays(cls, arrays: dict[str, np.ndarray], vectors: np.ndarray,
+    def from_arrays(cls, arrays: Mapping[str, np.ndarray], vectors: np.ndarray,
                     check: bool = True) -> HnswIndex:
-        """An index over saved (or memory-mapped) arrays and the vectors it was built on.
-        check=False skips the id range check (which reads every array once)."""
+        """An index over saved (or memory-mapped) arrays and the vectors it was built on,
+        without copying either (float32 C-contiguous vectors; the arrays as `arrays()`
+        returns them, extra names ignored). Shapes, dtypes and `meta` are always checked
+        (O(1)); check=False skips `check()` (O(n), reads every array once) for a caller
+        that runs it later, e.g. in the background."""
         return cls(vectors, arrays, check=check)
 
     def arrays(self) -> dict[str, np.ndarray]:
@@ -916,6 +948,64 @@ class HnswIndex:
             return self._visited.pop()
         except IndexError:
             return np.zeros((1, self.n + 1), np.uint16)
+
+
+def _read_meta(meta: np.ndarray) -> tuple[int, ...]:
+    """The eight integers of the `meta` array (`_META_FIELDS`); ValueError when it is not
+    an integer array of that shape (a torn or foreign file)."""
+    meta = np.asarray(meta)
+    if meta.shape != (len(_META_FIELDS),) or meta.dtype.kind not in "iu":
+        raise ValueError(f"graph array meta: {meta.dtype} {meta.shape}, expected int64 "
+                         f"({len(_META_FIELDS)},)")
+    return tuple(int(x) for x in meta)
+
+
+def _blocks(total: int, size: int) -> Iterator[tuple[int, int]]:
+    """(lo, hi) ranges of at most `size` covering 0..total."""
+    for lo in range(0, total, size):
+        yield lo, min(total, lo + size)
+
+
+def _check_node_block(a: Mapping[str, np.ndarray], lo: int, hi: int, n: int, m: int,
+                      max_level: int, n_upper: int) -> None:
+    """Nodes lo..hi-1 of a graph whose shapes `_check_layout` has accepted: levels in
+    0..max_level, counts0 in 0..2m, links0 in -1..n-1 and no -1 among the first counts0
+    entries (the listed neighbours), upper_slot in -1..n_upper-1 and set exactly for the
+    nodes above level 0."""
+    def fail(what: str) -> None:
+        raise ValueError(f"corrupt HNSW graph: {what} (nodes {lo}..{hi - 1})")
+
+    levels, counts = a["levels"][lo:hi], a["counts0"][lo:hi]
+    links, upper_slot = a["links0"][lo:hi], a["upper_slot"][lo:hi]
+    if levels.min() < 0 or levels.max() > max_level:
+        fail(f"levels outside 0..{max_level}")
+    if counts.min() < 0 or counts.max() > 2 * m:
+        fail(f"counts0 outside 0..{2 * m}")
+    if links.min() < -1 or links.max() >= n:
+        fail("links0 holds ids out of range")
+    listed = np.arange(2 * m, dtype=np.int32)[None, :] < counts[:, None]
+    if (listed & (links < 0)).any():
+        fail("links0 lists -1 as a neighbour")
+    if upper_slot.min() < -1 or upper_slot.max() >= n_upper:
+        fail("upper_slot holds rows out of range")
+    if ((upper_slot >= 0) != (levels > 0)).any():
+        fail("upper_slot and levels disagree")
+
+
+def _check_upper_block(a: Mapping[str, np.ndarray], lo: int, hi: int, n: int, m: int) -> None:
+    """Upper rows lo..hi-1: upper_counts in 0..m, upper_links in -1..n-1 and no -1 among
+    the first upper_counts entries of each level."""
+    def fail(what: str) -> None:
+        raise ValueError(f"corrupt HNSW graph: {what} (upper rows {lo}..{hi - 1})")
+
+    links, counts = a["upper_links"][lo:hi], a["upper_counts"][lo:hi]
+    if counts.min() < 0 or counts.max() > m:
+        fail(f"upper_counts outside 0..{m}")
+    if links.min() < -1 or links.max() >= n:
+        fail("upper_links holds ids out of range")
+    listed = np.arange(m, dtype=np.int32)[None, None, :] < counts[:, :, None]
+    if (listed & (links < 0)).any():
+        fail("upper_links lists -1 as a neighbour")
 
 
 def _as_matrix(vectors: np.ndarray) -> np.ndarray:

@@ -305,3 +305,142 @@ def test_arguments_checked(data):
         index.search_batch(base[:3, :-1], 5)
     with pytest.raises(ValueError):
         index.search_batch(base[:3], 5, allowed=np.ones((2, 100), bool))
+
+
+# -- the structure check (check / check_steps): what a corrupt mapped file is refused for ---
+
+
+def _corruptions(index):
+    """name -> function(arrays copy) that breaks one invariant the kernels rely on, in the
+    *last* node or upper row (so a check that stops before the last block misses it)."""
+    n, m = index.n, index.m
+    g = index.arrays()
+    last_upper = g["upper_links"].shape[0] - 1
+    level0_node = int(np.flatnonzero(g["levels"] == 0)[-1])
+    upper_node = int(np.flatnonzero(g["upper_slot"] == last_upper)[0])
+
+    def setter(name, where, value):
+        def corrupt(a):
+            a[name][where] = value
+        return corrupt
+
+    return {
+        "link out of range": setter("links0", (n - 1, 0), n),
+        "link below -1": setter("links0", (n - 1, 0), -2),
+        "listed link is -1": setter("links0", (n - 1, 0), -1),
+        "count above 2m": setter("counts0", n - 1, 2 * m + 1),
+        "negative count": setter("counts0", n - 1, -1),
+        "negative level": setter("levels", level0_node, -1),
+        "level above the top": setter("levels", level0_node, index.max_level + 1),
+        "entry below the top": setter("levels", index.entry, 0),
+        "upper slot out of range": setter("upper_slot", upper_node, last_upper + 1),
+        "upper slot on level 0": setter("upper_slot", level0_node, 0),
+        "no upper slot above 0": setter("upper_slot", upper_node, -1),
+        "upper link out of range": setter("upper_links", (last_upper, 0, 0), n),
+        "listed upper link is -1": setter("upper_links", (last_upper, 0, 0), -1),
+        "upper count above m": setter("upper_counts", (last_upper, 0), m + 1),
+        "negative upper count": setter("upper_counts", (last_upper, 0), -1),
+    }
+
+
+CORRUPTIONS = ("link out of range", "link below -1", "listed link is -1", "count above 2m",
+               "negative count", "negative level", "level above the top",
+               "entry below the top", "upper slot out of range", "upper slot on level 0",
+               "no upper slot above 0", "upper link out of range", "listed upper link is -1",
+               "upper count above m", "negative upper count")
+
+
+@pytest.fixture(scope="module")
+def small_graph(data):
+    """600 points, m = 4: several levels and upper rows, built once."""
+    base, _ = _prepare(data, "Cosine")
+    base = base[:600]
+    index = HnswIndex.build(base, "Cosine", m=4, ef_construct=16, seed=3, threads=1)
+    assert index.max_level >= 2 and index.arrays()["upper_links"].shape[0] > 1
+    assert set(_corruptions(index)) == set(CORRUPTIONS)
+    return base, index
+
+
+@pytest.mark.parametrize("case", CORRUPTIONS)
+@pytest.mark.parametrize("block_bytes", [64, 1 << 20])
+def test_check_rejects_each_corruption(small_graph, case, block_bytes):
+    base, index = small_graph
+    steps = list(index.check_steps(block_bytes))  # the intact graph passes, in many blocks
+    assert len(steps) >= (20 if block_bytes == 64 else 1)
+    arrays = {name: array.copy() for name, array in index.arrays().items()}
+    _corruptions(index)[case](arrays)
+    with pytest.raises(ValueError, match="corrupt HNSW graph"):
+        HnswIndex.from_arrays(arrays, base)
+    unchecked = HnswIndex.from_arrays(arrays, base, check=False)  # shapes are fine
+    with pytest.raises(ValueError, match="corrupt HNSW graph"):
+        for _ in unchecked.check_steps(block_bytes):
+            pass
+
+
+def test_layout_refusals(data):
+    base, _ = _prepare(data, "Dot")
+    index = HnswIndex.build(base[:200], "Dot", m=4, ef_construct=16, seed=1, threads=1)
+    arrays = index.arrays()
+    bad = {
+        "missing array": {k: v for k, v in arrays.items() if k != "upper_counts"},
+        "meta too short": dict(arrays, meta=arrays["meta"][:7]),
+        "meta of floats": dict(arrays, meta=arrays["meta"].astype(np.float64)),
+        "links0 not contiguous": dict(arrays, links0=np.asfortranarray(arrays["links0"])),
+        "links0 of int64": dict(arrays, links0=arrays["links0"].astype(np.int64)),
+        "upper_links flattened": dict(arrays, upper_links=arrays["upper_links"].reshape(-1)),
+        "entry out of range": dict(arrays, meta=np.where(np.arange(8) == 5, 200, arrays["meta"])),
+    }
+    for name, broken in bad.items():
+        with pytest.raises(ValueError):
+            HnswIndex.from_arrays(broken, base[:200], check=False)
+        assert name  # every case refused without reading the graph
+    extra = dict(arrays, nodes=np.arange(200, dtype=np.int32))  # other names of a pack
+    assert HnswIndex.from_arrays(extra, base[:200]).n == 200
+
+
+def _synthetic_graph(n, m, seed=0):
+    """Valid graph arrays of n nodes with random neighbours (no build: what check() reads,
+    at a size a build would take minutes for)."""
+    rng = np.random.default_rng(seed)
+    levels = draw_levels(n, m, seed)
+    max_level = int(levels.max())
+    upper_nodes = np.flatnonzero(levels > 0)
+    upper_slot = np.full(n, -1, np.int32)
+    upper_slot[upper_nodes] = np.arange(upper_nodes.size, dtype=np.int32)
+    counts0 = rng.integers(1, 2 * m + 1, n, dtype=np.int32)
+    links0 = rng.integers(0, n, (n, 2 * m), dtype=np.int32)
+    links0[np.arange(2 * m)[None, :] >= counts0[:, None]] = -1
+    n_upper = upper_nodes.size
+    upper_counts = rng.integers(0, m + 1, (n_upper, max_level), dtype=np.int32)
+    upper_counts[np.arange(max_level)[None, :] >= levels[upper_nodes][:, None]] = 0
+    upper_links = rng.integers(0, n, (n_upper, max_level, m), dtype=np.int32)
+    upper_links[np.arange(m)[None, None, :] >= upper_counts[:, :, None]] = -1
+    entry = int(np.flatnonzero(levels == max_level)[0])
+    meta = np.array([n, 4, 0, m, 100, entry, max_level, seed], np.int64)
+    return {"levels": levels, "links0": links0, "counts0": counts0, "upper_slot": upper_slot,
+            "upper_links": upper_links, "upper_counts": upper_counts, "meta": meta}
+
+
+def test_check_of_a_million_nodes_allocates_little():
+    """The check's temporaries are bounded by its block size, not by the graph: under
+    64 MB for 1M nodes with m = 16 (links0 alone is 128 MB; the unchunked check allocated
+    ~110 MB here)."""
+    import tracemalloc
+
+    n, m = 1_000_000, 16
+    arrays = _synthetic_graph(n, m)
+    index = HnswIndex.from_arrays(arrays, np.zeros((n, 4), np.float32), check=False)
+    steps = list(index.check_steps())
+    assert len(steps) > 10 and steps == sorted(steps)
+    assert steps[-1] == index.nbytes - arrays["meta"].nbytes
+    tracemalloc.start()
+    try:
+        index.check()
+        _, peak = tracemalloc.get_traced_memory()
+        arrays["links0"][n - 1, arrays["counts0"][n - 1] - 1] = -1  # the very last listed link
+        with pytest.raises(ValueError, match="links0"):
+            index.check()
+        _, peak_failing = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 64 << 20 and peak_failing < 64 << 20
