@@ -28,6 +28,15 @@ Formats (see docs/quantization.md for the formulas):
 - product: the dimensions are cut into m = ceil(dim / s) sub-vectors of s dimensions (s =
   1, 2, 4, 8, 16 for compression x4 ... x64, as Qdrant's bytes ratio), 256 k-means
   centroids per sub-vector (seeded, trained on a sample), one uint8 code per sub-vector.
+
+Persistence: `meta()` (a JSON-safe dict: kind, distance, n, dim, always_ram, params) and
+the `arrays` dict are everything; `from_arrays(meta, arrays)` rebuilds the object over
+arrays mapped from a file without copying, `save`/`load` are that pair over `.npy` files.
+The kind travels inside `meta` (issue 17's plan had `from_arrays(kind, meta, arrays)`):
+one dict is what a segment stores, and the kind cannot disagree with it. Every
+construction checks the dtypes, shapes and the few contents the kernels index by
+(`_layout`, `_check_values`: O(dim)), so a corrupt file raises ValueError instead of
+making a `nogil` kernel read out of bounds.
 """
 
 from __future__ import annotations
@@ -35,6 +44,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from collections.abc import Mapping
 from pathlib import Path
 
 import numba
@@ -193,6 +203,40 @@ def _quantile_range(vectors: np.ndarray, quantile: float) -> tuple[float, float]
     return float(flat[low]), float(flat[high])
 
 
+# -- validation of arrays and meta (they may come from a file) -----------------------------------
+
+
+def _class_of(meta: Mapping) -> type[QuantizedVectors]:
+    """The class of a saved meta's kind, after checking its format number."""
+    if not isinstance(meta, Mapping):
+        raise ValueError("quantization meta must be an object")
+    if meta.get("format") != _FORMAT:
+        raise ValueError(f"unknown quantization format {meta.get('format')!r}")
+    kinds: dict[object, type[QuantizedVectors]] = {
+        "scalar": ScalarQuantized, "binary": BinaryQuantized, "product": ProductQuantized}
+    kind = kinds.get(meta.get("kind"))
+    if kind is None:
+        raise ValueError(f"unknown quantization kind {meta.get('kind')!r}")
+    return kind
+
+
+def _expect_array(name: str, array, dtype: type, shape: tuple[int, ...]) -> None:
+    """ValueError unless `array` is a C-contiguous ndarray of that dtype and shape."""
+    if not isinstance(array, np.ndarray) or array.dtype != np.dtype(dtype) \
+            or array.shape != shape or not array.flags.c_contiguous:
+        found = f"{array.dtype} {array.shape}" if isinstance(array, np.ndarray) else type(array).__name__
+        raise ValueError(f"quantization array {name}: {found}, expected {np.dtype(dtype)} "
+                         f"{shape} C-contiguous")
+
+
+def _real(params: dict, name: str) -> float:
+    """params[name] as a finite float, else ValueError."""
+    value = params.get(name)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"quantization param {name}: {value!r} is not a finite number")
+    return float(value)
+
+
 # -- the base class -----------------------------------------------------------------------------
 
 
@@ -221,19 +265,37 @@ class QuantizedVectors:
     ARRAYS: tuple[str, ...] = ()
 
     def __init__(self, distance: str, n: int, dim: int, params: dict,
-                 arrays: dict[str, np.ndarray], always_ram: bool = False):
+                 arrays: Mapping[str, np.ndarray], always_ram: bool = False):
         if distance not in METRICS:
             raise ValueError(f"unknown distance {distance!r}")
         self.distance = distance
         self.metric = METRICS[distance]
         self.n, self.dim = int(n), int(dim)
+        if self.n < 0 or self.dim < 0:
+            raise ValueError(f"bad quantized shape ({self.n}, {self.dim})")
         self.params = dict(params)
+        missing = [name for name in self.ARRAYS if name not in arrays]
+        if missing:
+            raise ValueError(f"{self.kind} quantization arrays missing: {', '.join(missing)}")
         self.arrays = {name: arrays[name] for name in self.ARRAYS}
         self.always_ram = bool(always_ram)
         self.codes = self.arrays["codes"]
-        if self.codes.shape[0] != self.n or not self.codes.flags.c_contiguous:
-            raise ValueError("codes do not match the point count")
+        self._check_params()
+        for name, (dtype, shape) in self._layout().items():
+            _expect_array(name, self.arrays[name], dtype, shape)
+        self._check_values()
         self._setup()
+
+    def _check_params(self) -> None:
+        """ValueError unless `params` holds what `_setup` and `prepare` read, with sane
+        values (they come from a file when loading)."""
+
+    def _layout(self) -> dict[str, tuple[type, tuple[int, ...]]]:
+        """name -> (dtype, shape) every array must have: what the kernels index by."""
+        raise NotImplementedError
+
+    def _check_values(self) -> None:
+        """Checks of array *contents* the kernels rely on (O(dim), never O(n))."""
 
     def _setup(self) -> None:
         """Derived state after construction or load."""
@@ -283,8 +345,7 @@ class QuantizedVectors:
                 np.save(f, np.ascontiguousarray(array), allow_pickle=False)
                 f.flush()
                 os.fsync(f.fileno())
-        meta = {"format": _FORMAT, "kind": self.kind, "distance": self.distance, "n": self.n,
-                "dim": self.dim, "always_ram": self.always_ram, "params": self.params}
+        meta = self.meta()
         tmp = directory / (_META + ".tmp")
         with open(tmp, "w") as f:
             json.dump(meta, f)
@@ -303,16 +364,38 @@ class QuantizedVectors:
         reading them."""
         directory = Path(directory)
         meta = json.loads((directory / _META).read_text())
-        if meta.get("format") != _FORMAT:
-            raise ValueError(f"unknown quantization format {meta.get('format')!r}")
-        sub = {"scalar": ScalarQuantized, "binary": BinaryQuantized,
-               "product": ProductQuantized}.get(meta["kind"])
-        if sub is None:
-            raise ValueError(f"unknown quantization kind {meta['kind']!r}")
+        kind = _class_of(meta)
         arrays = {name: np.load(directory / f"{name}.npy", mmap_mode="r" if mmap else None,
-                                allow_pickle=False) for name in sub.ARRAYS}
-        return sub(meta["distance"], meta["n"], meta["dim"], meta["params"], arrays,
-                   meta.get("always_ram", False))
+                                allow_pickle=False) for name in kind.ARRAYS}
+        return cls.from_arrays(meta, arrays)
+
+    def meta(self) -> dict:
+        """Everything but the arrays, JSON-safe: format, kind, distance, n, dim,
+        always_ram and the kind's params (scalar: lo, alpha, quantile; binary: encodings,
+        radius; product: compression, sub_dim). `from_arrays(meta(), arrays)` rebuilds
+        this object; `save` writes it as quantization.json."""
+        return {"format": _FORMAT, "kind": self.kind, "distance": self.distance, "n": self.n,
+                "dim": self.dim, "always_ram": self.always_ram, "params": dict(self.params)}
+
+    @classmethod
+    def from_arrays(cls, meta: Mapping, arrays: Mapping[str, np.ndarray]) -> QuantizedVectors:
+        """The quantized vectors `meta` (as `meta()` returned it) describes, over `arrays`
+        (`self.arrays` of the original: saved or mapped, used as they are, never copied;
+        extra names ignored). Validates the meta, every array's dtype, shape and
+        contiguity, and the few values the kernels index by (binary `bit_dim`): O(dim),
+        not O(n), so opening mapped codes costs nothing per point. ValueError when
+        anything is off (a torn or foreign file)."""
+        kind = _class_of(meta)
+        if not issubclass(kind, cls):
+            raise ValueError(f"{meta['kind']} quantization is not a {cls.__name__}")
+        try:
+            distance, n, dim = meta["distance"], int(meta["n"]), int(meta["dim"])
+            params, always_ram = meta["params"], meta.get("always_ram", False)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"bad quantization meta: {exc!r}") from None
+        if not isinstance(params, Mapping) or not isinstance(always_ram, bool):
+            raise ValueError("bad quantization meta: params or always_ram")
+        return kind(distance, n, dim, dict(params), arrays, always_ram)
 
     @property
     def nbytes(self) -> int:
@@ -392,6 +475,16 @@ class ScalarQuantized(QuantizedVectors):
         _scalar_encode(vectors, np.float32(lo), np.float32(1.0 / alpha), codes)
         params = {"type": "int8", "quantile": quantile, "lo": lo, "alpha": alpha}
         return cls(distance, n, dim, params, {"codes": codes}, always_ram)
+
+    def _check_params(self):
+        if self.params.get("type", "int8") != "int8":
+            raise ValueError(f"unknown scalar type {self.params.get('type')!r}")
+        _real(self.params, "lo")
+        if not _real(self.params, "alpha") > 0:
+            raise ValueError("quantization param alpha must be positive")
+
+    def _layout(self):
+        return {"codes": (np.uint8, (self.n, self.dim))}
 
     def _setup(self):
         self.lo = np.float32(self.params["lo"])
@@ -489,6 +582,28 @@ class BinaryQuantized(QuantizedVectors):
         arrays = {"codes": codes, "bit_dim": bit_dim, "bit_threshold": bit_threshold,
                   "bit_gain": bit_gain, "base": base}
         return cls(distance, n, dim, params, arrays, always_ram)
+
+    def _check_params(self):
+        if self.params.get("encoding") not in BINARY_ENCODINGS:
+            raise ValueError(f"unknown binary encoding {self.params.get('encoding')!r}")
+        if self.params.get("query_encoding") not in QUERY_ENCODINGS:
+            raise ValueError(f"unknown binary query_encoding {self.params.get('query_encoding')!r}")
+        if not _real(self.params, "radius") >= 0:
+            raise ValueError("quantization param radius must not be negative")
+
+    def _layout(self):
+        bit_dim = self.arrays["bit_dim"]
+        bits = bit_dim.shape[0] if isinstance(bit_dim, np.ndarray) and bit_dim.ndim == 1 else -1
+        words = max(1, (bits + 63) // 64)  # as _build packs them
+        return {"codes": (np.uint64, (self.n, words)), "bit_dim": (np.int32, (bits,)),
+                "bit_threshold": (np.float32, (bits,)), "bit_gain": (np.float32, (bits,)),
+                "base": (np.float32, (self.dim,))}
+
+    def _check_values(self):
+        # the query encoder reads query[bit_dim[i]], in a nogil kernel
+        bit_dim = self.arrays["bit_dim"]
+        if bit_dim.size and (bit_dim.min() < 0 or bit_dim.max() >= self.dim):
+            raise ValueError(f"quantization array bit_dim: dimensions outside 0..{self.dim - 1}")
 
     def _setup(self):
         qe = self.params["query_encoding"]
@@ -625,6 +740,18 @@ class ProductQuantized(QuantizedVectors):
         params = {"compression": compression, "sub_dim": s}
         return cls(distance, n, dim, params, {"codes": codes, "centroids": centroids},
                    always_ram)
+
+    def _check_params(self):
+        compression, sub_dim = self.params.get("compression"), self.params.get("sub_dim")
+        if compression not in PQ_DIMS or sub_dim != PQ_DIMS[compression] \
+                or isinstance(sub_dim, bool):
+            raise ValueError(f"bad product params: compression {compression!r}, "
+                             f"sub_dim {sub_dim!r}")
+
+    def _layout(self):
+        s = self.params["sub_dim"]
+        m = max(1, -(-self.dim // s))  # the kernel reads m lookup-table rows per code row
+        return {"codes": (np.uint8, (self.n, m)), "centroids": (np.float32, (m, _PQ_CENTROIDS, s))}
 
     def _setup(self):
         self.sub_dim = int(self.params["sub_dim"])

@@ -388,3 +388,115 @@ def test_small_and_empty():
         empty = QuantizedVectors.build(config, np.zeros((0, 8), np.float32), "Dot")
         ids, sims = empty.scan(x[0], 10)
         assert ids.size == 0 and sims.size == 0
+
+
+# -- array-level constructor: meta() + arrays -> from_arrays (how an immutable segment opens) --
+
+
+def _map_like_a_pack(arrays, path):
+    """The arrays written one after another (4 KiB-aligned) into one file, mapped once
+    read-only and viewed with np.frombuffer: what an immutable segment's pack gives."""
+    import mmap
+
+    table, offset = {}, 0
+    with open(path, "wb") as f:
+        for name, array in arrays.items():
+            offset = -(-offset // 4096) * 4096
+            f.seek(offset)
+            f.write(np.ascontiguousarray(array).tobytes())
+            table[name] = (array.dtype, array.shape, offset)
+            offset += array.nbytes
+        f.truncate(max(offset, 1))
+    with open(path, "rb") as f:
+        mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    return {name: np.frombuffer(mapped, dtype, int(np.prod(shape)), offset).reshape(shape)
+            for name, (dtype, shape, offset) in table.items()}
+
+
+@pytest.mark.parametrize("distance", ["Cosine", "Euclid"])
+@pytest.mark.parametrize("name", sorted(ALL_CONFIGS))
+def test_from_arrays_round_trip(setup, tmp_path, name, distance):
+    import json
+
+    base, queries, index, _ = setup(distance)
+    qv = QuantizedVectors.build(ALL_CONFIGS[name], base, distance)
+    meta = json.loads(json.dumps(qv.meta()))  # as stored in segment.json
+    assert meta["kind"] == qv.kind and meta["n"] == N and meta["dim"] == DIM
+    same = QuantizedVectors.from_arrays(meta, qv.arrays)
+    assert all(np.shares_memory(same.arrays[k], qv.arrays[k]) for k in qv.arrays)  # no copy
+    mapped = QuantizedVectors.from_arrays(meta, _map_like_a_pack(qv.arrays, tmp_path / "q.pack"))
+    assert not mapped.codes.flags.writeable and mapped.nbytes == qv.nbytes
+    for again in (same, mapped):
+        assert type(again) is type(qv) and again.meta() == qv.meta()
+        for q in queries[:5]:
+            for a, b in ((qv.scan(q, K), again.scan(q, K)),
+                         (qv.graph_search(index, q, K, EF), again.graph_search(index, q, K, EF))):
+                np.testing.assert_array_equal(a[0], b[0])
+                np.testing.assert_array_equal(a[1], b[1])
+        np.testing.assert_array_equal(again.dequantize([0, 7]), qv.dequantize([0, 7]))
+
+
+def _refusals():
+    """name -> (config, change(meta, arrays)): one broken thing each."""
+    def params(**changes):
+        return lambda meta, arrays: meta["params"].update(changes)
+
+    def array(name, value):
+        return lambda meta, arrays: arrays.__setitem__(name, value(arrays[name]))
+
+    def top(key, value):
+        return lambda meta, arrays: meta.__setitem__(key, value)
+
+    scalar, binary, product = SCALAR, {"binary": {}}, {"product": {"compression": "x4"}}
+    return {
+        "format": (scalar, top("format", 2)),
+        "kind": (scalar, top("kind", "turbo")),
+        "distance": (scalar, top("distance", "Hamming")),
+        "n not a number": (scalar, top("n", "many")),
+        "n off by one": (scalar, top("n", 41)),
+        "dim off by one": (scalar, top("dim", 7)),
+        "always_ram not a bool": (scalar, top("always_ram", "yes")),
+        "params not an object": (scalar, top("params", [1, 2])),
+        "missing codes": (scalar, lambda meta, arrays: arrays.pop("codes")),
+        "codes int16": (scalar, array("codes", lambda a: a.astype(np.int16))),
+        "codes transposed": (scalar, array("codes", lambda a: np.asfortranarray(a))),
+        "codes one row short": (scalar, array("codes", lambda a: a[:-1].copy())),
+        "scalar alpha zero": (scalar, params(alpha=0.0)),
+        "scalar alpha nan": (scalar, params(alpha=float("nan"))),
+        "scalar lo missing": (scalar, params(lo=None)),
+        "scalar type int4": (scalar, params(type="int4")),
+        "binary bit_dim out of range": (binary, array("bit_dim", lambda a: a + 1)),
+        "binary bit_dim negative": (binary, array("bit_dim", lambda a: a - 1)),
+        "binary threshold short": (binary, array("bit_threshold", lambda a: a[:-1].copy())),
+        "binary codes too wide": (binary, array("codes", lambda a: np.hstack([a, a]))),
+        "binary base short": (binary, array("base", lambda a: a[:-1].copy())),
+        "binary encoding": (binary, params(encoding="three_bits")),
+        "binary radius": (binary, params(radius=-1.0)),
+        "product sub_dim": (product, params(sub_dim=2)),
+        "product centroids": (product, array("centroids", lambda a: a[:, :128].copy())),
+        "product codes narrow": (product, array("codes", lambda a: a[:, :-1].copy())),
+    }
+
+
+@pytest.mark.parametrize("case", sorted(_refusals()))
+def test_from_arrays_refuses_what_the_kernels_cannot_take(case):
+    config, change = _refusals()[case]
+    x = np.random.default_rng(4).standard_normal((40, 8)).astype(np.float32)
+    qv = QuantizedVectors.build(config, x, "Dot")
+    meta = qv.meta()
+    meta["params"] = dict(meta["params"])
+    arrays = dict(qv.arrays)
+    QuantizedVectors.from_arrays(meta, arrays)  # intact: accepted
+    change(meta, arrays)
+    with pytest.raises(ValueError):
+        QuantizedVectors.from_arrays(meta, arrays)
+
+
+def test_from_arrays_on_a_subclass_checks_the_kind():
+    from pydrant.segments.quantization import BinaryQuantized, ScalarQuantized
+
+    x = np.random.default_rng(5).standard_normal((40, 8)).astype(np.float32)
+    qv = QuantizedVectors.build(SCALAR, x, "Dot")
+    assert type(ScalarQuantized.from_arrays(qv.meta(), qv.arrays)) is ScalarQuantized
+    with pytest.raises(ValueError):
+        BinaryQuantized.from_arrays(qv.meta(), qv.arrays)
