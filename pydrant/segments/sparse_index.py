@@ -22,12 +22,22 @@ The kernels are Numba (`nopython`, `nogil`, `cache=True`); the accumulator scrat
 bytes per segment row) is pooled per index and reused between queries, so concurrent
 searches from worker threads each take their own.
 
+Persistence: `meta()` (JSON-safe) and `arrays()` are everything; `from_arrays(meta,
+arrays, check=...)` rebuilds the index over arrays mapped from a file without copying
+(`save`/`load` are that pair over `.npy` files). Construction checks dtypes, shapes and
+the ends of `offsets` (O(1)); `check()` reads `offsets` and `dims` once more (O(D), in
+blocks so its temporaries stay small; `check_steps()` yields between blocks), which is
+what keeps a corrupt file from driving the `nogil` kernels out of bounds. check=False
+leaves it to the caller (issue 17: immutable segments open in O(1) and verify in the
+background).
+
 See docs/sparse-index.md for the on-disk format and the semantics in detail.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import numba
@@ -48,6 +58,8 @@ _F16_TABLE = np.arange(1 << 16, dtype=np.uint16).view(np.float16).astype(np.floa
 _NO_QUANT = np.zeros((0, 2), np.float32)
 _NO_ALLOWED = np.ones(1, np.bool_)
 _POOL_SIZE = 8
+# Bytes of dims + offsets `check()` reads per block: its temporaries stay a fraction of it.
+CHECK_BLOCK_BYTES = 4 << 20
 
 
 # -- kernels ----------------------------------------------------------------------------------
@@ -193,26 +205,41 @@ class SparseInvertedIndex:
     """An immutable inverted index over the sparse vectors of a segment (see module doc).
     Searches may run concurrently from any number of threads."""
 
-    def __init__(self, arrays: dict[str, np.ndarray], datatype: str, indexed_rows: int):
+    def __init__(self, arrays: Mapping[str, np.ndarray], datatype: str, indexed_rows: int,
+                 check: bool = True):
+        """An index over `arrays` (as `arrays()` returns them; used as they are, never
+        copied). Shapes, dtypes, contiguity and the ends of `offsets` are always checked
+        (O(1)); check=True also runs `check()` (O(D))."""
         if datatype not in DATATYPES:
             raise ValueError(f"unknown sparse index datatype {datatype!r}")
+        names = _ARRAY_FILES if datatype == "uint8" else _ARRAY_FILES[:4]
+        missing = [name for name in names if name not in arrays]
+        if missing:
+            raise ValueError(f"sparse index arrays missing: {', '.join(missing)}")
+        if isinstance(indexed_rows, bool) or not isinstance(indexed_rows, (int, np.integer)) \
+                or indexed_rows < 0:
+            raise ValueError(f"sparse index indexed_rows: {indexed_rows!r}")
         self.datatype = datatype
         self._indexed_rows = int(indexed_rows)
         self.dims = arrays["dims"]
         self.offsets = arrays["offsets"]
         self.rows = arrays["rows"]
         self.values = arrays["values"]
-        self.quant = arrays.get("quant", _NO_QUANT) if datatype == "uint8" else _NO_QUANT
+        self.quant = arrays["quant"] if datatype == "uint8" else _NO_QUANT
         self._check_layout()
+        if check:
+            self.check()
         # what the kernel reads as values: float16 as its uint16 codes (see _F16_TABLE)
         self._kernel_values = self.values.view(np.uint16) if datatype == "float16" else self.values
         self._mode = _MODE[datatype]
         self._scratch: dict[int, list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = {}
 
     def _check_layout(self) -> None:
-        """Dtypes, shapes and offsets: what the kernels rely on to stay in bounds (O(D);
-        row ids are range-checked by the kernels themselves)."""
+        """Dtypes, shapes, contiguity and offsets[0] = 0, offsets[-1] = P: what the kernels
+        rely on besides the monotone offsets `check()` reads (O(1))."""
         dims, offsets, rows, values = self.dims, self.offsets, self.rows, self.values
+        if not all(isinstance(a, np.ndarray) for a in (dims, offsets, rows, values, self.quant)):
+            raise ValueError("sparse index arrays must be numpy arrays")
         n_dims = dims.shape[0] if dims.ndim == 1 else -1
         expected = {
             "dims": (dims, np.uint32, (n_dims,)),
@@ -226,10 +253,36 @@ class SparseInvertedIndex:
             if array.dtype != dtype or array.shape != shape or not array.flags.c_contiguous:
                 raise ValueError(f"sparse index array {name}: {array.dtype} {array.shape}, expected "
                                  f"{np.dtype(dtype)} {shape} C-contiguous")
-        if offsets[0] != 0 or offsets[-1] != rows.shape[0] or (n_dims and bool((np.diff(offsets) < 0).any())):
-            raise ValueError("corrupt sparse index: offsets")
-        if n_dims > 1 and not bool((dims[1:] > dims[:-1]).all()):
-            raise ValueError("corrupt sparse index: dims not sorted and unique")
+        if offsets[0] != 0 or offsets[-1] != rows.shape[0]:
+            raise ValueError("corrupt sparse index: offsets do not span the postings")
+
+    def check(self) -> None:
+        """`offsets` monotone (with its ends checked at construction, every posting list
+        then lies inside `rows`: the kernels cannot read out of bounds) and `dims` strictly
+        increasing (the binary search finds every list). O(D), in blocks: temporaries of a
+        few MB whatever D. Row ids are not scanned (O(P)): the kernels range-check each
+        against `n_rows`. Raises ValueError naming the array and the lists."""
+        for _ in self.check_steps():
+            pass
+
+    def check_steps(self, block_bytes: int = CHECK_BLOCK_BYTES) -> Iterator[int]:
+        """`check()` one block of posting lists at a time, yielding the bytes of `dims` and
+        `offsets` checked so far after each block (for a background verifier to throttle
+        or cancel); a corrupt block raises ValueError when it is reached."""
+        dims, offsets = self.dims, self.offsets
+        n_dims = dims.shape[0]
+        per_list = dims.itemsize + offsets.itemsize
+        size = max(1, block_bytes // per_list)
+        for lo in range(0, n_dims, size):
+            hi = min(n_dims, lo + size)
+            ends = offsets[lo:hi + 1]  # lists lo..hi-1
+            if (ends[1:] < ends[:-1]).any():
+                raise ValueError(f"corrupt sparse index: offsets decrease (lists {lo}..{hi - 1})")
+            keys = dims[max(lo - 1, 0):hi]  # with the last key of the previous block
+            if (keys[1:] <= keys[:-1]).any():
+                raise ValueError(f"corrupt sparse index: dims not sorted and unique "
+                                 f"(lists {lo}..{hi - 1})")
+            yield hi * per_list
 
     # -- construction
 
@@ -285,7 +338,7 @@ class SparseInvertedIndex:
         if meta_path.exists():
             meta_path.unlink()  # the arrays below are about to change under it
             fsync_dir(directory)
-        for name, array in self._arrays().items():
+        for name, array in self.arrays().items():
             path = directory / f"{name}.npy"
             tmp = directory / f"{name}.npy.tmp"
             with open(tmp, "wb") as f:
@@ -294,13 +347,7 @@ class SparseInvertedIndex:
                 os.fsync(f.fileno())
             os.replace(tmp, path)
         fsync_dir(directory)
-        write_json_atomic(meta_path, {
-            "format": FORMAT_VERSION,
-            "datatype": self.datatype,
-            "indexed_rows": self._indexed_rows,
-            "n_dims": int(self.dims.shape[0]),
-            "n_postings": int(self.rows.shape[0]),
-        })
+        write_json_atomic(meta_path, self.meta())
 
     @classmethod
     def load(cls, directory: Path, mmap: bool = False) -> SparseInvertedIndex:
@@ -310,16 +357,45 @@ class SparseInvertedIndex:
         meta = read_json(directory / META_FILE)
         if meta.get("format") != FORMAT_VERSION:
             raise ValueError(f"unsupported sparse index format {meta.get('format')!r}")
-        datatype = meta["datatype"]
-        names = _ARRAY_FILES if datatype == "uint8" else _ARRAY_FILES[:4]
+        names = _ARRAY_FILES if meta.get("datatype") == "uint8" else _ARRAY_FILES[:4]
         arrays = {name: np.load(directory / f"{name}.npy", mmap_mode="r" if mmap else None,
                                 allow_pickle=False) for name in names}
-        index = cls(arrays, datatype, meta["indexed_rows"])
-        if index.dims.shape[0] != meta["n_dims"] or index.rows.shape[0] != meta["n_postings"]:
+        return cls.from_arrays(meta, arrays)
+
+    def meta(self) -> dict:
+        """Everything but the arrays, JSON-safe (the content of sparse_index.json):
+        format, datatype, indexed_rows, n_dims, n_postings."""
+        return {
+            "format": FORMAT_VERSION,
+            "datatype": self.datatype,
+            "indexed_rows": self._indexed_rows,
+            "n_dims": int(self.dims.shape[0]),
+            "n_postings": int(self.rows.shape[0]),
+        }
+
+    @classmethod
+    def from_arrays(cls, meta: Mapping, arrays: Mapping[str, np.ndarray],
+                    check: bool = True) -> SparseInvertedIndex:
+        """The index `meta` (as `meta()` returned it) describes, over `arrays` (as
+        `arrays()` returned them: saved or mapped, used without copying; extra names
+        ignored). Meta, dtypes, shapes and the counts in meta are always checked (O(1));
+        check=False skips `check()` (O(D)) for a caller that runs it later, e.g. in the
+        background. ValueError when anything is off."""
+        if not isinstance(meta, Mapping) or meta.get("format") != FORMAT_VERSION:
+            raise ValueError(f"unsupported sparse index format "
+                             f"{meta.get('format') if isinstance(meta, Mapping) else meta!r}")
+        datatype, indexed_rows = meta.get("datatype"), meta.get("indexed_rows")
+        if not isinstance(datatype, str) or not isinstance(indexed_rows, int):
+            raise ValueError(f"bad sparse index meta: datatype {datatype!r}, "
+                             f"indexed_rows {indexed_rows!r}")
+        index = cls(arrays, datatype, indexed_rows, check=check)
+        if index.dims.shape[0] != meta.get("n_dims") or index.rows.shape[0] != meta.get("n_postings"):
             raise ValueError("sparse index arrays do not match their metadata")
         return index
 
-    def _arrays(self) -> dict[str, np.ndarray]:
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The index as named arrays (`quant` for uint8 only): with `meta()`, everything
+        `from_arrays` needs."""
         arrays = {"dims": self.dims, "offsets": self.offsets, "rows": self.rows, "values": self.values}
         if self.datatype == "uint8":
             arrays["quant"] = self.quant
@@ -331,7 +407,7 @@ class SparseInvertedIndex:
     def nbytes(self) -> int:
         """Bytes of the index arrays (RAM, or mapped file bytes when loaded with mmap);
         the per-thread search scratch is not included."""
-        return sum(int(a.nbytes) for a in self._arrays().values())
+        return sum(int(a.nbytes) for a in self.arrays().values())
 
     @property
     def indexed_rows(self) -> int:

@@ -352,3 +352,138 @@ def test_mismatched_vector_lengths_rejected():
     with pytest.raises(ValueError):
         other = SparseVector(np.array([3], np.uint32), np.array([1.0, 2.0], np.float32))
         SparseInvertedIndex.build(np.array([0, 1]), [bad, other])  # same totals, per-vector mismatch
+
+
+# -- array-level constructor: meta() + arrays() -> from_arrays, and the chunked check ------
+
+
+def _map_like_a_pack(arrays, path):
+    """The arrays written one after another (4 KiB-aligned) into one file, mapped once
+    read-only and viewed with np.frombuffer: what an immutable segment's pack gives."""
+    import mmap
+
+    table, offset = {}, 0
+    with open(path, "wb") as f:
+        for name, array in arrays.items():
+            offset = -(-offset // 4096) * 4096
+            f.seek(offset)
+            f.write(np.ascontiguousarray(array).tobytes())
+            table[name] = (array.dtype, array.shape, offset)
+            offset += array.nbytes
+        f.truncate(max(offset, 1))
+    with open(path, "rb") as f:
+        mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    return {name: np.frombuffer(mapped, dtype, int(np.prod(shape)), offset).reshape(shape)
+            for name, (dtype, shape, offset) in table.items()}
+
+
+@pytest.mark.parametrize("datatype", DATATYPES)
+def test_from_arrays_round_trip(tmp_path, datatype):
+    import json
+
+    rng = np.random.default_rng(11)
+    vectors = random_vectors(rng, 1500)
+    rows = rng.permutation(2000)[:1500].astype(np.int64)
+    index = SparseInvertedIndex.build(rows, vectors, datatype)
+    meta = json.loads(json.dumps(index.meta()))  # as a segment stores it
+    assert set(index.arrays()) == ({"dims", "offsets", "rows", "values", "quant"}
+                                   if datatype == "uint8" else {"dims", "offsets", "rows", "values"})
+    same = SparseInvertedIndex.from_arrays(meta, index.arrays())
+    assert all(np.shares_memory(a, b) for a, b in zip(same.arrays().values(), index.arrays().values()))
+    mapped = SparseInvertedIndex.from_arrays(meta, _map_like_a_pack(index.arrays(), tmp_path / "s.pack"))
+    assert not mapped.rows.flags.writeable
+    queries = [(q.indices, q.values) for q in (random_query(rng) for _ in range(20))]
+    allowed = rng.random(2000) < 0.5
+    for again in (same, mapped):
+        assert again.meta() == index.meta() and again.nbytes == index.nbytes
+        for mask in (None, allowed):
+            for (r1, s1), (r2, s2) in zip(index.search_many(queries, 15, 2000, mask),
+                                          again.search_many(queries, 15, 2000, mask)):
+                np.testing.assert_array_equal(r1, r2)
+                np.testing.assert_array_equal(s1, s2)
+        probe = np.array([3, 77, 499, 600], np.uint32)
+        np.testing.assert_array_equal(again.document_frequencies(probe),
+                                      index.document_frequencies(probe))
+
+
+def _sparse_refusals():
+    """name -> change(meta, arrays) breaking one thing; (check_only: refused by check(),
+    accepted with check=False)."""
+    def put(name, fn):
+        return lambda meta, arrays: arrays.__setitem__(name, fn(arrays[name].copy()))
+
+    def setitem(index, value):
+        def fn(a):
+            a[index] = value
+            return a
+        return fn
+
+    def top(key, value):
+        return lambda meta, arrays: meta.__setitem__(key, value)
+
+    return {
+        # O(1) checks, always made
+        "format": (False, top("format", 2)),
+        "datatype": (False, top("datatype", "int4")),
+        "indexed_rows negative": (False, top("indexed_rows", -1)),
+        "indexed_rows not an int": (False, top("indexed_rows", "7")),
+        "n_dims": (False, top("n_dims", 3)),
+        "n_postings": (False, top("n_postings", 5)),
+        "missing rows": (False, lambda meta, arrays: arrays.pop("rows")),
+        "missing quant": (False, lambda meta, arrays: arrays.pop("quant")),
+        "rows int64": (False, put("rows", lambda a: a.astype(np.int64))),
+        "values short": (False, put("values", lambda a: a[:-1].copy())),
+        "quant shape": (False, put("quant", lambda a: a[:-1].copy())),
+        "offsets start": (False, put("offsets", setitem(0, 1))),
+        "offsets end": (False, put("offsets", setitem(-1, 10**9))),
+        # O(D) checks: check() only, in the last block of lists
+        "offsets decrease": (True, put("offsets", setitem(-2, 10**9))),
+        "dims repeat": (True, put("dims", lambda a: setitem(-1, a[-2])(a))),
+        "dims descend": (True, put("dims", setitem(-1, 0))),
+    }
+
+
+@pytest.mark.parametrize("case", sorted(_sparse_refusals()))
+@pytest.mark.parametrize("block_bytes", [24, 1 << 20])
+def test_from_arrays_refusals(case, block_bytes):
+    check_only, change = _sparse_refusals()[case]
+    rng = np.random.default_rng(12)
+    index = SparseInvertedIndex.build(np.arange(300), random_vectors(rng, 300), "uint8")
+    assert sum(1 for _ in index.check_steps(block_bytes)) > (100 if block_bytes == 24 else 0)
+    meta, arrays = index.meta(), index.arrays()
+    change(meta, arrays)
+    with pytest.raises(ValueError):
+        SparseInvertedIndex.from_arrays(meta, arrays)
+    if check_only:
+        unchecked = SparseInvertedIndex.from_arrays(meta, arrays, check=False)
+        with pytest.raises(ValueError, match="corrupt sparse index"):
+            for _ in unchecked.check_steps(block_bytes):
+                pass
+    else:
+        with pytest.raises(ValueError):
+            SparseInvertedIndex.from_arrays(meta, arrays, check=False)
+
+
+def test_check_of_four_million_lists_allocates_little():
+    """check() reads offsets and dims in blocks: temporaries of a few MB for 4M posting
+    lists (48 MB of dims + offsets; a whole-array np.diff alone would take 32 MB)."""
+    import tracemalloc
+
+    n = 4_000_000
+    dims = np.arange(n, dtype=np.uint32) * 3
+    arrays = {"dims": dims, "offsets": np.arange(n + 1, dtype=np.int64),
+              "rows": np.zeros(n, np.int32), "values": np.ones(n, np.float32)}
+    meta = {"format": 1, "datatype": "float32", "indexed_rows": 1, "n_dims": n, "n_postings": n}
+    index = SparseInvertedIndex.from_arrays(meta, arrays, check=False)
+    steps = list(index.check_steps())
+    assert steps[-1] == 12 * n and steps == sorted(steps) and len(steps) > 5
+    tracemalloc.start()
+    try:
+        index.check()
+        _, peak = tracemalloc.get_traced_memory()
+        dims[-1] = dims[-2]
+        with pytest.raises(ValueError, match="dims"):
+            index.check()
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 << 20
