@@ -119,6 +119,7 @@ class Collection:
         # operation always sees one consistent list of segments.
         self.apply_lock = threading.Lock()
         self.applied_op_num = max([0, *(s.version for s in segments)])
+        self.replayed_at_load = 0  # WAL records `load` replayed (the start-up log reports it)
         # Set when applying an acknowledged operation failed for a reason outside the
         # operation (an I/O error, a full disk): (op_num, reason). Until a retry has
         # applied that operation and every later one, writes are refused and the WAL is
@@ -230,6 +231,7 @@ class Collection:
                 log.info("collection %s: replayed op %d refused as it was live: %s", self.name, op_num, exc.message)
                 self.applied_op_num = max(self.applied_op_num, op_num)
             replayed += 1
+        self.replayed_at_load = replayed
         if replayed:
             log.info("collection %s: replayed %d WAL records from op %d", self.name, replayed, start)
 

@@ -16,6 +16,16 @@ segment, bad config, a stray directory, too many open files) is reported — sta
 `GET /collections/{name}`, an issue on the board, the cause in the log — and the rest of
 the node serves. A collection's runtime tasks retry their errors themselves
 (collection/collection.py), so no collection's failure ends the others'.
+
+Start-up: `pydrant serve` (http/server.py) applies the node-wide settings
+(`configure_node`), then calls `start_loading`, which opens every collection in a thread of
+its own while the main thread imports the web stack (~0.5 s of quart, hypercorn and the
+request models); `run` then waits for that load instead of starting one. In process (tests,
+`create_app()` alone) `run` loads by itself, as before. Either way one INFO line per
+collection says what is being opened and, once it is, how long it took and how many WAL
+operations were replayed; a collection still opening after `PROGRESS_SECONDS` is reported
+again every `PROGRESS_SECONDS`, so a long start is never silent. This module imports the
+storage stack only: never the web stack (tests/storage/test_startup_logs.py).
 """
 
 from __future__ import annotations
@@ -23,14 +33,24 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import threading
+import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import trio
 
-from pydrant.collection import snapshots
-from pydrant.collection.collection import CONFIG_FILE, Collection
-from pydrant.collection.sharded import ShardedCollection, initialise_collection, open_collection
+from pydrant import issues
+from pydrant.collection import diskspace, snapshots
+from pydrant.collection.collection import CONFIG_FILE, MANIFEST_FILE, Collection, configure_wal_retention
+from pydrant.collection.sharded import (
+    SHARDS_DIR,
+    ShardedCollection,
+    initialise_collection,
+    is_sharded,
+    open_collection,
+)
 from pydrant.collection.config import (
     CollectionDefaults,
     apply_update,
@@ -41,6 +61,7 @@ from pydrant.collection.config import (
 from pydrant.errors import AlreadyExists, BadInput, NotFound, ServiceError
 from pydrant.fsutil import fsync_dir, mkdir_durable, read_json, write_json_atomic
 from pydrant.issues import BOARD, collection_issue_id
+from pydrant.optimizer import budget as optimizer_budget
 from pydrant.storage.names import validate_name
 
 log = logging.getLogger("pydrant.storage")
@@ -55,10 +76,23 @@ LOAD_FAILED = "COLLECTION_LOAD_FAILED"
 # Longest wait of a request for a collection being swapped for a recovered one (the swap
 # itself takes a fraction of a second; loading a large collection can take longer).
 SWAP_WAIT_SECONDS = 60
+# A collection still opening after this long is logged again, and again after as long.
+PROGRESS_SECONDS = 5.0
 
 
 def defaults_from_settings(settings) -> CollectionDefaults:
     return CollectionDefaults.from_settings(settings)
+
+
+def configure_node(settings) -> None:
+    """Apply the node-wide settings the engine reads: the free-disk floor, the slow-query
+    threshold, WAL retention and the optimizer budget. Call it before any collection
+    opens: WAL retention is read when a collection's WAL opens."""
+    diskspace.configure(settings.storage.min_free_disk_mb)
+    issues.configure_slow_query(settings.service.slow_query_secs)
+    configure_wal_retention(settings.storage.wal.wal_retain_age_sec, settings.storage.wal.wal_retain_size_mb)
+    performance = settings.storage.performance
+    optimizer_budget.configure(performance.max_optimization_threads, performance.optimizer_cpu_budget)
 
 
 class TableOfContent:
@@ -83,6 +117,8 @@ class TableOfContent:
         # Collections being swapped for recovered ones: name -> set when the swap ends.
         self.swapping: dict[str, trio.Event] = {}
         self._nursery: trio.Nursery | None = None
+        self._background_load: _BackgroundLoad | None = None  # start_loading's, until run takes it
+        self._load_began = time.monotonic()  # reset when the load begins: the ready line's time
 
     @classmethod
     def from_settings(cls, settings) -> TableOfContent:
@@ -96,13 +132,41 @@ class TableOfContent:
 
     # -- lifecycle -----------------------------------------------------------------------
 
+    def start_loading(self) -> None:
+        """Start opening every collection now, in a thread of its own (blocking work: the
+        caller goes on, e.g. importing the web stack); `run` then waits for this load
+        instead of starting its own. Call `configure_node` first. A second call is a no-op.
+        If `run` will never be called (the start failed meanwhile), call `discard_loading`."""
+        if self._background_load is None:
+            self._background_load = _BackgroundLoad(self._load_from_disk)
+
+    def discard_loading(self) -> None:
+        """The start failed before `run`: wait for the background load, then close the
+        files of every collection it opened (blocking). Its own failure is not raised
+        again: the caller is already handling the start's."""
+        load, self._background_load = self._background_load, None
+        if load is None:
+            return
+        try:
+            loaded = load.result()
+        except BaseException:
+            return
+        for collection in loaded:
+            collection._close_files()
+
+    def _loaded_collections(self) -> list[AnyCollection]:
+        """The collections of the background load (waiting for it), or of a load run now
+        (blocking). An exception of the load is raised here: the start fails with it."""
+        load, self._background_load = self._background_load, None
+        return load.result() if load is not None else self._load_from_disk()
+
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         """Load every collection (recovering each from its WAL), then report started.
 
         Requests are accepted only after `started`, so no request sees a half-loaded node.
         Runs until cancelled; on cancellation every collection is flushed and closed.
         """
-        loaded = await trio.to_thread.run_sync(self._load_from_disk)
+        loaded = await trio.to_thread.run_sync(self._loaded_collections)
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
@@ -112,7 +176,12 @@ class TableOfContent:
                 if self.failed:
                     log.error("collections that failed to load: %s", ", ".join(sorted(self.failed)))
                 self.ready = True
-                log.info("storage ready at %s: %d collections", self.root, len(self.collections))
+                log.info(
+                    "storage ready at %s: %s%s, %.2f s after it began loading",
+                    self.root, _count(len(self.collections), "collection"),
+                    f" ({len(self.failed)} failed)" if self.failed else "",
+                    time.monotonic() - self._load_began,
+                )
                 task_status.started()
                 await trio.sleep_forever()
         finally:
@@ -122,14 +191,18 @@ class TableOfContent:
                     await collection.close()
 
     def _load_from_disk(self) -> list[AnyCollection]:
+        self._load_began = time.monotonic()
         mkdir_durable(self.collections_dir)
         self._clear_pending()
         try:
             snapshots.remove_temporaries(self.snapshots_root)  # partial snapshots of a crash
         except OSError as exc:
             log.warning("could not clean the snapshots directory %s: %s", self.snapshots_root, exc)
+        entries = sorted(self.collections_dir.iterdir())
+        if entries:
+            log.info("opening %s in %s", _count(len(entries), "collection"), self.collections_dir)
         loaded = []
-        for entry in sorted(self.collections_dir.iterdir()):
+        for entry in entries:
             collection = self._load_one(entry)
             if collection is not None:
                 loaded.append(collection)
@@ -144,7 +217,16 @@ class TableOfContent:
         try:
             if not entry.is_dir():
                 raise ServiceError(f"{entry} is not a collection directory")
-            return open_collection(entry, self.get)
+            log.info("collection %s: opening %s", entry.name, _stored_layout(entry))
+            began = time.monotonic()
+            with _ProgressReports(entry.name, began):
+                collection = open_collection(entry, self.get)
+            log.info(
+                "collection %s: ready in %.2f s: %s in %s, %s replayed",
+                entry.name, time.monotonic() - began, _count(collection.points_count(), "point"),
+                _count(len(collection.segments), "segment"), _count(_replayed_at_load(collection), "WAL operation"),
+            )
+            return collection
         except Exception as exc:
             log.exception("collection %s failed to load; the rest of the node serves", entry.name)
             reason = f"{type(exc).__name__}: {exc}" if not isinstance(exc, ServiceError) else exc.message
@@ -513,6 +595,84 @@ class TableOfContent:
             fsync_dir(self.collections_dir)
             fsync_dir(self.pending_dir)
             raise
+
+
+# -- start-up helpers -------------------------------------------------------------------------
+
+
+class _BackgroundLoad:
+    """A storage load running in a thread of its own (`TableOfContent.start_loading`).
+
+    Daemonic so that a start that fails meanwhile (the web stack does not import) cannot
+    hang the process's exit on it; `discard_loading` waits for it when it can."""
+
+    def __init__(self, load: Callable[[], list[AnyCollection]]):
+        self._load = load
+        self._collections: list[AnyCollection] = []
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="pydrant-storage-load", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            self._collections = self._load()
+        except BaseException as exc:  # handed over: result() raises it where the start awaits it
+            self._error = exc
+
+    def result(self) -> list[AnyCollection]:
+        """Wait for the load (blocking): its collections, or its exception raised here."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._collections
+
+
+class _ProgressReports:
+    """While one collection opens, log "still opening after N s" every `PROGRESS_SECONDS`
+    from a thread of its own (the open itself blocks the loading thread)."""
+
+    def __init__(self, name: str, began: float):
+        self.name = name
+        self.began = began
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._report, name=f"pydrant-opening-{name}", daemon=True)
+
+    def __enter__(self) -> _ProgressReports:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _report(self) -> None:
+        while not self._stop.wait(PROGRESS_SECONDS):
+            log.info("collection %s: still opening after %.0f s", self.name, time.monotonic() - self.began)
+
+
+def _stored_layout(path: Path) -> str:
+    """What opening the collection at `path` will find, for the log: "4 segments", "6
+    segments in 3 shards". Read from its manifests; a manifest that cannot be read is
+    named here and left to the open to report."""
+    try:
+        if is_sharded(path):
+            shard_dirs = sorted(p for p in (path / SHARDS_DIR).iterdir() if p.is_dir())
+            segments = sum(len(read_json(shard / MANIFEST_FILE)["segments"]) for shard in shard_dirs)
+            return f"{_count(segments, 'segment')} in {_count(len(shard_dirs), 'shard')}"
+        return _count(len(read_json(path / MANIFEST_FILE)["segments"]), "segment")
+    except Exception as exc:  # a log line must not fail the load
+        return f"(its manifest is unreadable: {type(exc).__name__}: {exc})"
+
+
+def _count(n: int, noun: str) -> str:
+    """`1 segment`, `2 segments`, `12,000 points`."""
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
+def _replayed_at_load(collection: AnyCollection) -> int:
+    """WAL operations the open replayed: a sharded collection's every shard's."""
+    shards = collection.shards.values() if isinstance(collection, ShardedCollection) else [collection]
+    return sum(shard.replayed_at_load for shard in shards)
 
 
 _RENAME_EXCHANGE = 2
