@@ -3,7 +3,9 @@
 `create_app(settings)` builds the app; `hypercorn -k trio 'pydrant.http.app:create_app()'`
 also works (settings then come from the environment and config/config.yaml). The table of
 content is started in the app's lifespan nursery with `nursery.start`, so the server
-accepts requests only after every collection has recovered from its WAL.
+accepts requests only after every collection has recovered from its WAL. `pydrant serve`
+passes a table of content whose collections are already opening in a thread
+(http/server.py); `run` then waits for that load.
 """
 
 from __future__ import annotations
@@ -17,10 +19,6 @@ from quart import g, request
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
-from pydrant import issues
-from pydrant.collection import diskspace
-from pydrant.collection.collection import configure_wal_retention
-from pydrant.optimizer import budget as optimizer_budget
 from pydrant.errors import PydrantError, RateLimited
 from pydrant.http import (
     aliases,
@@ -44,14 +42,17 @@ from pydrant.http.auth import authorize
 from pydrant.http.envelope import error
 from pydrant.http.errors import status_for
 from pydrant.http.metrics import Metrics
-from pydrant.storage.toc import TableOfContent
+from pydrant.storage.toc import TableOfContent, configure_node
 
 log = logging.getLogger("pydrant.http")
 
 BLUEPRINTS = (service, collections, aliases, points, retrieve, indexes, facet, search, recommend, discover, query, snapshots, point_in_time, changes, cluster)
 
 
-def create_app(settings=None) -> QuartTrio:
+def create_app(settings=None, toc: TableOfContent | None = None) -> QuartTrio:
+    """The app over `toc`: a table of content made from `settings` by the caller after
+    `configure_node(settings)`, its load possibly started (`pydrant serve`); without one,
+    the node is configured and its table of content made here."""
     if settings is None:
         from pydrant.config import load_settings
 
@@ -60,12 +61,10 @@ def create_app(settings=None) -> QuartTrio:
     app.config["MAX_CONTENT_LENGTH"] = settings.service.max_request_size_mb * 1024 * 1024
     app.config["PROVIDE_AUTOMATIC_OPTIONS"] = True
     app.extensions["settings"] = settings
-    diskspace.configure(settings.storage.min_free_disk_mb)
-    issues.configure_slow_query(settings.service.slow_query_secs)
-    configure_wal_retention(settings.storage.wal.wal_retain_age_sec, settings.storage.wal.wal_retain_size_mb)
-    performance = settings.storage.performance
-    optimizer_budget.configure(performance.max_optimization_threads, performance.optimizer_cpu_budget)
-    app.extensions["toc"] = toc = TableOfContent.from_settings(settings)
+    if toc is None:
+        configure_node(settings)
+        toc = TableOfContent.from_settings(settings)
+    app.extensions["toc"] = toc
     app.extensions["metrics"] = Metrics()
     app.extensions["locks"] = {"write": False, "error_message": None}
     app.extensions["started_at"] = time.time()
