@@ -41,12 +41,14 @@ points matching the filter) take less than `full_scan_threshold` kB of vectors; 
 graph search with the filter's mask as `allowed` (traversed, never returned), `hnsw_ef` from
 the request or `ef_construct`, on the quantized codes when there are any (then rescored
 with the original vectors, `limit * oversampling` candidates), plus the exact tail.
+This class decides which path (exact, graph, tenant subgraph) and supplies the masks, the
+store's matrix and the tail; running a query through an index is segments/vector_search.py
+(`DenseIndex`, shared with the segment kinds that hold their vectors elsewhere).
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import os
 import shutil
 import time
@@ -60,6 +62,7 @@ from pydrant.config import DEFAULTS, SPARSE_FULL_SCAN_THRESHOLD
 from pydrant.fsutil import fsync_tree, read_json, write_json_atomic
 from pydrant.segments import distance as metric
 from pydrant.segments import scoring
+from pydrant.segments import vector_search
 from pydrant.segments.appendable import AppendableSegment, SlotView
 from pydrant.segments.base import (
     ExportedPoint,
@@ -77,6 +80,7 @@ from pydrant.segments.quantization import QuantizedVectors
 from pydrant.segments.scoring import ScoringQuery, VectorSpace
 from pydrant.segments.sparse_index import SparseInvertedIndex
 from pydrant.segments.types import PointId, PointInput, Record, VectorSchema, VectorValue
+from pydrant.segments.vector_search import DenseIndex, TenantGraph, is_identity, value_key
 
 # Collection defaults (Qdrant's config.yaml values) where a segment's settings leave one out.
 _HNSW = DEFAULTS.storage.hnsw_index
@@ -97,62 +101,6 @@ def open_segment(path: str | os.PathLike, schema: VectorSchema) -> Segment:
     return AppendableSegment.open(path, schema)
 
 
-class _DenseIndex:
-    """One dense vector's graph (and codes) in an indexed segment."""
-
-    def __init__(self, rows: np.ndarray, graph: HnswIndex | None, vectors: np.ndarray, quantized=None, multi=False):
-        self.rows = rows  # node -> slot (of the point owning the sub-vector, for multi-vectors)
-        self.multi = multi
-        # nodes 0..k-1 are slots 0..k-1: masks over slots serve as masks over nodes
-        self.identity = _is_identity(rows)
-        self.graph = graph
-        self.vectors = vectors
-        self.quantized = quantized
-        # (field path, value key) -> _TenantGraph: per-tenant subgraphs (payload_m)
-        self.tenants: dict[tuple, _TenantGraph] = {}
-
-    @property
-    def nbytes(self) -> int:
-        graph = self.graph.nbytes if self.graph is not None else 0
-        codes = self.quantized.nbytes if self.quantized is not None else 0
-        tenants = sum(t.graph.nbytes + t.graph.vectors.nbytes + t.nodes.nbytes for t in self.tenants.values())
-        return graph + codes + self.rows.nbytes + tenants
-
-    def node_mask(self, slot_mask: np.ndarray, nodes: np.ndarray | None = None) -> np.ndarray | None:
-        """A mask over slots as the `allowed` mask of a graph over `nodes` (default: every
-        node of this index); None when it allows them all."""
-        if nodes is not None:
-            allowed = slot_mask[self.rows[nodes]]
-        elif self.identity:
-            allowed = slot_mask[: len(self.rows)]
-        else:
-            allowed = slot_mask[self.rows]
-        return None if allowed.all() else np.ascontiguousarray(allowed)
-
-    def tenant_for(self, predicate) -> _TenantGraph | None:
-        """The subgraph of a tenant the filter requires (a top-level `must` match of a
-        tenant field's value), else None. The filter's own mask still decides the hits."""
-        plan = getattr(predicate, "plan", None)
-        if not self.tenants or not plan:
-            return None
-        for part in plan[1] if plan[0] == "all" else [plan]:
-            if part[0] == "field" and part[2][0] == "value":
-                tenant = self.tenants.get((part[1], _value_key(part[2][1])))
-                if tenant is not None:
-                    return tenant
-        return None
-
-
-class _TenantGraph:
-    """An HNSW graph over the points holding one value of a tenant field (`is_tenant`
-    keyword/uuid index): Qdrant's payload-aware links, as a separate graph. `nodes` are
-    the main index's node numbers of its points, ascending."""
-
-    def __init__(self, nodes: np.ndarray, graph: HnswIndex):
-        self.nodes = nodes
-        self.graph = graph
-
-
 class IndexedSegment:
     """A non-appendable segment with HNSW graphs, quantized codes and sparse indexes.
 
@@ -167,7 +115,7 @@ class IndexedSegment:
         self._points = points
         self.built_slots: int | None = None  # slots covered by the indexes; None before build
         self.settings: dict = {}
-        self._dense: dict[str, _DenseIndex] = {}
+        self._dense: dict[str, DenseIndex] = {}
         self._sparse: dict[str, SparseInvertedIndex] = {}
         self._search_settings: dict = {}
         self._allowed_cache: dict = {}  # name -> (writes, allowed mask of unfiltered searches)
@@ -224,7 +172,7 @@ class IndexedSegment:
             self.path.name, built_slots, time.monotonic() - started, ", ".join(repr(n) if n else "the unnamed vector" for n in [*dense, *sparse]) or "no vectors",
         )
 
-    def _build_dense(self, name: str, built_slots: int, wanted: dict, threads: int | None, should_stop) -> _DenseIndex:
+    def _build_dense(self, name: str, built_slots: int, wanted: dict, threads: int | None, should_stop) -> DenseIndex:
         spec = self.schema.dense[name]
         with self._points.locked_view() as view:
             slots = np.flatnonzero(view.present(name)[:built_slots] & view.live[:built_slots]).astype(np.int32)
@@ -260,12 +208,12 @@ class IndexedSegment:
         if wanted.get("quantization") and len(rows):
             quantized = QuantizedVectors.build(wanted["quantization"], vectors, spec.distance)
             quantized.save(directory / "quantized")
-        index = _DenseIndex(rows, graph, vectors, quantized, spec.multivector)
+        index = DenseIndex(rows, graph, vectors, quantized, spec.multivector)
         if not spec.multivector:
             index.tenants = self._build_tenant_graphs(name, index, built_slots, hnsw, threads, should_stop)
         return index
 
-    def _build_tenant_graphs(self, name: str, index: _DenseIndex, built_slots: int, hnsw: dict, threads, should_stop) -> dict:
+    def _build_tenant_graphs(self, name: str, index: DenseIndex, built_slots: int, hnsw: dict, threads, should_stop) -> dict:
         """A subgraph (m = `payload_m`, else `m`) per value of every `is_tenant` keyword or
         uuid index that holds at least `full_scan_threshold` worth of vectors (smaller
         tenants are scanned exactly anyway). Saved under tenants/<n>/ with tenants.json."""
@@ -284,7 +232,7 @@ class IndexedSegment:
             ]
         node_of_slot = np.full(built_slots, -1, np.int64)
         node_of_slot[index.rows] = np.arange(len(index.rows))
-        tenants: dict[tuple, _TenantGraph] = {}
+        tenants: dict[tuple, TenantGraph] = {}
         entries: list[dict] = []
         directory = self._index_dir(name) / "tenants"
         for key, value, slots in blocks:
@@ -300,12 +248,12 @@ class IndexedSegment:
             _save_graph(where / "hnsw", graph)
             np.save(where / "nodes.npy", nodes)
             entries.append({"key": key, "value": value, "dir": where.name})
-            tenants[(parse_path(key), _value_key(value))] = _TenantGraph(nodes, graph)
+            tenants[(parse_path(key), value_key(value))] = TenantGraph(nodes, graph)
         if entries:
             write_json_atomic(directory / "tenants.json", entries)
         return tenants
 
-    def _load_tenant_graphs(self, directory: Path, index: _DenseIndex, mmap: MmapMode) -> dict:
+    def _load_tenant_graphs(self, directory: Path, index: DenseIndex, mmap: MmapMode) -> dict:
         if not (directory / "tenants.json").exists():
             return {}
         tenants = {}
@@ -313,7 +261,7 @@ class IndexedSegment:
             where = directory / entry["dir"]
             nodes = np.load(where / "nodes.npy")
             graph = _load_graph(where / "hnsw", np.ascontiguousarray(index.vectors[nodes]), mmap)
-            tenants[(parse_path(entry["key"]), _value_key(entry["value"]))] = _TenantGraph(nodes, graph)
+            tenants[(parse_path(entry["key"]), value_key(entry["value"]))] = TenantGraph(nodes, graph)
         return tenants
 
     def _build_sparse(self, name: str, built_slots: int, wanted: dict) -> SparseInvertedIndex:
@@ -357,7 +305,7 @@ class IndexedSegment:
             quantized = None
             if (directory / "quantized").exists():
                 quantized = QuantizedVectors.load(directory / "quantized", mmap=on_disk and not _always_ram(wanted))
-            self._dense[name] = _DenseIndex(rows, graph, vectors, quantized, spec.multivector)
+            self._dense[name] = DenseIndex(rows, graph, vectors, quantized, spec.multivector)
             self._dense[name].tenants = self._load_tenant_graphs(directory / "tenants", self._dense[name], mmap)
         for name in self.schema.sparse:
             directory = self._index_dir(name) / "sparse"
@@ -389,9 +337,8 @@ class IndexedSegment:
         if space.kind == "sparse" and name in self._sparse:
             return self._search_sparse(name, built, queries, limit, space, predicate, params)
         index = self._dense.get(name)
-        use_codes = index is not None and index.quantized is not None and not (params.get("quantization") or {}).get("ignore")
         tenant = index.tenant_for(predicate) if index is not None and predicate is not None else None
-        if index is None or (index.graph is None and not use_codes and tenant is None):
+        if index is None or not index.can_answer(params, tenant):
             return self._points.search(name, queries, limit, space, predicate, params)
         if index.multi:
             return self._search_multi(name, built, index, queries, limit, space, predicate, params)
@@ -411,16 +358,20 @@ class IndexedSegment:
                 return self._points.search(name, queries, limit, space, predicate, params)
             if tenant is None:
                 allowed = index.node_mask(mask)
+        # Liveness is in `allowed`/`mask` (the store's live flags), so no `deleted` mask.
         if tenant is not None:
             found = [self._tenant_search(index, tenant, q, limit, space, mask, params, matrix) for q in queries]
         else:
-            found = [self._graph_search(index, q, limit, space, allowed, params, matrix) for q in queries]
+            found = [vector_search.graph_search(index, q, limit, space, allowed, params, matrix) for q in queries]
         if tail.any():  # points that moved past the indexed slots: scanned exactly
             exact = scoring.search_dense(matrix[built:n], tail, queries, limit, space.distance, space.datatype)
-            found = [_merge(a, (rows + built, scores), limit) for a, (rows, scores) in zip(found, exact)]
+            found = [vector_search.merge(a, (rows + built, scores), limit) for a, (rows, scores) in zip(found, exact)]
         return self._hits(found)
 
-    def _unfiltered_allowed(self, name: str, index: _DenseIndex, view: SlotView, built: int) -> np.ndarray | None:
+    # The tenant path, as an attribute tests can wrap to see that a tenant's subgraph answered.
+    _tenant_search = staticmethod(vector_search.tenant_search)
+
+    def _unfiltered_allowed(self, name: str, index: DenseIndex, view: SlotView, built: int) -> np.ndarray | None:
         """The graph's `allowed` mask (node order) of an unfiltered search: the nodes whose
         point is live and has the vector; None when all are. Cached until the next write.
         (Call inside the store's locked view.)"""
@@ -431,49 +382,7 @@ class IndexedSegment:
         self._allowed_cache[name] = (view.writes, allowed)
         return allowed
 
-    def _graph_search(self, index: _DenseIndex, query: ScoringQuery, limit: int, space: VectorSpace, allowed, params, matrix):
-        """(slots, similarities) of one nearest query through the graph (or the codes). The
-        graph ranks; the hits are reported with their reference scores (`distance.reference`
-        on the stored rows), as an exact scan reports them."""
-        vector = metric.graph_query(query.examples[0], space.distance, space.datatype)
-        default_ef = index.graph.ef_construct if index.graph is not None else _HNSW.ef_construct
-        ef = max(int(params.get("hnsw_ef") or default_ef), limit)
-        quantization = params.get("quantization") or {}
-        if index.quantized is not None and not quantization.get("ignore"):
-            nodes, sims, rescore = self._quantized_search(index, vector, limit, ef, allowed, quantization)
-            if not rescore:  # the approximate scores, as asked
-                return index.rows[nodes].astype(np.int64), np.asarray(sims, np.float32)
-        else:
-            assert index.graph is not None  # `search` comes here with codes or a graph
-            nodes, _ = index.graph.search(vector, limit, ef, allowed)
-        return _reported(matrix, index.rows[nodes].astype(np.int64), query, space, limit)
-
-    @staticmethod
-    def _tenant_search(index: _DenseIndex, tenant: _TenantGraph, query: ScoringQuery, limit: int, space, mask, params, matrix):
-        """(slots, similarities) through one tenant's subgraph; the filter's mask over its
-        nodes is the `allowed` mask (original vectors: codes are not used here)."""
-        vector = metric.graph_query(query.examples[0], space.distance, space.datatype)
-        ef = max(int(params.get("hnsw_ef") or tenant.graph.ef_construct), limit)
-        found, _ = tenant.graph.search(vector, limit, ef, index.node_mask(mask, tenant.nodes))
-        return _reported(matrix, index.rows[tenant.nodes[found]].astype(np.int64), query, space, limit)
-
-    @staticmethod
-    def _quantized_search(index: _DenseIndex, vector, limit: int, ef: int, allowed, quantization: dict):
-        """Search on the codes: (nodes, approximate similarities, rescore). With `rescore`
-        (default) `limit * oversampling` candidates, which the caller scores again with the
-        original vectors (`_reported`), keeping the best `limit`."""
-        rescore = quantization.get("rescore")
-        rescore = True if rescore is None else bool(rescore)
-        oversampling = float(quantization.get("oversampling") or 1.0)
-        wanted = max(limit, int(math.ceil(limit * oversampling))) if rescore else limit
-        assert index.quantized is not None
-        if index.graph is not None:
-            nodes, sims = index.quantized.graph_search(index.graph, vector, wanted, max(ef, wanted), allowed)
-        else:
-            nodes, sims = index.quantized.scan(vector, wanted, allowed)
-        return nodes, sims, rescore
-
-    def _search_multi(self, name, built: int, index: _DenseIndex, queries, limit, space, predicate, params):
+    def _search_multi(self, name, built: int, index: DenseIndex, queries, limit, space, predicate, params):
         """MaxSim through the sub-vector graph: each query row's `hnsw_ef` nearest sub-vectors
         nominate their points, which (with the tail) are scored exactly with MaxSim."""
         with self._points.locked_view() as view:
@@ -484,26 +393,11 @@ class IndexedSegment:
             return self._points.search(name, queries, limit, space, predicate, params)
         allowed = index.node_mask(mask)
         tail = np.flatnonzero(mask[built:]) + built
-        default_ef = index.graph.ef_construct if index.graph is not None else _HNSW.ef_construct
-        ef = max(int(params.get("hnsw_ef") or default_ef), limit)
-        # without codes to use, `search` only comes here when there is a graph
-        ignore_codes = (params.get("quantization") or {}).get("ignore") or index.quantized is None
+        ef = index.ef(params, limit)
         found = []
         for query in queries:
-            nominated = [tail]
-            for row in np.atleast_2d(np.asarray(query.examples[0], np.float32)):
-                vector = metric.graph_query(row, space.distance, space.datatype)
-                if ignore_codes:
-                    assert index.graph is not None
-                    nodes, _ = index.graph.search(vector, ef, ef, allowed)
-                elif index.graph is not None:
-                    assert index.quantized is not None
-                    nodes, _ = index.quantized.graph_search(index.graph, vector, ef, ef, allowed)
-                else:
-                    assert index.quantized is not None
-                    nodes, _ = index.quantized.scan(vector, ef, allowed)
-                nominated.append(index.rows[nodes].astype(np.int64))
-            candidates = np.unique(np.concatenate(nominated)).astype(np.int64)
+            nominated = vector_search.nominate_multi(index, query, space, ef, allowed, params)
+            candidates = np.unique(np.concatenate([tail, nominated])).astype(np.int64)
             picked = [values[slot] for slot in candidates.tolist()]
             found.append(scoring.search_lists(picked, candidates, [query], limit, space)[0])
         return self._hits(found)
@@ -515,7 +409,7 @@ class IndexedSegment:
     def _full_scan_vectors(self, name: str) -> float:
         """A dense vector's `full_scan_threshold` (kB) as a number of float32 vectors."""
         threshold_kb = (self._search_settings.get(name) or {}).get("full_scan_threshold", _HNSW.full_scan_threshold_kb)
-        return threshold_kb * 1024 / (self.schema.dense[name].size * 4)
+        return vector_search.full_scan_vectors(threshold_kb, self.schema.dense[name].size)
 
     def _hits(self, found: list[tuple[np.ndarray, np.ndarray]]) -> list[list[SegmentHit]]:
         """(slots, scores) per query as (score, id, version) entries."""
@@ -542,7 +436,7 @@ class IndexedSegment:
             rows, scores = inverted.search(example.indices, example.values, limit, n, mask)
             if len(tail_rows):
                 tail = scoring.search_lists(tail_values, tail_rows, [query], limit, space)[0]
-                rows, scores = _merge((rows, scores), tail, limit)
+                rows, scores = vector_search.merge((rows, scores), tail, limit)
             found.append((np.asarray(rows, np.int64), np.asarray(scores, np.float32)))
         return self._hits(found)
 
@@ -759,41 +653,13 @@ def _load_graph(directory: Path, vectors: np.ndarray, mmap: MmapMode) -> HnswInd
     return HnswIndex.from_arrays(arrays, vectors, check=True)
 
 
-def _value_key(value) -> tuple:
-    """A payload value as a dict key that keeps True and 1 apart."""
-    return (type(value).__name__, value)
-
-
 def _shares_storage(spec, wanted: dict, rows: np.ndarray) -> bool:
     """Whether a graph can use the segment's vector matrix itself: float32 storage kept in
     RAM, and nodes that are the first slots in order (every point has the vector)."""
-    return spec.datatype == "float32" and not spec.multivector and not wanted.get("on_disk") and _is_identity(rows)
-
-
-def _is_identity(rows: np.ndarray) -> bool:
-    """Whether sorted unique `rows` are 0, 1, ..., len - 1."""
-    return len(rows) == 0 or (int(rows[0]) == 0 and int(rows[-1]) == len(rows) - 1)
+    return spec.datatype == "float32" and not spec.multivector and not wanted.get("on_disk") and is_identity(rows)
 
 
 def _always_ram(wanted: dict) -> bool:
     """`always_ram` of a QuantizationConfig ({"scalar": {...}} or the like)."""
     config = wanted.get("quantization") or {}
     return any(bool((value or {}).get("always_ram")) for value in config.values())
-
-
-def _reported(matrix: np.ndarray, slots: np.ndarray, query: ScoringQuery, space: VectorSpace, limit: int):
-    """The best `limit` of `slots` by their reference scores (`distance.reference` of the
-    query and the stored rows): the scores an exact scan reports for the same points."""
-    if not len(slots):
-        return slots, np.empty(0, np.float32)
-    sims = metric.rescore(matrix[slots], query.examples[0], space.distance, space.datatype)
-    top = scoring.top_k(sims, limit)
-    return slots[top], sims[top]
-
-
-def _merge(a: tuple, b: tuple, limit: int) -> tuple[np.ndarray, np.ndarray]:
-    rows = np.concatenate([np.asarray(a[0], np.int64), np.asarray(b[0], np.int64)])
-    scores = np.concatenate([np.asarray(a[1], np.float32), np.asarray(b[1], np.float32)])
-    top = scoring.top_k(scores, limit)
-    return rows[top], scores[top]
-
