@@ -368,45 +368,66 @@ class DiskPostingsIndex:
     # -- verification --
 
     def check(self) -> None:
-        """Walk the whole structure and raise ValueError naming the index and what is wrong.
-        O(P) in numpy chunks of `_CHECK_CHUNK` entries (temporaries ~20 bytes per chunk
-        entry) plus O(V) (a Python pass over the keys). For background verification: a
-        corrupt structure cannot crash a reader, but it would answer wrongly."""
+        """Walk the whole structure; raise ValueError naming the index and what is wrong.
+        A corrupt structure cannot crash a reader (numpy indexing is bounds-checked), but it
+        would answer wrongly: this is for the background verification (P7)."""
+        for _ in self.check_steps():
+            pass
+
+    def check_steps(self, chunk: int | None = None) -> Iterator[int]:
+        """`check()` a chunk at a time (default `_CHECK_CHUNK`), yielding the entries and
+        keys checked so far after each chunk, for a verifier to throttle or cancel (as
+        `HnswIndex.check_steps`). Temporaries are ~20 bytes per chunk entry; the keys take
+        a Python step each (~1 us)."""
+        size = _CHECK_CHUNK if chunk is None else chunk
         name = f"payload index {self.key!r}"
-        keys, offsets = self._keys, self._keys.offsets
-        for label, ends in (("key_offsets", offsets), ("post_offsets", self._post_offsets)):
-            if len(ends) > 1 and bool((ends[1:] < ends[:-1]).any()):
-                raise ValueError(f"{name}: {label} decrease")
-        if len(self._post_offsets) > 1 and bool((self._post_offsets[1:] == self._post_offsets[:-1]).any()):
-            raise ValueError(f"{name}: a key with an empty posting")
-        previous = None
-        for i in range(len(keys)):
+        for label, ends in (("key_offsets", self._keys.offsets), ("post_offsets", self._post_offsets)):
+            for lo in range(0, len(ends) - 1, size):
+                part = ends[lo : lo + size + 1]
+                if bool((part[1:] < part[:-1]).any()):
+                    raise ValueError(f"{name}: {label} decrease")
+                if label == "post_offsets" and bool((part[1:] == part[:-1]).any()):
+                    raise ValueError(f"{name}: a key with an empty posting")
+        done = 0
+        for lo in range(0, len(self._keys), size):
+            self._check_keys(name, lo, min(len(self._keys), lo + size))
+            done += min(len(self._keys), lo + size) - lo
+            yield done
+        for lo in range(0, len(self._post_slots), size):
+            self._check_postings(name, lo, min(len(self._post_slots), lo + size))
+            done += min(len(self._post_slots), lo + size) - lo
+            yield done
+
+    def _check_keys(self, name: str, lo: int, hi: int) -> None:
+        """Keys lo..hi-1 strictly ascending (from the one before lo) and holdable."""
+        keys = self._keys
+        previous = keys[lo - 1] if lo else None
+        for i in range(lo, hi):
             key = keys[i]
             if previous is not None and key <= previous:
                 raise ValueError(f"{name}: keys not strictly ascending at key {i}")
+            self._check_key_value(name, i, key)
             previous = key
-        self._check_key_values()
-        self._check_postings(name)
 
-    def _check_key_values(self) -> None:
-        """Every key is a value the index holds (decodes; overridden per type)."""
+    def _check_key_value(self, name: str, i: int, key: bytes) -> None:
+        """Key i is a value this index can hold (overridden per type)."""
 
-    def _check_postings(self, name: str) -> None:
+    def _check_postings(self, name: str, lo: int, hi: int) -> None:
+        """Entries lo..hi-1: slots below n, marked present, rising within each posting."""
         slots, ends, n = self._post_slots, self._post_offsets, self.n
-        for begin in range(0, len(slots), _CHECK_CHUNK):
-            chunk = slots[begin : begin + _CHECK_CHUNK]
-            if int(chunk.max()) >= n:
-                raise ValueError(f"{name}: a posting slot is not below n = {n}")
-            if not bool(self._present[chunk].all()):
-                raise ValueError(f"{name}: a posting slot is not marked present")
-            # Within a posting each slot is above the one before it; the first entry of a
-            # posting may be anything.
-            before = slots[begin - 1 : begin + len(chunk) - 1] if begin else np.concatenate([[0], chunk[:-1]])
-            ok = chunk.astype(np.int64) > before.astype(np.int64)
-            first = np.searchsorted(ends, begin), np.searchsorted(ends, begin + len(chunk))
-            ok[ends[first[0] : first[1]].astype(np.int64) - begin] = True
-            if not bool(ok.all()):
-                raise ValueError(f"{name}: a posting is not strictly ascending")
+        chunk = slots[lo:hi]
+        if int(chunk.max()) >= n:
+            raise ValueError(f"{name}: a posting slot is not below n = {n}")
+        if not bool(self._present[chunk].all()):
+            raise ValueError(f"{name}: a posting slot is not marked present")
+        before = slots[lo - 1 : hi - 1] if lo else np.concatenate([[0], chunk[:-1]])
+        rising = chunk.astype(np.int64) > before.astype(np.int64)
+        # the first entry of a posting may be anything (numpy scalars: a Python int would
+        # make searchsorted convert the whole u8 array)
+        first, last = np.searchsorted(ends, np.uint64(lo)), np.searchsorted(ends, np.uint64(hi))
+        rising[ends[first:last].astype(np.int64) - lo] = True
+        if not bool(rising.all()):
+            raise ValueError(f"{name}: a posting is not strictly ascending")
 
 
 class DiskMapIndex(DiskPostingsIndex):
@@ -498,20 +519,17 @@ class DiskMapIndex(DiskPostingsIndex):
         for i in range(len(self._keys)):
             yield self._value_of_key(self._keys[i]), self._live_posting(i, live)
 
-    def _check_key_values(self) -> None:
-        name = f"payload index {self.key!r}"
-        for i in range(len(self._keys)):
-            key = self._keys[i]
-            if self.data_type == "bool":
-                if key not in (b"false", b"true"):
-                    raise ValueError(f"{name}: key {i} is not a bool")
-                continue
-            try:
-                value = _str_value(key)
-            except UnicodeDecodeError:
-                raise ValueError(f"{name}: key {i} is not UTF-8") from None
-            if not self._holds(value):
-                raise ValueError(f"{name}: key {i} is not a {self.data_type} value")
+    def _check_key_value(self, name: str, i: int, key: bytes) -> None:
+        if self.data_type == "bool":
+            if key not in (b"false", b"true"):
+                raise ValueError(f"{name}: key {i} is not a bool")
+            return
+        try:
+            value = _str_value(key)
+        except UnicodeDecodeError:
+            raise ValueError(f"{name}: key {i} is not UTF-8") from None
+        if not self._holds(value):
+            raise ValueError(f"{name}: key {i} is not a {self.data_type} value")
 
 
 class DiskTextIndex(DiskPostingsIndex):
@@ -564,12 +582,11 @@ class DiskTextIndex(DiskPostingsIndex):
         mask = self._union_mask(found, live, n)
         return mask, mask
 
-    def _check_key_values(self) -> None:
-        for i in range(len(self._keys)):
-            try:
-                _str_value(self._keys[i])
-            except UnicodeDecodeError:
-                raise ValueError(f"payload index {self.key!r}: term {i} is not UTF-8") from None
+    def _check_key_value(self, name: str, i: int, key: bytes) -> None:
+        try:
+            _str_value(key)
+        except UnicodeDecodeError:
+            raise ValueError(f"{name}: term {i} is not UTF-8") from None
 
 
 # ---------------------------------------------------------------------------------------

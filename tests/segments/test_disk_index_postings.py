@@ -565,14 +565,17 @@ def test_check_reports_keys_the_index_cannot_hold():
         open_postings_index(meta, arrays).check()
 
 
-def test_check_covers_postings_longer_than_one_chunk(monkeypatch):
-    from pydrant.segments import disk_index_postings
-
-    monkeypatch.setattr(disk_index_postings, "_CHECK_CHUNK", 4)
-    slot_payloads = [{"c": ["x", "y"] if s % 3 else "y"} for s in range(30)]
+def test_check_steps_cover_every_chunk_and_report_progress():
+    slot_payloads = [{"c": ["x", "y"] if s % 3 else "y"} for s in range(30)]  # x: 20 slots, y: 30
     arrays, meta = build_postings_index("c", "keyword", enumerate(slot_payloads), 30)
-    open_postings_index(meta, arrays).check()
+    assert list(open_postings_index(meta, arrays).check_steps(4)) == [2, *range(6, 51, 4), 52]  # 2 keys, 50 entries
     slots = arrays["post_slots"]
     slots[7], slots[8] = slots[8], slots[7]  # across the boundary of two chunks, within x's posting
     with pytest.raises(ValueError, match="not strictly ascending"):
         open_postings_index(meta, arrays).check()
+    with pytest.raises(ValueError, match="not strictly ascending"):
+        list(open_postings_index(meta, arrays).check_steps(4))
+    slots[7], slots[8] = slots[8], slots[7]
+    slots[20] = 29  # y's posting starts (entry 20) with anything, but its second entry (1) is lower
+    with pytest.raises(ValueError, match="not strictly ascending"):
+        list(open_postings_index(meta, arrays).check_steps(4))
