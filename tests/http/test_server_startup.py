@@ -1,13 +1,13 @@
 """`pydrant serve`'s start-up order (http/server.py): the garbage collector paused during
-the start and resumed once the server listens, or when the start fails; the collections
-opening ahead of the app (the storage's own tests: tests/storage/test_startup_logs.py)."""
+the start and resumed when the app has started (before hypercorn binds), or when the start
+fails; the collections opening ahead of the app (the storage's side of it:
+tests/storage/test_startup_logs.py)."""
 
 from __future__ import annotations
 
 import gc
 
 import pytest
-import trio
 
 from pydrant.config import load_settings
 from pydrant.http import server
@@ -19,24 +19,41 @@ def collector_restored():
     gc.enable()
 
 
-async def test_the_collector_resumes_once_the_server_listens(monkeypatch, collector_restored):
-    seen_while_starting = []
+async def test_the_collector_resumes_when_the_app_has_started(monkeypatch, collector_restored):
+    """Paused while the app starts; when it reports its startup complete, one full
+    collection and the collector resumed, both before the server (which binds its sockets
+    only then) hears of it. Other lifespan messages and requests pass untouched."""
+    events = []
+    real_collect = gc.collect
 
-    async def fake_serve_async(settings, app, *, task_status=trio.TASK_STATUS_IGNORED):
-        seen_while_starting.append(gc.isenabled())
-        task_status.started()
-        await trio.sleep_forever()
+    def collect(generation=2):
+        events.append(("collect", generation, gc.isenabled()))
+        return real_collect(generation)
 
-    monkeypatch.setattr(server, "serve_async", fake_serve_async)
+    async def app(scope, receive, send):
+        events.append(("app", scope["type"], gc.isenabled()))
+        if scope["type"] == "lifespan":
+            await send({"type": "lifespan.startup.complete"})
+            await send({"type": "lifespan.shutdown.complete"})
+        else:
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+
+    async def send(message):
+        events.append(("sent", message["type"], gc.isenabled()))
+
+    monkeypatch.setattr(gc, "collect", collect)
+    middleware = server.CollectorResumedAtStartup(app)
     gc.disable()
-    with trio.move_on_after(10):
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(server._serve_then_resume_gc, None, None)
-            while not gc.isenabled():
-                await trio.sleep(0.01)
-            nursery.cancel_scope.cancel()
-    assert seen_while_starting == [False]
-    assert gc.isenabled()
+    await middleware({"type": "lifespan"}, None, send)
+    assert events == [
+        ("app", "lifespan", False),
+        ("collect", 2, False),
+        ("sent", "lifespan.startup.complete", True),
+        ("sent", "lifespan.shutdown.complete", True),
+    ]
+    events.clear()
+    await middleware({"type": "http"}, None, send)
+    assert events == [("app", "http", True), ("sent", "http.response.start", True)]
 
 
 def test_a_failed_start_resumes_the_collector(monkeypatch, collector_restored):
