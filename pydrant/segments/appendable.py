@@ -22,11 +22,23 @@ not synced: our own WAL is what makes an operation durable, and replaying it is 
 In memory: the id <-> slot maps, per-slot versions and live flags, and every vector (a
 growing matrix per dense vector, per-slot lists for multi and sparse vectors). Payloads
 stay in RocksDB and are read on demand. Opening rebuilds all of this from RocksDB.
+
+Opening reads each column family through one RocksDB iterator a chunk at a time (about
+4 MiB of vectors, 65,536 ids), decodes a chunk with one numpy view of its joined bytes
+(ids, versions, slots and dense rows; multi and sparse vectors one by one), then gives the
+freed heap back with glibc's `malloc_trim(0)`. So an open costs what the segment keeps
+plus about one chunk: 1M vectors of 384 float32 (1,465 MiB) open with a peak of +1.6 GiB
+and stay there, where materialising whole column families peaked at +5.1 GiB and, glibc
+keeping the freed blocks, stayed at +3.6 GiB (docs/design/on-disk-segments.md, step P0).
+A read error (a block failing its checksum) fails the open; rocksdict's `items()` would
+end the scan there silently and the open would lose the rest of the column family.
 """
 
 from __future__ import annotations
 
 import bisect
+import contextlib
+import functools
 import itertools
 import os
 import shutil
@@ -35,11 +47,11 @@ import threading
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any, TypeGuard, cast
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 
 import cbor2
 import numpy as np
-from rocksdict import AccessType, Checkpoint, DBCompactionStyle, Options, Rdict, UniversalCompactOptions, WriteBatch, WriteOptions
+from rocksdict import AccessType, Checkpoint, DBCompactionStyle, Options, Rdict, ReadOptions, UniversalCompactOptions, WriteBatch, WriteOptions
 
 from pydrant.errors import BadInput, ServiceError
 from pydrant.segments import deadline, filter_plan, scoring
@@ -61,7 +73,7 @@ from pydrant.segments.field_index import (
     build_indexes,
 )
 from pydrant.segments.scoring import ScoringQuery, VectorSpace
-from pydrant.segments.ids import decode_id, encode_id, id_sort_key, normalize_id
+from pydrant.segments.ids import UUID_KEY_BASE, decode_id, encode_id, id_sort_key, normalize_id
 from pydrant.segments.types import (
     DenseVectorSpec,
     PointContext,
@@ -88,6 +100,13 @@ _U64 = struct.Struct("<Q")
 _U32 = struct.Struct("<I")
 
 _INITIAL_CAPACITY = 64
+# Opening reads each column family in chunks (`_RocksStore.iter_chunks`) so that its
+# transient memory is one chunk, not the whole family: dense vectors in chunks of about
+# this many bytes, ids (9/17-byte keys, 12-byte values) and varying-size vectors (decoded
+# one by one into objects the column keeps) in chunks of so many entries.
+_LOAD_CHUNK_BYTES = 4 << 20
+_ID_CHUNK_ITEMS = 65536
+_LIST_CHUNK_ITEMS = 4096
 # An empty payload is stored as no key at all: most points in many collections have none.
 _EMPTY_PAYLOAD = b""
 
@@ -152,8 +171,13 @@ class _Column(ABC):
         """The on-disk bytes of a value `coerce` returned (each column its own kind)."""
 
     @abstractmethod
-    def load(self, offsets: list[int], blobs: list[bytes]) -> None:
-        """Fill slots from their on-disk bytes (on open)."""
+    def load(self, slots: np.ndarray, blobs: Sequence[bytes]) -> None:
+        """Fill `slots` (int64, one per blob) from their on-disk bytes: on open, called
+        once per chunk of the column family."""
+
+    @abstractmethod
+    def load_chunk_items(self) -> int:
+        """How many stored vectors to read per chunk on open (about `_LOAD_CHUNK_BYTES`)."""
 
     @abstractmethod
     def ram_bytes(self) -> int: ...
@@ -191,17 +215,22 @@ class _DenseColumn(_Column):
     def encode(self, value: np.ndarray) -> bytes:
         return value.astype(self.disk_dtype, copy=False).tobytes()
 
-    def load(self, offsets: list[int], blobs: list[bytes]) -> None:
-        if not offsets:
+    def load(self, slots: np.ndarray, blobs: Sequence[bytes]) -> None:
+        if not len(slots):
             return
+        # One copy of the chunk's bytes, viewed as rows: no per-vector array.
         joined = b"".join(blobs)
-        row_bytes = self.spec.size * self.dtype.itemsize
-        if len(joined) != row_bytes * len(offsets):
+        if len(joined) != self._row_bytes() * len(slots):
             raise ServiceError(f"stored dense vectors do not have {self.spec.size} values of {self.dtype}")
-        rows = np.frombuffer(joined, dtype=self.disk_dtype).reshape(len(offsets), self.spec.size)
-        index = np.asarray(offsets, dtype=np.int64)
-        self.matrix[index] = rows
-        self.present[index] = True
+        rows = np.frombuffer(joined, dtype=self.disk_dtype).reshape(len(slots), self.spec.size)
+        self.matrix[slots] = rows
+        self.present[slots] = True
+
+    def load_chunk_items(self) -> int:
+        return max(1, _LOAD_CHUNK_BYTES // self._row_bytes())
+
+    def _row_bytes(self) -> int:
+        return self.spec.size * self.dtype.itemsize
 
     def ram_bytes(self) -> int:
         return self.matrix.nbytes + self.present.nbytes
@@ -233,9 +262,14 @@ class _ListColumn(_Column):
         # The value itself stays: a reader may hold it, and it is never modified.
         super().clear(offset)
 
-    def load(self, offsets: list[int], blobs: list[bytes]) -> None:
-        for offset, blob in zip(offsets, blobs):
-            self.set(offset, self.decode(blob))
+    def load(self, slots: np.ndarray, blobs: Sequence[bytes]) -> None:
+        for slot, blob in zip(slots.tolist(), blobs):
+            self.set(slot, self.decode(blob))
+
+    def load_chunk_items(self) -> int:
+        # Sizes vary per point; every value read is decoded into an object the column
+        # keeps, so a chunk is a small share of what the column ends up holding anyway.
+        return _LIST_CHUNK_ITEMS
 
     @abstractmethod
     def decode(self, blob: bytes) -> VectorValue: ...
@@ -407,6 +441,15 @@ def _rocks_options() -> Options:
     return options
 
 
+def _bulk_read_options() -> ReadOptions:
+    """Read options of a scan that reads each block once: the blocks stay out of the
+    block cache (RocksDB's advice for bulk scans), read ahead 2 MiB at a time."""
+    options = ReadOptions()
+    options.fill_cache(False)  # type: ignore[call-arg]  # the stub omits the flag
+    options.set_readahead_size(2 << 20)
+    return options
+
+
 def _probe_writable(directory: Path) -> None:
     """Raise OSError unless a small file can be written, synced and removed in `directory`."""
     probe = directory / f".probe-{os.getpid()}-{threading.get_ident()}"
@@ -470,9 +513,40 @@ class _RocksStore:
         return cast("list[bytes | None]", self._tables[cf].get(cast("list[str | int | float | bytes | bool]", keys)))
 
     def items(self, cf: str) -> list[tuple[bytes, bytes]]:
-        # Materialised so no iterator outlives the call (it would keep the database open).
-        # Raw mode: keys and values are bytes.
-        return cast("list[tuple[bytes, bytes]]", list(self._tables[cf].items()))
+        """Every (key, value) of a (small) column family, in key order; raises on a read
+        error (rocksdict's own `items()` just ends there). Materialised so no iterator
+        outlives the call (it would keep the database open)."""
+        return [pair for keys, values in self.iter_chunks(cf, 65536) for pair in zip(keys, values)]
+
+    def iter_chunks(self, cf: str, max_items: int) -> Generator[tuple[list[bytes], list[bytes]], None, None]:
+        """The column family's entries in key order, as (keys, values) lists of at most
+        `max_items` entries each, read through one RocksDB iterator.
+
+        Only one chunk is materialised at a time, so reading a large column family costs
+        about a chunk of memory beyond what the caller keeps (`items` holds all of it at
+        once: 1M vectors of 384 floats are 1.5 GB of `bytes`). A scan stopped by a read
+        error raises it rather than ending early. The iterator keeps the database open
+        while it lives: exhaust the generator or `close()` it."""
+        iterator = self._tables[cf].iter(_bulk_read_options())
+        # rocksdict's raw iterator, not `items()`: its per-entry cost is a third of
+        # items()'s on small entries (measured: 1M id entries in 0.37 s of CPU, not 1.0).
+        valid, key, value, advance = iterator.valid, iterator.key, iterator.value, iterator.next
+        try:
+            iterator.seek_to_first()
+            while valid():
+                keys: list[bytes] = []
+                values: list[bytes] = []
+                for _ in range(max_items):
+                    keys.append(key())
+                    values.append(value())
+                    advance()
+                    if not valid():
+                        break
+                yield keys, values
+                del keys, values  # before the next chunk is read
+            iterator.status()  # an iterator also stops being valid on an I/O error
+        finally:
+            del iterator, valid, key, value, advance
 
     def flush_all(self) -> None:
         """Write every column family's memtable to SST files and wait for it."""
@@ -583,7 +657,14 @@ class AppendableSegment:
         if not (path / "CURRENT").exists():
             raise FileNotFoundError(f"no segment in {path}")
         segment = cls(path, schema)
-        segment._load()
+        try:
+            segment._load()
+        except BaseException:
+            # Let go of RocksDB (and its LOCK) now, so the open can be retried in this
+            # process; the stored data is untouched. The load's error is the one to raise.
+            with contextlib.suppress(Exception):
+                segment.close()
+            raise
         return segment
 
     def __init__(self, path: Path, schema: VectorSchema):
@@ -699,6 +780,14 @@ class AppendableSegment:
     # -- loading --
 
     def _load(self) -> None:
+        """Rebuild the in-memory state from RocksDB, one chunk of each column family at a
+        time (`_RocksStore.iter_chunks`), then give the freed heap back to the OS.
+
+        What an open costs is what the segment keeps (the vector matrices, ~100 bytes of id
+        structures per point) plus about one chunk: it used to materialise every column
+        family whole, then join the vectors into one more copy, so opening 1M vectors of
+        384 floats peaked at 3.5x their size and, with glibc keeping the freed blocks, the
+        process stayed there (design doc on-disk-segments.md, step P0)."""
         store = self._open_store()
         meta = dict(store.items(CF_META))
         next_offset = _U32.unpack(meta[META_NEXT_OFFSET])[0]
@@ -706,32 +795,58 @@ class AppendableSegment:
         self._next_offset = next_offset
         self._persisted_version = _U64.unpack(meta.get(META_PERSISTED_VERSION, _U64.pack(0)))[0]
         self._version = _U64.unpack(meta[META_VERSION])[0]
-        self._load_ids(store.items(CF_IDS))
-        for name, column in self._columns.items():
-            self._load_column(column, store.items(vector_cf_name(name)))
+        try:
+            self._load_ids(store)
+            for name, column in self._columns.items():
+                self._load_column(store, name, column)
+        except ServiceError as exc:
+            raise ServiceError(f"segment {self._path} cannot be loaded: {exc}") from exc
+        finally:
+            _release_freed_heap()
 
-    def _load_ids(self, entries: list[tuple[bytes, bytes]]) -> None:
-        # The ids CF iterates in encode_id order, which is the sort-key order.
-        keys = []
-        for encoded, value in entries:
-            point_id = decode_id(encoded)
-            offset, version = _ID_ENTRY.unpack(value)
-            key = id_sort_key(point_id)
-            self._offset_by_key[key] = offset
-            self._ids[offset] = point_id
-            self._versions[offset] = version
-            self._live[offset] = True
-            keys.append(key)
-        self._sorted = _SortedKeys(keys)
+    def _load_ids(self, store: _RocksStore) -> None:
+        """The id maps, versions and live flags from the ids column family, which iterates
+        in encode_id order, the sort-key order."""
+        sort_keys: list[int] = []
+        ids_by_slot = np.full(self._capacity, None, dtype=object)
+        chunks = store.iter_chunks(CF_IDS, _ID_CHUNK_ITEMS)
+        try:
+            for encoded_ids, entries in chunks:
+                point_ids, keys = _decode_ids(encoded_ids)
+                slots, versions = _decode_id_entries(entries)
+                if len(slots) and int(slots.max()) >= self._next_offset:
+                    raise ServiceError(
+                        f"an id is stored at slot {int(slots.max())}, past the segment's {self._next_offset} used slots"
+                    )
+                self._versions[slots] = versions
+                self._live[slots] = True
+                ids_by_slot[slots] = _object_array(point_ids)
+                self._offset_by_key.update(zip(keys, slots.tolist()))
+                sort_keys.extend(keys)
+                del encoded_ids, entries
+        finally:
+            chunks.close()
+        self._ids = ids_by_slot.tolist()  # slots that hold no live point stay None
+        self._sorted = _SortedKeys(sort_keys)
 
-    def _load_column(self, column: _Column, entries: list[tuple[bytes, bytes]]) -> None:
-        offsets, blobs = [], []
-        for key, blob in entries:
-            offset = _OFFSET_KEY.unpack(key)[0]
-            if self._live[offset]:
-                offsets.append(offset)
-                blobs.append(blob)
-        column.load(offsets, blobs)
+    def _load_column(self, store: _RocksStore, name: str, column: _Column) -> None:
+        """A vector column's values of the live slots (a stored vector of a slot that is not
+        live is skipped: deletes remove both in one batch, so none is expected)."""
+        n = self._next_offset
+        chunks = store.iter_chunks(vector_cf_name(name), column.load_chunk_items())
+        try:
+            for keys, blobs in chunks:
+                slots = _decode_slot_keys(keys)
+                keep = np.zeros(len(slots), dtype=bool)
+                used = slots < n
+                keep[used] = self._live[slots[used]]
+                if not keep.all():
+                    blobs = list(itertools.compress(blobs, keep.tolist()))
+                    slots = slots[keep]
+                column.load(slots, blobs)
+                del keys, blobs  # so a chunk is let go of before the next one is read
+        finally:
+            chunks.close()
 
     # -- properties --
 
@@ -1544,6 +1659,84 @@ def _encode_payload(payload: dict) -> bytes:
 
 def _decode_payload(blob: bytes | None) -> dict:
     return cbor2.loads(blob) if blob else {}
+
+
+# How the ids and vector column families are laid out, read a chunk at a time on open:
+# `encode_id` of an integer id, an ids CF value (= `_ID_ENTRY`), a vector CF key.
+_INT_ID_KEY = np.dtype([("tag", "u1"), ("id", ">u8")])
+_ID_ENTRY_RECORD = np.dtype([("slot", "<u4"), ("version", "<u8")])
+_SLOT_KEY = np.dtype(">u4")
+_UUID_TAG_START = b"\x01"  # encode_id: integers are tagged 0, UUIDs 1
+
+
+def _decode_ids(encoded: Sequence[bytes]) -> tuple[list[PointId], list[int]]:
+    """(canonical ids, their id_sort_keys) of a chunk of the ids CF's keys (in key order).
+
+    Integer ids sort before UUIDs, so a chunk is a run of integers (decoded with one
+    numpy view) followed by a run of UUIDs (decoded one by one)."""
+    n_int = bisect.bisect_left(encoded, _UUID_TAG_START)
+    int_ids = _fixed_records(encoded[:n_int], _INT_ID_KEY, "point id keys")["id"].tolist()
+    point_ids: list[PointId] = list(int_ids)
+    keys: list[int] = int_ids  # an integer id is its own sort key
+    for data in encoded[n_int:]:
+        try:
+            point_ids.append(decode_id(data))
+        except ValueError as exc:
+            raise ServiceError(f"stored {exc}") from None
+        keys.append(UUID_KEY_BASE + int.from_bytes(data[1:], "big"))  # = id_sort_key
+    return point_ids, keys
+
+
+def _decode_id_entries(entries: Sequence[bytes]) -> tuple[np.ndarray, np.ndarray]:
+    """(slots int64, versions uint64) of a chunk of the ids CF's values."""
+    records = _fixed_records(entries, _ID_ENTRY_RECORD, "id entries")
+    return records["slot"].astype(np.int64), records["version"].astype(np.uint64)
+
+
+def _decode_slot_keys(keys: Sequence[bytes]) -> np.ndarray:
+    """The slots (int64) of a chunk of a vector CF's keys."""
+    return _fixed_records(keys, _SLOT_KEY, "vector keys").astype(np.int64)
+
+
+def _fixed_records(blobs: Sequence[bytes], dtype: np.dtype, what: str) -> np.ndarray:
+    """Blobs that each hold one `dtype` record, as one array (a view of their join)."""
+    if not blobs:
+        return np.zeros(0, dtype=dtype)
+    sizes = set(map(len, blobs))
+    if sizes != {dtype.itemsize}:
+        raise ServiceError(f"stored {what} must be {dtype.itemsize} bytes long, found lengths {sorted(sizes)}")
+    return np.frombuffer(b"".join(blobs), dtype=dtype)
+
+
+def _object_array(values: list) -> np.ndarray:
+    """`values` as a 1-d object array (np.array would try to make ints a number array)."""
+    array = np.empty(len(values), dtype=object)
+    array[:] = values
+    return array
+
+
+def _release_freed_heap() -> None:
+    """Give the C heap's free pages back to the OS (glibc's `malloc_trim(0)`).
+
+    glibc keeps freed small blocks (RocksDB values, Python `bytes`) for reuse instead of
+    returning them, so after a load that freed a lot the process's RSS would stay at its
+    peak. Where there is no `malloc_trim` (not glibc) this does nothing."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+@functools.cache
+def _malloc_trim() -> Callable[[int], int] | None:
+    import ctypes  # only opening a segment needs it
+
+    try:
+        trim = ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):
+        return None
+    trim.argtypes = [ctypes.c_size_t]
+    trim.restype = ctypes.c_int
+    return cast("Callable[[int], int]", trim)
 
 
 def _directory_size(path: Path) -> int:
