@@ -1,10 +1,9 @@
 """Import hygiene of the start-up path, each in a fresh interpreter (http/server.py,
 storage/toc.py, cli.py):
 
-- `pydrant.storage.toc` never pulls in the web stack, so `pydrant serve` can open the
-  collections in a thread before the web stack imports (and tools can use the storage
-  without it);
-- `pydrant.http.server` imports neither the app nor the storage: `serve` decides the order;
+- `pydrant.storage.toc` never pulls in the web stack (tools use the storage without it);
+- `pydrant.http.server` imports neither the app nor the storage: `serve` imports them with
+  the garbage collector paused;
 - `pydrant.cli` imports neither, so `pydrant version`/`config` stay quick;
 - a module that fails to import still fails the start: `pydrant serve` exits non-zero,
   naming it, and never answers `/readyz`, whichever stack the module belongs to. Nothing
@@ -49,7 +48,7 @@ def test_the_storage_imports_no_web_stack():
     assert not [name for name in modules if name.startswith("pydrant.http")]
 
 
-def test_the_server_module_leaves_the_order_of_imports_to_serve():
+def test_the_server_module_leaves_the_imports_to_serve():
     modules = modules_after("import pydrant.http.server")
     assert "hypercorn" in modules
     assert loaded(modules, ("pydrant.http.app", "quart", "pydrant.http.spec_models", *STORAGE_STACK)) == []
@@ -82,15 +81,15 @@ REFUSING_SERVE = textwrap.dedent(
 @pytest.mark.parametrize(
     "broken",
     [
-        "pydrant.http.spec_models",  # web stack, imported while the collections open
+        "pydrant.http.spec_models",  # web stack
         "quart_trio",  # web stack, third party
-        "pydrant.collection.barrier",  # storage stack, before the load starts
+        "pydrant.collection.barrier",  # storage stack
         "hypercorn.trio",  # the server module's own import
     ],
 )
 def test_a_module_that_fails_to_import_fails_the_start(tmp_path, broken):
     storage = tmp_path / "storage"
-    # A collection to open, so a failure of the web stack meets a load in progress.
+    # A collection in the storage: a failed start must leave it as it was.
     initialise_collection(storage / "collections" / "kept", "kept", build_config({"vectors": {"size": 2, "distance": "Dot"}}, CollectionDefaults()))
     server = ServerProcess(storage)
     proc = subprocess.Popen(
@@ -108,7 +107,7 @@ def test_a_module_that_fails_to_import_fails_the_start(tmp_path, broken):
     assert proc.returncode not in (0, None), output
     assert f"injected failure: cannot import {broken}" in output
     assert not ready_seen
-    # The collection the load had opened was closed, not left half-open: it opens again.
+    # The storage is untouched: the collection opens.
     collection = open_collection(storage / "collections" / "kept")
     try:
         assert collection.points_count() == 0

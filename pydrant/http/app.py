@@ -3,9 +3,7 @@
 `create_app(settings)` builds the app; `hypercorn -k trio 'pydrant.http.app:create_app()'`
 also works (settings then come from the environment and config/config.yaml). The table of
 content is started in the app's lifespan nursery with `nursery.start`, so the server
-accepts requests only after every collection has recovered from its WAL. `pydrant serve`
-passes a table of content whose collections are already opening in a thread
-(http/server.py); `run` then waits for that load.
+accepts requests only after every collection has recovered from its WAL.
 """
 
 from __future__ import annotations
@@ -19,6 +17,10 @@ from quart import g, request
 from quart_trio import QuartTrio
 from werkzeug.exceptions import HTTPException
 
+from pydrant import issues
+from pydrant.collection import diskspace
+from pydrant.collection.collection import configure_wal_retention
+from pydrant.optimizer import budget as optimizer_budget
 from pydrant.errors import PydrantError, RateLimited
 from pydrant.http import (
     aliases,
@@ -42,17 +44,14 @@ from pydrant.http.auth import authorize
 from pydrant.http.envelope import error
 from pydrant.http.errors import status_for
 from pydrant.http.metrics import Metrics
-from pydrant.storage.toc import TableOfContent, configure_node
+from pydrant.storage.toc import TableOfContent
 
 log = logging.getLogger("pydrant.http")
 
 BLUEPRINTS = (service, collections, aliases, points, retrieve, indexes, facet, search, recommend, discover, query, snapshots, point_in_time, changes, cluster)
 
 
-def create_app(settings=None, toc: TableOfContent | None = None) -> QuartTrio:
-    """The app over `toc`: a table of content made from `settings` by the caller after
-    `configure_node(settings)`, its load possibly started (`pydrant serve`); without one,
-    the node is configured and its table of content made here."""
+def create_app(settings=None) -> QuartTrio:
     if settings is None:
         from pydrant.config import load_settings
 
@@ -61,10 +60,12 @@ def create_app(settings=None, toc: TableOfContent | None = None) -> QuartTrio:
     app.config["MAX_CONTENT_LENGTH"] = settings.service.max_request_size_mb * 1024 * 1024
     app.config["PROVIDE_AUTOMATIC_OPTIONS"] = True
     app.extensions["settings"] = settings
-    if toc is None:
-        configure_node(settings)
-        toc = TableOfContent.from_settings(settings)
-    app.extensions["toc"] = toc
+    diskspace.configure(settings.storage.min_free_disk_mb)
+    issues.configure_slow_query(settings.service.slow_query_secs)
+    configure_wal_retention(settings.storage.wal.wal_retain_age_sec, settings.storage.wal.wal_retain_size_mb)
+    performance = settings.storage.performance
+    optimizer_budget.configure(performance.max_optimization_threads, performance.optimizer_cpu_budget)
+    app.extensions["toc"] = toc = TableOfContent.from_settings(settings)
     app.extensions["metrics"] = Metrics()
     app.extensions["locks"] = {"write": False, "error_message": None}
     app.extensions["started_at"] = time.time()

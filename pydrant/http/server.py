@@ -9,25 +9,19 @@ Why wait ourselves: hypercorn's trio worker keeps idle keep-alive connections op
 client connected (qdrant-client keeps its connections alive) take the whole grace period.
 Counting requests in flight lets the grace be short without cutting a slow request.
 
-Start-up (`serve`), arranged for the shortest spawn -> /readyz without answering before the
-node can serve: `/readyz` still says 200 only once every module is imported and every
-collection has loaded, and a module that fails to import still fails the start (nothing is
-imported lazily at request time). What changed is the order and the overhead:
-
-1. The storage stack is imported and the collections start opening in a thread of their
-   own (`TableOfContent.start_loading`) *before* the web stack (quart, the blueprints and
-   their request models, ~0.5 s of imports) is imported: loading a collection is disk reads,
-   RocksDB and numpy, which overlap the imports; the app's lifespan then waits for the load.
-   This module therefore imports `pydrant.http.app` only inside `serve`/`serve_async`.
-2. Python's cyclic garbage collector is paused until the app has started. Start-up makes
-   hundreds of thousands of long-lived objects (classes, request models, numba's type
-   registry, the collections' segments and payload indexes) and almost no cyclic garbage,
-   and the collector went over the growing heap again and again meanwhile: measured here,
-   ~0.2 s of the ~1.2 s of CPU an empty server's start took, and 0.3-1.0 s of the 2.4-3.9 s
-   two collections of 100,000 x 384 points took to open. When the app reports its start
-   complete (`CollectorResumedAtStartup`; hypercorn binds only after that), one full
-   collection (~0.1 s) sweeps what start-up left, so that pass counts in the start rather
-   than landing on the first requests; then the collector resumes.
+Start-up (`serve`): `/readyz` says 200 only once every module is imported and every
+collection has loaded (hypercorn binds its sockets only after the app's startup), and a
+module that fails to import fails the start: nothing is imported lazily at request time.
+Python's cyclic garbage collector is paused for the start. Start-up makes hundreds of
+thousands of long-lived objects (classes, request models, numba's type registry, the
+collections' segments and payload indexes) and almost no cyclic garbage, and the collector
+went over the growing heap again and again meanwhile: measured in process on the benchmark
+machine, ~0.2 s of the ~1.2 s of CPU the imports took and ~0.2 s of the ~1.9 s two
+collections of 100,000 x 384 points took to open. When the app reports its startup complete
+(`CollectorResumedAtStartup`), one full collection (~0.05-0.1 s) sweeps what start-up left,
+before hypercorn binds, so that pass counts in the start instead of landing on the first
+requests; then the collector runs as usual. That is why this module imports the app (and
+with it the web and storage stacks) only inside `serve`/`serve_async`.
 """
 
 from __future__ import annotations
@@ -145,32 +139,14 @@ async def serve_async(settings, app=None, *, task_status=trio.TASK_STATUS_IGNORE
 
 
 def serve(settings) -> None:
-    """`pydrant serve`: run until SIGINT/SIGTERM (blocking). See the module docstring for
-    the start-up order."""
+    """`pydrant serve`: run until SIGINT/SIGTERM (blocking), the garbage collector paused
+    until the app has started (module docstring)."""
     gc.disable()
     try:
-        app = _app_over_loading_storage(settings)
+        from pydrant.http.app import create_app  # the web and storage stacks: with the collector paused
+
+        app = create_app(settings)
         app.asgi_app = CollectorResumedAtStartup(app.asgi_app)
         trio.run(serve_async, settings, app)
     finally:
         gc.enable()  # also when the start failed
-
-
-def _app_over_loading_storage(settings):
-    """The app over a table of content whose collections are already opening in a thread.
-
-    The storage stack is imported first and on its own (here, by this thread), so the
-    loading thread never imports a module at the same time as this one: concurrent imports
-    of one package graph can hand a thread a partially initialised module."""
-    from pydrant.storage.toc import TableOfContent, configure_node
-
-    configure_node(settings)
-    toc = TableOfContent.from_settings(settings)
-    toc.start_loading()
-    try:
-        from pydrant.http.app import create_app
-
-        return create_app(settings, toc)
-    except BaseException:
-        toc.discard_loading()  # close what the load opened before the start fails
-        raise

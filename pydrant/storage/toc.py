@@ -17,15 +17,17 @@ segment, bad config, a stray directory, too many open files) is reported — sta
 the node serves. A collection's runtime tasks retry their errors themselves
 (collection/collection.py), so no collection's failure ends the others'.
 
-Start-up: `pydrant serve` (http/server.py) applies the node-wide settings
-(`configure_node`), then calls `start_loading`, which opens every collection in a thread of
-its own while the main thread imports the web stack (~0.5 s of quart, hypercorn and the
-request models); `run` then waits for that load instead of starting one. In process (tests,
-`create_app()` alone) `run` loads by itself, as before. Either way one INFO line per
-collection says what is being opened and, once it is, how long it took and how many WAL
-operations were replayed; a collection still opening after `PROGRESS_SECONDS` is reported
-again every `PROGRESS_SECONDS`, so a long start is never silent. This module imports the
-storage stack only: never the web stack (tests/storage/test_startup_logs.py).
+Start-up: `run` opens every collection. One INFO line per collection says what is being opened and, once it is,
+how long it took and how many WAL operations were replayed; a collection still opening after
+`PROGRESS_SECONDS` is reported again every `PROGRESS_SECONDS`, so a long start is never
+silent (tests/storage/test_startup_logs.py). This module imports the storage stack only,
+never the web stack (tests/test_startup_imports.py).
+
+Collections are not opened in a thread while the web stack imports, as the design of issue
+17 proposed (docs/design/on-disk-segments.md, S1): measured on the benchmark machine, with
+the page cache warm or cold, opening is CPU-bound Python under the GIL like the imports, so
+the two did not overlap, and the thread's GIL hand-offs made a start with two collections of
+100,000 x 384 points ~0.4 s slower (median of 12 interleaved starts each).
 """
 
 from __future__ import annotations
@@ -36,14 +38,12 @@ import shutil
 import threading
 import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 
 import trio
 
-from pydrant import issues
-from pydrant.collection import diskspace, snapshots
-from pydrant.collection.collection import CONFIG_FILE, MANIFEST_FILE, Collection, configure_wal_retention
+from pydrant.collection import snapshots
+from pydrant.collection.collection import CONFIG_FILE, MANIFEST_FILE, Collection
 from pydrant.collection.sharded import (
     SHARDS_DIR,
     ShardedCollection,
@@ -61,7 +61,6 @@ from pydrant.collection.config import (
 from pydrant.errors import AlreadyExists, BadInput, NotFound, ServiceError
 from pydrant.fsutil import fsync_dir, mkdir_durable, read_json, write_json_atomic
 from pydrant.issues import BOARD, collection_issue_id
-from pydrant.optimizer import budget as optimizer_budget
 from pydrant.storage.names import validate_name
 
 log = logging.getLogger("pydrant.storage")
@@ -82,17 +81,6 @@ PROGRESS_SECONDS = 5.0
 
 def defaults_from_settings(settings) -> CollectionDefaults:
     return CollectionDefaults.from_settings(settings)
-
-
-def configure_node(settings) -> None:
-    """Apply the node-wide settings the engine reads: the free-disk floor, the slow-query
-    threshold, WAL retention and the optimizer budget. Call it before any collection
-    opens: WAL retention is read when a collection's WAL opens."""
-    diskspace.configure(settings.storage.min_free_disk_mb)
-    issues.configure_slow_query(settings.service.slow_query_secs)
-    configure_wal_retention(settings.storage.wal.wal_retain_age_sec, settings.storage.wal.wal_retain_size_mb)
-    performance = settings.storage.performance
-    optimizer_budget.configure(performance.max_optimization_threads, performance.optimizer_cpu_budget)
 
 
 class TableOfContent:
@@ -117,8 +105,6 @@ class TableOfContent:
         # Collections being swapped for recovered ones: name -> set when the swap ends.
         self.swapping: dict[str, trio.Event] = {}
         self._nursery: trio.Nursery | None = None
-        self._background_load: _BackgroundLoad | None = None  # start_loading's, until run takes it
-        self._load_began = time.monotonic()  # reset when the load begins: the ready line's time
 
     @classmethod
     def from_settings(cls, settings) -> TableOfContent:
@@ -132,41 +118,14 @@ class TableOfContent:
 
     # -- lifecycle -----------------------------------------------------------------------
 
-    def start_loading(self) -> None:
-        """Start opening every collection now, in a thread of its own (blocking work: the
-        caller goes on, e.g. importing the web stack); `run` then waits for this load
-        instead of starting its own. Call `configure_node` first. A second call is a no-op.
-        If `run` will never be called (the start failed meanwhile), call `discard_loading`."""
-        if self._background_load is None:
-            self._background_load = _BackgroundLoad(self._load_from_disk)
-
-    def discard_loading(self) -> None:
-        """The start failed before `run`: wait for the background load, then close the
-        files of every collection it opened (blocking). Its own failure is not raised
-        again: the caller is already handling the start's."""
-        load, self._background_load = self._background_load, None
-        if load is None:
-            return
-        try:
-            loaded = load.result()
-        except BaseException:
-            return
-        for collection in loaded:
-            collection._close_files()
-
-    def _loaded_collections(self) -> list[AnyCollection]:
-        """The collections of the background load (waiting for it), or of a load run now
-        (blocking). An exception of the load is raised here: the start fails with it."""
-        load, self._background_load = self._background_load, None
-        return load.result() if load is not None else self._load_from_disk()
-
     async def run(self, *, task_status=trio.TASK_STATUS_IGNORED) -> None:
         """Load every collection (recovering each from its WAL), then report started.
 
         Requests are accepted only after `started`, so no request sees a half-loaded node.
         Runs until cancelled; on cancellation every collection is flushed and closed.
         """
-        loaded = await trio.to_thread.run_sync(self._loaded_collections)
+        began = time.monotonic()
+        loaded = await trio.to_thread.run_sync(self._load_from_disk)
         try:
             async with trio.open_nursery() as nursery:
                 self._nursery = nursery
@@ -177,10 +136,9 @@ class TableOfContent:
                     log.error("collections that failed to load: %s", ", ".join(sorted(self.failed)))
                 self.ready = True
                 log.info(
-                    "storage ready at %s: %s%s, %.2f s after it began loading",
+                    "storage ready at %s: %s%s in %.2f s",
                     self.root, _count(len(self.collections), "collection"),
-                    f" ({len(self.failed)} failed)" if self.failed else "",
-                    time.monotonic() - self._load_began,
+                    f" ({len(self.failed)} failed)" if self.failed else "", time.monotonic() - began,
                 )
                 task_status.started()
                 await trio.sleep_forever()
@@ -191,7 +149,6 @@ class TableOfContent:
                     await collection.close()
 
     def _load_from_disk(self) -> list[AnyCollection]:
-        self._load_began = time.monotonic()
         mkdir_durable(self.collections_dir)
         self._clear_pending()
         try:
@@ -598,33 +555,6 @@ class TableOfContent:
 
 
 # -- start-up helpers -------------------------------------------------------------------------
-
-
-class _BackgroundLoad:
-    """A storage load running in a thread of its own (`TableOfContent.start_loading`).
-
-    Daemonic so that a start that fails meanwhile (the web stack does not import) cannot
-    hang the process's exit on it; `discard_loading` waits for it when it can."""
-
-    def __init__(self, load: Callable[[], list[AnyCollection]]):
-        self._load = load
-        self._collections: list[AnyCollection] = []
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="pydrant-storage-load", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        try:
-            self._collections = self._load()
-        except BaseException as exc:  # handed over: result() raises it where the start awaits it
-            self._error = exc
-
-    def result(self) -> list[AnyCollection]:
-        """Wait for the load (blocking): its collections, or its exception raised here."""
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        return self._collections
 
 
 class _ProgressReports:

@@ -1,7 +1,6 @@
-"""A real `pydrant serve` restarted after SIGKILL: the collections open in the storage
-thread while the web stack imports (http/server.py), the start-up log names each
-collection as it opens and when it is ready with the WAL operations it replayed, and
-every acknowledged write is there once `/readyz` answers."""
+"""A real `pydrant serve` restarted after SIGKILL: the start-up log names each collection
+as it opens and when it is ready with the WAL operations it replayed, and every
+acknowledged write is there once `/readyz` answers."""
 
 from __future__ import annotations
 
@@ -45,4 +44,4 @@ def test_restart_after_a_crash_logs_each_collection_and_serves_every_write(fresh
     assert int(replayed.group(1)) >= BATCHES  # at least the upserts no segment had flushed
     assert any(re.fullmatch(r"collection second: ready in \d+\.\d\d s: 0 points in 1 segment, \d+ WAL operations? replayed", line) for line in lines)
     ready = [line for line in lines if line.startswith("storage ready at ")]
-    assert len(ready) == 1 and re.fullmatch(r"storage ready at .*: 2 collections, \d+\.\d\d s after it began loading", ready[0])
+    assert len(ready) == 1 and re.fullmatch(r"storage ready at .*: 2 collections in \d+\.\d\d s", ready[0])

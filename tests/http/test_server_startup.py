@@ -1,7 +1,6 @@
-"""`pydrant serve`'s start-up order (http/server.py): the garbage collector paused during
-the start and resumed when the app has started (before hypercorn binds), or when the start
-fails; the collections opening ahead of the app (the storage's side of it:
-tests/storage/test_startup_logs.py)."""
+"""`pydrant serve`'s start-up (http/server.py): the garbage collector paused during the
+start and resumed when the app has started (before hypercorn binds), or when the start
+fails."""
 
 from __future__ import annotations
 
@@ -56,26 +55,32 @@ async def test_the_collector_resumes_when_the_app_has_started(monkeypatch, colle
     assert events == [("app", "http", True), ("sent", "http.response.start", True)]
 
 
-def test_a_failed_start_resumes_the_collector(monkeypatch, collector_restored):
-    def refuse(settings):
-        assert not gc.isenabled()
-        raise RuntimeError("the web stack did not import")
-
-    monkeypatch.setattr(server, "_app_over_loading_storage", refuse)
-    with pytest.raises(RuntimeError, match="did not import"):
-        server.serve(load_settings(env={}))
+def test_a_failed_start_resumes_the_collector(tmp_path, collector_restored):
+    """A storage root that is a file: the app's startup fails (before anything binds), the
+    failure reaches the caller, and the collector runs again."""
+    root = tmp_path / "not-a-directory"
+    root.write_text("")
+    settings = load_settings(env={}, overrides={
+        "storage.storage_path": str(root), "storage.snapshots_path": str(tmp_path / "snap"), "service.http_port": 0,
+    })
+    with pytest.raises(BaseExceptionGroup) as caught:  # hypercorn's and trio's nurseries
+        server.serve(settings)
+    assert "Lifespan failure in startup" in repr(caught.value) and "Not a directory" in repr(caught.value)
     assert gc.isenabled()
 
 
-def test_the_app_is_made_over_a_storage_already_loading(tmp_path, monkeypatch):
-    """The collections start opening before the web stack is imported, and create_app is
-    given that table of content instead of making its own."""
-    from pydrant.storage import toc as toc_module
+def test_serve_starts_the_app_with_the_collector_paused_and_the_resume_hook_installed(tmp_path, monkeypatch, collector_restored):
+    """What `serve` hands to trio: the app made with the collector paused (its imports
+    and the storage's open happen then), wrapped so that startup-complete resumes it."""
+    seen = []
 
-    started = []
-    monkeypatch.setattr(toc_module.TableOfContent, "start_loading", lambda self: started.append(self))
-    settings = load_settings(env={}, overrides={"storage.storage_path": str(tmp_path / "s"), "storage.snapshots_path": str(tmp_path / "snap")})
-    app = server._app_over_loading_storage(settings)
-    assert len(started) == 1
-    assert app.extensions["toc"] is started[0]
-    assert app.extensions["toc"].root == tmp_path / "s"
+    def fake_run(async_fn, settings, app):
+        seen.append((async_fn, gc.isenabled(), app.asgi_app))
+
+    monkeypatch.setattr(server.trio, "run", fake_run)
+    server.serve(load_settings(env={}, overrides={"storage.storage_path": str(tmp_path / "s"), "storage.snapshots_path": str(tmp_path / "snap")}))
+    [(async_fn, enabled_while_running, asgi_app)] = seen
+    assert async_fn is server.serve_async
+    assert enabled_while_running is False
+    assert isinstance(asgi_app, server.CollectorResumedAtStartup)
+    assert gc.isenabled()  # and on again when serve returns

@@ -1,6 +1,5 @@
-"""Start-up of the table of content (storage/toc.py): the per-collection progress lines,
-the load started ahead in a thread (`start_loading`, as `pydrant serve` does) and what
-happens when that load fails or the start is abandoned."""
+"""Start-up of the table of content (storage/toc.py): the progress lines of the load, one
+per collection as it opens and when it is ready, reports while an open lasts, failures."""
 
 from __future__ import annotations
 
@@ -9,7 +8,6 @@ import re
 import time
 from pathlib import Path
 
-import pytest
 import trio
 
 from pydrant.collection.collection import WAL_DIR
@@ -84,7 +82,7 @@ async def test_each_collection_says_what_it_opens_and_when_it_is_ready(tmp_path,
     assert re.fullmatch(r"collection sharded: ready in \d+\.\d\d s: 6 points in 2 segments, 0 WAL operations replayed", ready[1])
     # Opening comes before ready for each collection, and the node's line comes last.
     assert lines.index("collection plain: opening 1 segment") < lines.index(ready[0])
-    assert re.fullmatch(rf"storage ready at {re.escape(str(tmp_path))}: 2 collections, \d+\.\d\d s after it began loading", lines[-1])
+    assert re.fullmatch(rf"storage ready at {re.escape(str(tmp_path))}: 2 collections in \d+\.\d\d s", lines[-1])
 
 
 async def test_an_empty_storage_logs_no_collection_lines(tmp_path, caplog):
@@ -92,7 +90,7 @@ async def test_an_empty_storage_logs_no_collection_lines(tmp_path, caplog):
     await run_toc(TableOfContent(tmp_path, CollectionDefaults()))
     lines = storage_lines(caplog)
     assert not [line for line in lines if line.startswith(("opening", "collection "))], lines
-    assert re.fullmatch(r"storage ready at .*: 0 collections, \d+\.\d\d s after it began loading", lines[-1])
+    assert re.fullmatch(r"storage ready at .*: 0 collections in \d+\.\d\d s", lines[-1])
 
 
 async def test_a_collection_that_fails_to_load_is_named_with_its_cause(tmp_path, caplog):
@@ -109,7 +107,7 @@ async def test_a_collection_that_fails_to_load_is_named_with_its_cause(tmp_path,
     assert any(line.startswith("collection plain: opening (its manifest is unreadable: FileNotFoundError") for line in lines)
     assert not any(line.startswith("collection plain: ready") for line in lines)
     assert any(line.startswith("collection sharded: ready in ") for line in lines)
-    assert re.fullmatch(r"storage ready at .*: 1 collection \(1 failed\), \d+\.\d\d s after it began loading", lines[-1])
+    assert re.fullmatch(r"storage ready at .*: 1 collection \(1 failed\) in \d+\.\d\d s", lines[-1])
 
 
 async def test_a_long_open_is_reported_while_it_lasts(tmp_path, caplog, monkeypatch):
@@ -135,65 +133,3 @@ async def test_a_long_open_is_reported_while_it_lasts(tmp_path, caplog, monkeypa
         assert all(i < ready for i in still)  # the reports stop at ready
     time.sleep(0.25)
     assert len(storage_lines(caplog)) == len(lines)  # no reporter outlives its collection's open
-
-
-# -- the load started ahead (pydrant serve) -----------------------------------------------------
-
-
-async def test_run_takes_the_load_started_ahead_instead_of_loading_again(tmp_path, monkeypatch):
-    await make_storage(tmp_path)
-    loads = []
-    toc = TableOfContent(tmp_path, CollectionDefaults())
-    real_load = toc._load_from_disk
-
-    def counted_load():
-        loads.append(time.monotonic())
-        return real_load()
-
-    monkeypatch.setattr(toc, "_load_from_disk", counted_load)
-    toc.start_loading()
-    toc.start_loading()  # a second call changes nothing
-
-    async def counts(toc):
-        return toc.get("plain").points_count(), toc.get("sharded").points_count(), toc.ready
-
-    assert await run_toc(toc, counts) == (7, 6, True)
-    assert len(loads) == 1
-
-
-@pytest.mark.parametrize("ahead", [False, True], ids=["in-run", "ahead"])
-async def test_a_failing_load_fails_run_the_same_either_way(tmp_path, ahead):
-    """A storage root that is a file: the load's error reaches `run` (and so the app's
-    start) whether the load ran there or ahead in its thread."""
-    root = tmp_path / "not-a-directory"
-    root.write_text("")
-    toc = TableOfContent(root, CollectionDefaults())
-    if ahead:
-        toc.start_loading()
-    with pytest.raises(BaseExceptionGroup) as caught:  # from run_toc's nursery
-        await run_toc(toc)
-    assert caught.group_contains(NotADirectoryError, depth=1)
-    assert not toc.ready
-
-
-async def test_a_discarded_load_leaves_every_collection_closed(tmp_path):
-    """The start failed after the load began (the web stack did not import): whatever the
-    load opened is closed, so the next start opens it (RocksDB allows one opener)."""
-    await make_storage(tmp_path)
-    toc = TableOfContent(tmp_path, CollectionDefaults())
-    toc.start_loading()
-    toc.discard_loading()
-    toc.discard_loading()  # nothing left: a no-op
-
-    async def state(toc):
-        return sorted(toc.collections), dict(toc.failed), toc.get("plain").points_count()
-
-    assert await run_toc(TableOfContent(tmp_path, CollectionDefaults()), state) == (["plain", "sharded"], {}, 7)
-
-
-async def test_discarding_a_failed_load_does_not_raise(tmp_path):
-    root = tmp_path / "not-a-directory"
-    root.write_text("")
-    toc = TableOfContent(root, CollectionDefaults())
-    toc.start_loading()
-    toc.discard_loading()  # the caller is already handling the start's own failure
