@@ -72,10 +72,10 @@ Decisions taken where the design (§2.5) was open, and why:
 - No Numba: every operation is a few numpy calls over slices (binary searches, gathers,
   `reduceat`); nothing loops per entry in Python.
 
-`check()` (O(E + n) in chunks of CHECK_CHUNK entries, for the background verification of
-§2.3) raises ValueError for structural damage the O(1) checks at open cannot see: unsorted
-runs, entries in the wrong band, out-of-range slots, masks or distinct values that disagree
-with the entries (`problems()` lists them). A damaged index cannot crash the process (numpy
+`check()` (O(E + n), for the background verification of §2.3; `check_steps(chunk)` is the
+same a chunk at a time, for a throttled verifier) raises ValueError for structural damage
+the O(1) checks at open cannot see: unsorted runs, entries in the wrong band, out-of-range
+slots, masks or distinct values that disagree with the entries. A damaged index cannot crash the process (numpy
 bounds-checks every gather), only answer wrongly, which is why the verification runs at all.
 The argument order `(meta, arrays)` and the raising `check()` follow the other array-level
 structures (`disk_index_postings`, `QuantizedVectors.from_arrays`, `HnswIndex.check`).
@@ -85,7 +85,8 @@ from __future__ import annotations
 
 import math
 from array import array
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from typing import NoReturn
 
 import numpy as np
 
@@ -386,30 +387,48 @@ class _DiskRunIndex:
         return None
 
     def check(self) -> None:
-        """Walk the whole structure (O(E + n), temporaries bounded by CHECK_CHUNK entries)
-        and raise ValueError naming the index and every problem found: for the background
-        verification (a corrupt index cannot crash a reader, but it would answer wrongly)."""
-        problems = self.problems()
-        if problems:
-            raise ValueError(f"payload index `{self.key}`: " + "; ".join(problems))
+        """Walk the whole structure (O(E + n)) and raise ValueError naming the index and the
+        first problem: for the background verification (a corrupt index cannot crash a
+        reader, but it would answer wrongly)."""
+        for _ in self.check_steps():
+            pass
 
-    def problems(self) -> list[str]:
-        """What `check` reports, as a list (empty when sound)."""
-        problems = []
+    def check_steps(self, chunk: int | None = None) -> Iterator[int]:
+        """`check()` a chunk of entries at a time (default CHECK_CHUNK), yielding how many
+        entries (and distinct values) have been checked so far after each chunk, for a
+        verifier to throttle or cancel (as `HnswIndex.check_steps`). Temporaries are a few
+        tens of bytes per chunk entry."""
+        size = CHECK_CHUNK if chunk is None else chunk
+        self._check_layout()
+        done = 0
+        for a, b in _chunks(len(self.slots), size):
+            self._check_entries(a, b)
+            done = b
+            yield done
+        for extra in self._check_more(size):
+            yield done + extra
+
+    def _check_layout(self) -> None:
+        """O(n) or less, before the entries: the mask counts against meta."""
         for name in ("present", "other"):
             count = int(np.count_nonzero(self.arrays[name]))
             if count != self.meta[name]:
-                problems.append(f"{name}: {count} slots, meta says {self.meta[name]}")
-        for a, b in _chunks(len(self.slots)):
-            slots = self.slots[a:b]
-            if int(slots.max()) >= self.n:
-                problems.append(f"slot {int(slots.max())} out of range ({self.n} slots)")
-                break
-            if not bool(self.present[slots].all()):
-                problems.append("an entry's slot is not marked present")
-                break
-        return problems
+                self._corrupt(f"{name}: {count} slots, meta says {self.meta[name]}")
 
+    def _check_entries(self, a: int, b: int) -> None:
+        """Entries a..b-1: slots in range and marked present (subclasses add their order)."""
+        slots = self.slots[a:b]
+        if int(slots.max()) >= self.n:
+            self._corrupt(f"slot {int(slots.max())} out of range ({self.n} slots)")
+        if not bool(self.present[slots].all()):
+            self._corrupt("an entry's slot is not marked present")
+
+    def _check_more(self, size: int) -> Iterator[int]:
+        """Structures beside the entries, a chunk at a time (integer: distinct values)."""
+        return iter(())
+
+    def _corrupt(self, problem: str) -> NoReturn:
+        raise ValueError(f"payload index `{self.key}`: {problem}")
 
 class _SortedRunIndex(_DiskRunIndex):
     """Integer, float and datetime: `values` sorted by (value, slot), `slots` alongside."""
@@ -463,8 +482,12 @@ class _SortedRunIndex(_DiskRunIndex):
         hi, hi_strict = _tighter_high(lt, lte)
         return self._spans_mask([self._span(lo, lo_strict, hi, hi_strict)], n)
 
-    def problems(self) -> list[str]:
-        return super().problems() + _run_problems(self.values, self.slots)
+    def _check_entries(self, a: int, b: int) -> None:
+        super()._check_entries(a, b)
+        c = min(b, len(self.values) - 1)  # pairs (i, i + 1) for i in a..c-1, across chunk seams
+        problem = _pair_problem(self.values[a:c], self.values[a + 1 : c + 1], self.slots[a:c], self.slots[a + 1 : c + 1])
+        if problem:
+            self._corrupt(problem)
 
     # -- ordered reads --
 
@@ -654,12 +677,24 @@ class IntegerRunIndex(_SortedRunIndex):
         nonzero = counts > 0
         return {int(v): int(c) for v, c in zip(self.distinct[nonzero].tolist(), counts[nonzero].tolist())}
 
-    def problems(self) -> list[str]:
-        problems = super().problems()
-        if self.has_lookup:
-            problems += _distinct_problems(self.values, self.distinct, self.distinct_offsets)
-        return problems
-
+    def _check_more(self, size: int) -> Iterator[int]:
+        """Distinct values and offsets against the (checked) run: offsets rise from 0 to E,
+        each group's first and last entries equal its value, the values rise."""
+        if not self.has_lookup:
+            return
+        distinct, offsets, values = self.distinct, self.distinct_offsets, self.values
+        if int(offsets[0]) != 0 or int(offsets[-1]) != len(values):
+            self._corrupt("distinct offsets do not span the run")
+        for a, b in _chunks(len(distinct), size):
+            starts, ends = offsets[a:b].astype(np.int64), offsets[a + 1 : b + 1].astype(np.int64)
+            if bool((ends <= starts).any()):
+                self._corrupt("distinct offsets do not rise")
+            group = distinct[a:b]
+            if not (np.array_equal(values[starts], group) and np.array_equal(values[ends - 1], group)):
+                self._corrupt("distinct values do not match the run")
+            if bool((group[1:] <= group[:-1]).any()) or (a > 0 and distinct[a - 1] >= distinct[a]):
+                self._corrupt("distinct values do not rise")
+            yield b
 
 class FloatRunIndex(_SortedRunIndex):
     """Numbers as float64: ranges and order_by."""
@@ -697,51 +732,30 @@ class DatetimeRunIndex(_SortedRunIndex):
         return None
 
 
-def _run_problems(values: np.ndarray, slots: np.ndarray, distinct_slots: bool = True) -> list[str]:
-    """Whether a run is sorted by (value, slot), NaNs (if any) last and among themselves
-    by slot: what `np.lexsort((slots, values))` makes. Checked pair by pair in chunks.
-    `distinct_slots`: equal values never share a slot (true of a numeric run, whose entries
-    are deduplicated per slot; not of a geo band, where one slot may hold two points of
-    equal latitude)."""
-    floats = values.dtype.kind == "f"
-    for a, b in _chunks(len(values) - 1):
-        x, y = values[a:b], values[a + 1 : b + 1]
-        rising = slots[a:b] < slots[a + 1 : b + 1] if distinct_slots else slots[a:b] <= slots[a + 1 : b + 1]
-        if floats:
-            x_nan, y_nan = np.isnan(x), np.isnan(y)
-            ok = np.where(x_nan, y_nan & rising, y_nan | (x < y) | ((x == y) & rising))
-        else:
-            ok = (x < y) | ((x == y) & rising)
-        if not bool(ok.all()):
-            first = int(np.argmin(ok))
-            tied = x[first] == y[first] or (floats and bool(np.isnan(x[first]) and np.isnan(y[first])))
-            return ["equal values not in slot order" if tied else "values not sorted"]
-    return []
+def _pair_problem(x: np.ndarray, y: np.ndarray, x_slots: np.ndarray, y_slots: np.ndarray,
+                  distinct_slots: bool = True) -> str | None:
+    """What is wrong with consecutive entries (x[i], y[i]) of a run sorted by (value, slot),
+    NaNs last and among themselves by slot (what `np.lexsort((slots, values))` makes), or
+    None. `distinct_slots`: equal values never share a slot (true of a numeric run, whose
+    entries are deduplicated per slot; not of a geo band, where one slot may hold two
+    points of equal latitude)."""
+    rising = x_slots < y_slots if distinct_slots else x_slots <= y_slots
+    if x.dtype.kind == "f":
+        x_nan, y_nan = np.isnan(x), np.isnan(y)
+        ok = np.where(x_nan, y_nan & rising, y_nan | (x < y) | ((x == y) & rising))
+    else:
+        x_nan = y_nan = np.zeros(len(x), dtype=bool)
+        ok = (x < y) | ((x == y) & rising)
+    if bool(ok.all()):
+        return None
+    first = int(np.argmin(ok))
+    tied = bool(x[first] == y[first]) or bool(x_nan[first] and y_nan[first])
+    return "equal values not in slot order" if tied else "values not sorted"
 
-
-def _distinct_problems(values: np.ndarray, distinct: np.ndarray, offsets: np.ndarray) -> list[str]:
-    """Whether `distinct`/`distinct_offsets` describe the (sorted) run: offsets rise from 0 to
-    E, each group's first and last entries equal its distinct value, distinct values rise."""
-    if int(offsets[0]) != 0 or int(offsets[-1]) != len(values):
-        return ["distinct offsets do not span the run"]
-    for a, b in _chunks(len(distinct)):
-        starts, ends = offsets[a:b].astype(np.int64), offsets[a + 1 : b + 1].astype(np.int64)
-        if bool((ends <= starts).any()):
-            return ["distinct offsets do not rise"]
-        group = distinct[a:b]
-        if not (np.array_equal(values[starts], group) and np.array_equal(values[ends - 1], group)):
-            return ["distinct values do not match the run"]
-        falls_inside = bool((group[1:] <= group[:-1]).any())
-        falls_at_start = a > 0 and distinct[a - 1] >= distinct[a]
-        if falls_inside or falls_at_start:
-            return ["distinct values do not rise"]
-    return []
-
-
-def _chunks(total: int):
-    """[a, b) ranges of at most CHECK_CHUNK covering [0, total)."""
-    for a in range(0, max(total, 0), CHECK_CHUNK):
-        yield a, min(total, a + CHECK_CHUNK)
+def _chunks(total: int, size: int) -> Iterator[tuple[int, int]]:
+    """[a, b) ranges of at most `size` covering [0, total)."""
+    for a in range(0, max(total, 0), size):
+        yield a, min(total, a + size)
 
 
 class GeoBandIndex(_DiskRunIndex):
@@ -806,21 +820,26 @@ class GeoBandIndex(_DiskRunIndex):
             return None, (slots_mask(slots[maybe], n) if maybe.any() else None)
         return None
 
-    def problems(self) -> list[str]:
-        problems = super().problems()
+    def _check_layout(self) -> None:
+        super()._check_layout()
         offsets = self._offsets
         if offsets[0] != 0 or offsets[-1] != len(self.slots) or any(b < a for a, b in zip(offsets, offsets[1:])):
-            return problems + ["band offsets do not rise from 0 to the entry count"]
-        for band in range(_BAND_COUNT):
-            first, end = offsets[band], offsets[band + 1]
-            for a, b in _chunks(end - first):
-                lons, lats = self.lon[first + a : first + b], self.lat[first + a : first + b]
-                if not bool((_bands_of(lons, lats) == band).all()):
-                    return problems + [f"an entry of band {band} is in the wrong longitude band"]
-            if _run_problems(self.lat[first:end], self.slots[first:end], distinct_slots=False):
-                return problems + [f"band {band} is not sorted by latitude"]
-        return problems
+            self._corrupt("band offsets do not rise from 0 to the entry count")
 
+    def _check_entries(self, a: int, b: int) -> None:
+        """Each entry in the band its coordinates give, each band sorted by (lat, slot)."""
+        super()._check_entries(a, b)
+        c = min(b + 1, len(self.slots))  # entries a..c-1: the chunk and the next one's first
+        bands = np.searchsorted(self.band_offsets, np.arange(a, c, dtype=np.uint64), side="right").astype(np.int64) - 1
+        if not np.array_equal(_bands_of(self.lon[a:c], self.lat[a:c]), bands):
+            self._corrupt("an entry is in the wrong longitude band")
+        same_band = bands[:-1] == bands[1:]
+        lat, slots = self.lat[a:c], self.slots[a:c]
+        problem = _pair_problem(lat[:-1][same_band], lat[1:][same_band], slots[:-1][same_band], slots[1:][same_band],
+                                distinct_slots=False)
+        if problem:
+            band = int(bands[:-1][same_band][0])
+            self._corrupt(f"a band is not sorted by latitude (band {band} or later): {problem}")
 
 def _band_of(lon: float) -> int:
     """The band of a query longitude, clipped to 0..179 (the build's arithmetic, `_bands_of`)."""

@@ -68,11 +68,8 @@ def disk_index(key, schema, payloads):
     arrays, meta = build_run_index(key, schema, enumerate(payloads), len(payloads))
     reader = open_run_index(json.loads(json.dumps(meta)), frozen(arrays))
     reader.check()
-    saved, runs.CHECK_CHUNK = runs.CHECK_CHUNK, 3  # chunk seams must not look like damage
-    try:
-        reader.check()
-    finally:
-        runs.CHECK_CHUNK = saved
+    for _ in reader.check_steps(3):  # chunk seams must not look like damage
+        pass
     return reader
 
 
@@ -616,7 +613,9 @@ def test_open_refuses_what_does_not_match_its_meta(damage, message):
     ("integer", "i", lambda a: a["values"].__setitem__(0, 9.0), "not sorted"),
     ("integer", "i", lambda a: a["slots"].__setitem__(1, 1), "slot order"),
     ("integer", "i", lambda a: a["slots"].__setitem__(0, 99), "out of range"),
-    ("integer", "i", lambda a: a["present"].__setitem__(4, False), "not marked present"),
+    ("integer", "i", lambda a: a["present"].__setitem__(4, False), "present: 2 slots, meta says 3"),
+    ("integer", "i", lambda a: (a["present"].__setitem__(4, False), a["present"].__setitem__(3, True)),
+     "not marked present"),
     ("integer", "i", lambda a: a["other"].__setitem__(3, True), "other"),
     ("integer", "i", lambda a: a["distinct"].__setitem__(1, 4.0), "distinct"),
     ("integer", "i", lambda a: a["values"].__setitem__(3, 2.0), "not sorted"),  # the last pair
@@ -636,6 +635,30 @@ def test_check_reports_structural_damage(schema, key, damage, message, chunk, mo
     reader = open_run_index(meta, arrays)
     with pytest.raises(ValueError, match=f"payload index `{key}`: .*{message}"):
         reader.check()
+
+
+def test_check_refuses_a_value_split_over_two_distinct_groups():
+    arrays, meta = sample_index()  # values [1, 3, 3, 7]
+    arrays.update(distinct=np.array([1.0, 3.0, 3.0, 7.0]), distinct_offsets=np.array([0, 1, 2, 3, 4], dtype="<u8"))
+    reader = open_run_index({**meta, "distinct": 4}, arrays)
+    with pytest.raises(ValueError, match="distinct values do not rise"):
+        reader.check()
+
+
+def test_check_steps_report_progress_and_stop_at_the_damaged_chunk():
+    payload_list = [{"i": i % 7, "g": {"lon": float(i % 360 - 180), "lat": float(i % 180 - 90)}} for i in range(50)]
+    for key, schema, total in (("i", "integer", 50 + 7), ("g", "geo", 50)):
+        arrays, meta = build_run_index(key, schema, enumerate(payload_list), len(payload_list))
+        reader = open_run_index(meta, arrays)
+        steps = list(reader.check_steps(8))
+        assert steps == sorted(steps) and steps[-1] == total and len(steps) >= 7, (key, steps)
+    arrays, meta = build_run_index("i", "integer", enumerate(payload_list), len(payload_list))
+    arrays["values"][40] = -1.0  # damage in the sixth chunk of 8
+    steps = []
+    with pytest.raises(ValueError, match="values not sorted"):
+        for done in open_run_index(meta, arrays).check_steps(8):
+            steps.append(done)
+    assert steps == [8, 16, 24, 32]  # the chunk holding the pair (39, 40) raises
 
 
 def test_builder_refuses_bad_slots_and_other_index_types():
