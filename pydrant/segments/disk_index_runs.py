@@ -30,15 +30,16 @@ Layout (E = entries: one per distinct accepted value of a slot; n = segment slot
                  slots         <u4 (E,)
 
 Readers offer the interface `filter_plan.evaluate` and the segment read paths use with the
-in-memory classes (`answer(condition, gen, live, n)`, `points`, `facet_counts`,
+in-memory classes (`answer(condition, gen, live, n)`, `points`, `other_mask`, `facet_counts`,
 `ordered_entries`, `nbytes`, `data_type`, `params`, `schema`, `path`, `has_lookup`,
 `has_range`), with `gen` ignored (an immutable segment rewrites no payload in place), plus
-`ordered_prefix`: the block-wise walk `order_by` needs. They answer exactly what the
-in-memory index over the same payloads answers, after both are restricted to live slots
-(`filter_plan.split` does that; the in-memory range answers keep dead slots too). Readers
-hold no mutable state, so any number of threads may use one. Masks they return may be
-read-only views of the mapped arrays: callers combine them into new arrays and never write
-them (as `filter_plan` does).
+`ordered_prefix`: the block-wise walk `order_by` needs, and `orderable`/`facetable`. They
+answer exactly what the in-memory index over the same payloads answers once both are
+restricted to live slots: answers and `other_mask` may include dead slots, as the in-memory
+run's answers do (`filter_plan.split` ANDs `live`; one AND per query, not one per index);
+`points` and facets exclude them. Readers hold no mutable state, so any number of threads may use one. Masks
+they return may be read-only views of the mapped arrays: callers combine them into new
+arrays and never write them (as `filter_plan` does).
 
 Decisions taken where the design (§2.5) was open, and why:
 
@@ -46,19 +47,27 @@ Decisions taken where the design (§2.5) was open, and why:
   index which values it holds (`_accept`) and dedupes per slot as `FieldIndex.add` does, so
   the two index kinds cannot drift apart on what goes into `other`.
 - **Datetimes are int64 microseconds**, not float64: exact at any year the parser accepts.
-  The in-memory index (float64) merges microseconds past 2255 (float64 steps by 2-32 µs
-  there) and then disagrees with the payload scan; this one agrees with the scan. Values
-  handed to `order_by` are float64, as today.
+  The in-memory index (float64) merges microseconds past 2255 (float64 steps by 2 to 32 µs
+  there) and then disagrees with the payload scan; this one agrees with the scan. Ranges
+  search the int64 run with integer bounds (a float key would make numpy convert the whole
+  run). Values handed to `order_by` are float64, as today.
 - **Integer matches of |v| > 2**53 are not rounded.** The in-memory index answers
   `match: {value: 2**53 + 1}` from float64 entries (it finds 2**53 and misses the point
   holding 2**53 + 1, which sits in `other`); the index holds only |v| <= 2**53, so such a
   value matches no entry and only `other` may hold it: `(None, other)`. `any` and `except`
   likewise. The answers then agree with the scan (and with the in-memory index everywhere
   else).
+- **NaN floats match no range** (a float payload value can be NaN only from outside JSON:
+  orjson refuses it). The in-memory index counts NaN entries in a range without an upper
+  bound; the scan does not, nor does this one. `order_by` without `start_from` lists them
+  as today (last ascending, first descending).
 - **Geo bands get an extra band 180** for entries whose lon is not in [-180, 180] or lat not
   in [-90, 90] (payload geo values are not range-checked). Such entries are always scanned:
   an invalid latitude makes the haversine formula non-metric, so no longitude bound would be
   safe for them. Every other entry lives in band floor((lon + 180) / 2) (lon 180 in 179).
+  On such entries this index answers as the in-memory one, and both differ from the scan
+  (a latitude past 90 folds over the pole; the scan's scalar haversine turns NaN into half
+  the globe): a pre-existing inconsistency of `field_index.py`/`filters.py`, not fixed here.
 - **A circle's longitude bands** come from the widest circle the in-memory index's "maybe"
   test admits (radius (1 + 1e-9) + 1e-6 m): half-width asin(sin δ / cos φ) plus 0.01°, all
   bands when the cap reaches a pole; the same latitude band as today's. So the candidates
@@ -75,8 +84,10 @@ Decisions taken where the design (§2.5) was open, and why:
 `check()` (O(E + n), for the background verification of §2.3; `check_steps(chunk)` is the
 same a chunk at a time, for a throttled verifier) raises ValueError for structural damage
 the O(1) checks at open cannot see: unsorted runs, entries in the wrong band, out-of-range
-slots, masks or distinct values that disagree with the entries. A damaged index cannot crash the process (numpy
-bounds-checks every gather), only answer wrongly, which is why the verification runs at all.
+slots, masks or distinct values that disagree with the entries. A damaged index cannot
+crash the process (numpy bounds-checks every gather), only answer wrongly, which is why the
+verification runs at all. Building is Python per point (~1 µs per point and field at 1M,
+payload walk included): call it from a worker thread, never the event loop.
 The argument order `(meta, arrays)` and the raising `check()` follow the other array-level
 structures (`disk_index_postings`, `QuantizedVectors.from_arrays`, `HnswIndex.check`).
 """
@@ -373,7 +384,8 @@ class _DiskRunIndex:
         return int(np.count_nonzero(self.present & live[: self.n]))
 
     def other_mask(self, gen, live, n: int) -> Mask:
-        """Slots holding a value this index cannot hold (the payload check decides them)."""
+        """Slots holding a value this index cannot hold (the payload check decides them),
+        dead ones included: the caller ANDs `live` once for the whole filter."""
         return _fit(self.other, n) if self.meta["other"] else None
 
     def present_mask(self, n: int) -> Mask:
