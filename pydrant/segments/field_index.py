@@ -421,19 +421,22 @@ class IntegerIndex(_RunIndex):
             yes = self.range_mask(condition[1], gen, live, n)
             return yes, _or(yes, self.other_mask(gen, live, n))  # floats are in `other`
         if kind == "value" and (self.has_lookup or self.has_range):
-            if type(condition[1]) is not int:
+            if type(condition[1]) is not int or not _exact_int(condition[1]):
                 return None, self.other_mask(gen, live, n)
             mask = self._equal_to([condition[1]], gen, live, n)
             return mask, mask
         if kind == "any" and self.has_lookup:
             if condition[2]:  # a list of strings: only values outside the index can match
                 return None, self.other_mask(gen, live, n)
-            mask = self._equal_to(condition[1], gen, live, n)
-            return mask, mask
+            # The run compares as float64: an integer beyond 2**53 would match its rounded
+            # neighbour. Such values are never in the run (`_accept`), only in `other`.
+            exact = [v for v in condition[1] if _exact_int(v)]
+            mask = self._equal_to(exact, gen, live, n)
+            return mask, (mask if len(exact) == len(condition[1]) else _or(mask, self.other_mask(gen, live, n)))
         if kind == "except" and self.has_lookup:
             values, slots = self._current(gen, live)
             if not condition[2]:
-                listed = np.fromiter((float(v) for v in condition[1]), dtype=np.float64)
+                listed = np.fromiter((float(v) for v in condition[1] if _exact_int(v)), dtype=np.float64)
                 slots = slots[~np.isin(values, listed)]
             yes = slots_mask(slots, n) if len(slots) else None
             return yes, _or(yes, self.other_mask(gen, live, n))
@@ -450,6 +453,11 @@ class IntegerIndex(_RunIndex):
             values = values[selected[slots]]
         unique, counts = np.unique(values, return_counts=True)
         return {int(v): int(c) for v, c in zip(unique.tolist(), counts.tolist())}
+
+
+def _exact_int(value: int) -> bool:
+    """Whether float64 holds `value` exactly (the integer index's run compares as float64)."""
+    return -_MAX_EXACT_INT <= value <= _MAX_EXACT_INT
 
 
 class FloatIndex(_RunIndex):

@@ -80,3 +80,20 @@ def test_index_definitions_are_checked():
         make_index("a", {"type": "text", "tokenizer": "sentencepiece"})
     with pytest.raises(BadInput, match="Invalid json path"):
         make_index("a..b", "keyword")
+
+
+def test_integer_matches_beyond_two_to_the_53_are_exact(segment):
+    """The integer index compares as float64, where 2**53 + 1 rounds to 2**53: a condition
+    naming an integer it cannot hold exactly must not match its float neighbour."""
+    big = 2**53
+    segment.set_payload_indexes({"n": "integer"})
+    put(segment, 1, {1: {"n": big}, 2: {"n": big + 1}, 3: {"n": 5}})
+
+    def ids(condition: dict) -> list:
+        return sorted(segment.read_ids(None, None, compile_filter({"must": [{"key": "n", **condition}]})))
+
+    assert ids({"match": {"value": big + 1}}) == [2]
+    assert ids({"match": {"value": big}}) == [1]
+    assert ids({"match": {"any": [big + 1, 5]}}) == [2, 3]
+    assert ids({"match": {"except": [big + 1]}}) == [1, 3]
+    assert ids({"match": {"except": [big]}}) == [2, 3]
