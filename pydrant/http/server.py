@@ -15,13 +15,15 @@ module that fails to import fails the start: nothing is imported lazily at reque
 Python's cyclic garbage collector is paused for the start. Start-up makes hundreds of
 thousands of long-lived objects (classes, request models, numba's type registry, the
 collections' segments and payload indexes) and almost no cyclic garbage, and the collector
-went over the growing heap again and again meanwhile: measured in process on the benchmark
-machine, ~0.2 s of the ~1.2 s of CPU the imports took and ~0.2 s of the ~1.9 s two
-collections of 100,000 x 384 points took to open. When the app reports its startup complete
-(`CollectorResumedAtStartup`), one full collection (~0.05-0.1 s) sweeps what start-up left,
-before hypercorn binds, so that pass counts in the start instead of landing on the first
-requests; then the collector runs as usual. That is why this module imports the app (and
-with it the web and storage stacks) only inside `serve`/`serve_async`.
+went over the growing heap again and again meanwhile: on the benchmark machine a server
+with two collections of 100,000 x 384 points was ready after 2.55 s of CPU instead of 3.56 s
+(2.85 s instead of 4.29 s after spawn, medians of 10 interleaved starts); an empty
+server's start (~1.0 s of CPU, all imports) gains too little to measure. When the app
+reports its startup complete (`CollectorResumedAtStartup`), one full collection (~0.05-0.1 s)
+sweeps what start-up left, before hypercorn binds, so that pass counts in the start instead
+of landing on the first requests; then the collector runs as usual. That is why this module
+imports the app (and with it the web and storage stacks) only inside `serve`/`serve_async`:
+the imports run with the collector paused.
 """
 
 from __future__ import annotations
