@@ -103,6 +103,7 @@ import numpy as np
 
 from pydrant.errors import BadInput
 from pydrant.segments.field_index import _REJECT  # the in-memory index's "not held" marker
+from pydrant.segments.field_index import _tighter_high, _tighter_low  # the same bound rules
 from pydrant.segments.field_index import Mask, make_index, schema_params, schema_type, slots_mask
 from pydrant.segments.geo import EARTH_RADIUS_M, haversine_m_array
 from pydrant.segments.ids import id_sort_key
@@ -939,22 +940,6 @@ def _fit(mask: np.ndarray, n: int) -> np.ndarray:
     m = min(n, len(mask))
     fitted[:m] = mask[:m]
     return fitted
-
-
-def _tighter_low(gt, gte):
-    if gt is None and gte is None:
-        return None, False
-    if gte is None or (gt is not None and gt >= gte):
-        return gt, True
-    return gte, False
-
-
-def _tighter_high(lt, lte):
-    if lt is None and lte is None:
-        return None, False
-    if lte is None or (lt is not None and lt <= lte):
-        return lt, True
-    return lte, False
 
 
 def _union(a: Mask, b: Mask) -> Mask:
