@@ -59,7 +59,8 @@ from typing import TypeAlias
 
 import numpy as np
 
-from pydrant.segments.field_index import schema_params, schema_type
+from pydrant.segments.field_index import _or  # the in-memory indexes' mask union
+from pydrant.segments.field_index import schema_params, schema_type, slots_mask
 from pydrant.segments.payload import field_values, parse_path
 from pydrant.segments.text_analyzer import TextAnalyzer
 
@@ -360,7 +361,7 @@ class DiskPostingsIndex:
         parts = [p for p in parts if len(p)]
         if not parts:
             return None
-        return _slots_mask(np.concatenate(parts) if len(parts) > 1 else parts[0], n)
+        return slots_mask(np.concatenate(parts) if len(parts) > 1 else parts[0], n)
 
     def _present_mask(self, live: np.ndarray, n: int) -> Mask:
         return _mask_where(self._present & live[: self.n], n)
@@ -472,7 +473,7 @@ class DiskMapIndex(DiskPostingsIndex):
             held = [v for v in values if self._holds(v)]
             mask = self._lookup(held, live, n)
             if len(held) < len(values):  # uuid: a string that is no UUID may match in `other`
-                return mask, _union(mask, self.other_mask(gen, live, n))
+                return mask, _or(mask, self.other_mask(gen, live, n))
             return mask, mask
         if kind == "except":
             values, is_strings = condition[1], condition[2]
@@ -480,7 +481,7 @@ class DiskMapIndex(DiskPostingsIndex):
                 yes = self._unlisted(values, live, n)
             else:  # every held value is of another kind than the list: all of them match
                 yes = self._present_mask(live, n)
-            return yes, _union(yes, self.other_mask(gen, live, n))
+            return yes, _or(yes, self.other_mask(gen, live, n))
         return None
 
     def _unlisted(self, values: Iterable, live: np.ndarray, n: int) -> Mask:
@@ -494,7 +495,7 @@ class DiskMapIndex(DiskPostingsIndex):
             keep[int(self._post_offsets[i]) : int(self._post_offsets[i + 1])] = False
         slots = self._post_slots[keep]
         slots = slots[live[slots]]
-        return _slots_mask(slots, n) if len(slots) else None
+        return slots_mask(slots, n) if len(slots) else None
 
     def facet_counts(self, gen, live: np.ndarray, selected: np.ndarray | None) -> dict:
         """value -> number of live points holding it (among `selected` slots if given);
@@ -564,7 +565,7 @@ class DiskTextIndex(DiskPostingsIndex):
                 return None
             at = np.minimum(np.searchsorted(posting, result), len(posting) - 1)
             result = result[posting[at] == result]
-        return _slots_mask(result, n) if len(result) else None
+        return slots_mask(result, n) if len(result) else None
 
     def answer(self, condition, gen, live, n):
         kind = condition[0]
@@ -642,12 +643,6 @@ def _checked_arrays(key: str, meta: dict, arrays: dict[str, np.ndarray]) -> dict
     return checked
 
 
-def _slots_mask(slots: np.ndarray, n: int) -> np.ndarray:
-    mask = np.zeros(n, dtype=bool)
-    mask[slots] = True
-    return mask
-
-
 def _mask_where(selected: np.ndarray, n: int) -> Mask:
     """`selected` (over the index's slots) as a mask of length n, None when empty."""
     if not selected.any():
@@ -659,11 +654,3 @@ def _mask_where(selected: np.ndarray, n: int) -> Mask:
     return mask
 
 
-def _union(a: Mask, b: Mask) -> Mask:
-    if a is None:
-        return b
-    if b is None:
-        return a
-    if a is True or b is True:
-        return True
-    return a | b

@@ -103,7 +103,7 @@ import numpy as np
 
 from pydrant.errors import BadInput
 from pydrant.segments.field_index import _REJECT  # the in-memory index's "not held" marker
-from pydrant.segments.field_index import _tighter_high, _tighter_low  # the same bound rules
+from pydrant.segments.field_index import _or, _tighter_high, _tighter_low  # the same mask and bound rules
 from pydrant.segments.field_index import Mask, make_index, schema_params, schema_type, slots_mask
 from pydrant.segments.geo import EARTH_RADIUS_M, haversine_m_array
 from pydrant.segments.ids import id_sort_key
@@ -645,7 +645,7 @@ class IntegerRunIndex(_SortedRunIndex):
         kind = condition[0]
         if kind == "range" and self.has_range:
             yes = self.range_mask(condition[1], n)
-            return yes, _union(yes, self.other_mask(gen, live, n))  # floats are in `other`
+            return yes, _or(yes, self.other_mask(gen, live, n))  # floats are in `other`
         if kind == "value" and (self.has_lookup or self.has_range):
             if type(condition[1]) is not int:
                 return None, self.other_mask(gen, live, n)
@@ -659,7 +659,7 @@ class IntegerRunIndex(_SortedRunIndex):
                 yes = self.present_mask(n)
             else:
                 yes = self._spans_mask(_complement(self._equal_spans(condition[1]), len(self.values)), n)
-            return yes, _union(yes, self.other_mask(gen, live, n))
+            return yes, _or(yes, self.other_mask(gen, live, n))
         return None
 
     def _any_of(self, listed: Iterable[int], gen, live, n: int) -> tuple[Mask, Mask]:
@@ -667,7 +667,7 @@ class IntegerRunIndex(_SortedRunIndex):
         of this index (it would be in `other`), so it widens only the upper bound."""
         yes = self._spans_mask(self._equal_spans(listed), n)
         if any(abs(v) > _MAX_EXACT_INT for v in listed):
-            return yes, _union(yes, self.other_mask(gen, live, n))
+            return yes, _or(yes, self.other_mask(gen, live, n))
         return yes, yes
 
     def _equal_spans(self, listed: Iterable[int]) -> list[tuple[int, int]]:
@@ -722,7 +722,7 @@ class FloatRunIndex(_SortedRunIndex):
     def answer(self, condition, gen, live, n):
         if condition[0] == "range":
             yes = self.range_mask(condition[1], n)
-            return yes, _union(yes, self.other_mask(gen, live, n))
+            return yes, _or(yes, self.other_mask(gen, live, n))
         return None
 
 
@@ -940,16 +940,6 @@ def _fit(mask: np.ndarray, n: int) -> np.ndarray:
     m = min(n, len(mask))
     fitted[:m] = mask[:m]
     return fitted
-
-
-def _union(a: Mask, b: Mask) -> Mask:
-    if a is None:
-        return b
-    if b is None:
-        return a
-    if a is True or b is True:
-        return True
-    return a | b
 
 
 _READERS: dict[str, type[_DiskRunIndex]] = {
