@@ -16,6 +16,7 @@ import pytest
 
 from pydrant.segments.hnsw import HnswIndex
 from pydrant.segments.quantization import QuantizedVectors
+from pydrant.segments.packfile import PackWriter, open_pack
 
 N, DIM, NQ, K, EF = 6000, 64, 60, 10, 64
 DISTANCES = ("Cosine", "Dot", "Euclid", "Manhattan")
@@ -394,23 +395,13 @@ def test_small_and_empty():
 
 
 def _map_like_a_pack(arrays, path):
-    """The arrays written one after another (4 KiB-aligned) into one file, mapped once
-    read-only and viewed with np.frombuffer: what an immutable segment's pack gives."""
-    import mmap
-
-    table, offset = {}, 0
-    with open(path, "wb") as f:
+    """The arrays written into a pack file and mapped back read-only (segments/packfile.py):
+    what an immutable segment's pack gives."""
+    with PackWriter(path) as writer:
         for name, array in arrays.items():
-            offset = -(-offset // 4096) * 4096
-            f.seek(offset)
-            f.write(np.ascontiguousarray(array).tobytes())
-            table[name] = (array.dtype, array.shape, offset)
-            offset += array.nbytes
-        f.truncate(max(offset, 1))
-    with open(path, "rb") as f:
-        mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-    return {name: np.frombuffer(mapped, dtype, int(np.prod(shape)), offset).reshape(shape)
-            for name, (dtype, shape, offset) in table.items()}
+            writer.add(name, array)
+        table = writer.finish()
+    return open_pack(path, table)
 
 
 @pytest.mark.parametrize("distance", ["Cosine", "Euclid"])
