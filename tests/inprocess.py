@@ -39,3 +39,27 @@ async def running_collection(path: Path, config: dict | None = None):
         finally:
             await collection.close()
             nursery.cancel_scope.cancel()
+
+
+async def count_while_recovering(client, collection: str, recover_url: str, location: str) -> list[tuple[int, str]]:
+    """Recover `location` through `recover_url` three times while counting `collection`'s
+    points without pause: every count's (status, first 200 characters of the body)."""
+    answers: list[tuple[int, str]] = []
+    recovered = trio.Event()
+
+    async def recover_three_times() -> None:
+        for _ in range(3):
+            r = await client.put(recover_url, json={"location": location})
+            assert r.status_code == 200, await r.get_data()
+        recovered.set()
+
+    async def keep_counting() -> None:
+        while not recovered.is_set():
+            r = await client.post(f"/collections/{collection}/points/count", json={"exact": True})
+            answers.append((r.status_code, (await r.get_data()).decode()[:200]))
+            await trio.sleep(0)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(recover_three_times)
+        nursery.start_soon(keep_counting)
+    return answers

@@ -8,8 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
-import trio
-from inprocess import running_app
+from inprocess import count_while_recovering, running_app
 
 
 pytestmark = pytest.mark.trio
@@ -24,24 +23,7 @@ async def test_requests_during_a_recovery_swap_are_answered(tmp_path: Path):
         assert (await client.put("/collections/c/points?wait=true", json={"points": points})).status_code == 200
         created = json.loads(await (await client.post("/collections/c/snapshots")).get_data())["result"]
         location = str(tmp_path / "snap" / "c" / created["name"])
-        answers: list[tuple[int, str]] = []
-        recovered = trio.Event()
-
-        async def recover_three_times():
-            for _ in range(3):
-                r = await client.put("/collections/c/snapshots/recover", json={"location": location})
-                assert r.status_code == 200, await r.get_data()
-            recovered.set()
-
-        async def keep_counting():
-            while not recovered.is_set():
-                r = await client.post("/collections/c/points/count", json={"exact": True})
-                answers.append((r.status_code, (await r.get_data()).decode()[:200]))
-                await trio.sleep(0)
-
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(recover_three_times)
-            nursery.start_soon(keep_counting)
+        answers = await count_while_recovering(client, "c", "/collections/c/snapshots/recover", location)
     assert len(answers) > 10
     failures = [a for a in answers if a[0] != 200]
     assert not failures, failures[:3]

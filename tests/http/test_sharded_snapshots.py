@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import trio
-from inprocess import running_app
+from inprocess import count_while_recovering, running_app
 from qdrant_client.http import models
 
 from pydrant.collection.barrier import WriteBarrier
@@ -290,24 +290,7 @@ async def test_requests_during_a_shard_swap_are_answered(tmp_path):
         await _create(client, "w", shard_number=3)
         await _upsert(client, "w", _points(range(N)))
         created = await _ok(await client.post("/collections/w/shards/2/snapshots"))
-        answers: list[tuple[int, str]] = []
-        done = trio.Event()
-
-        async def recover_three_times():
-            for _ in range(3):
-                r = await client.put("/collections/w/shards/2/snapshots/recover", json={"location": created["name"]})
-                assert r.status_code == 200, await r.get_data()
-            done.set()
-
-        async def keep_counting():
-            while not done.is_set():
-                r = await client.post("/collections/w/points/count", json={"exact": True})
-                answers.append((r.status_code, (await r.get_data()).decode()[:200]))
-                await trio.sleep(0)
-
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(recover_three_times)
-            nursery.start_soon(keep_counting)
+        answers = await count_while_recovering(client, "w", "/collections/w/shards/2/snapshots/recover", created["name"])
     assert len(answers) > 10
     assert not [a for a in answers if a[0] != 200], answers[:3]
     assert all(json.loads(text)["result"]["count"] == N for _, text in answers)
