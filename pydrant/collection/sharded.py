@@ -331,14 +331,13 @@ class ShardedCollection:
         async with self.write_barrier.writing(), trio.open_nursery() as nursery:
             for shard_id, part in parts.items():
                 nursery.start_soon(one, shard_id, part)
-        if operation["type"] in INDEX_OPERATIONS and not errors:
-            await trio.to_thread.run_sync(self.payload_index.apply, operation)
         if errors:
             raise errors[0]  # Qdrant answers the first error of the failed parts
-        if not results:  # an index change on a custom collection without shards
+        if operation["type"] in INDEX_OPERATIONS:  # the router's declarations follow its shards'
             await trio.to_thread.run_sync(self.payload_index.apply, operation)
-            return 0, "completed" if wait else "acknowledged"
-        return max(op_num for op_num, _ in results.values()), "completed" if wait else "acknowledged"
+        # no part at all: an index change on a custom collection that has no shards yet
+        op_num = max((op_num for op_num, _ in results.values()), default=0)
+        return op_num, "completed" if wait else "acknowledged"
 
     def check_writable(self) -> None:
         for shard in self.shards.values():

@@ -125,7 +125,10 @@ async def test_custom_sharding_routes_and_selects_by_key(tmp_path):
         with pytest.raises(BadInput, match='Wrong input: Shard key "eu" not found'):
             await collection.submit([_upsert([1], shard_key="eu")])
         assert collection.engine.count({}) == 0  # no shards: empty, not an error
+        assert await collection.submit([create_index_operation("n", "integer")]) == [(0, "completed")]
+        assert collection.payload_index.fields == {"n": "integer"}  # declared before any shard exists
         await collection.create_shard_key("eu", None)
+        assert collection.shards[1].payload_index.fields == {"n": "integer"}  # a new key's shards get it
         await collection.create_shard_key(7, 2)
         assert collection.shard_keys() == {"eu": [1], 7: [2, 3]}  # ids from 1, as Qdrant's
         with pytest.raises(BadInput, match="already exists"):
