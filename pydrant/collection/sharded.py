@@ -306,9 +306,6 @@ class ShardedCollection:
         flag_ids_must_exist(operations)
         return [await self._submit_one(op, selector, wait) for op, selector in zip(operations, selectors)]
 
-    async def check_strict_mode(self, operations: list[dict]) -> None:
-        await check_strict_writes(self, operations)
-
     async def _submit_one(self, operation: dict, selector: Any, wait: bool) -> tuple[int, str]:
         if operation["type"] in INDEX_OPERATIONS:
             parts = {shard_id: operation for shard_id in sorted(self.shards)}
@@ -393,9 +390,6 @@ class ShardedCollection:
         self.rate_limits.reconfigure(config)
         for shard in list(self.shards.values()):
             await shard.set_config(config)
-
-    def optimizer_settings(self) -> dict:
-        return self.config.get("optimizer_config") or {}
 
     # -- info -----------------------------------------------------------------------------
 
