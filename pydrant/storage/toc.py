@@ -61,6 +61,7 @@ from pydrant.collection.config import (
 from pydrant.errors import AlreadyExists, BadInput, NotFound, ServiceError
 from pydrant.fsutil import fsync_dir, mkdir_durable, read_json, write_json_atomic
 from pydrant.issues import BOARD, collection_issue_id
+from pydrant.segments.residency import ResidencyWorker, rate_from_env
 from pydrant.storage.names import validate_name
 
 log = logging.getLogger("pydrant.storage")
@@ -105,6 +106,9 @@ class TableOfContent:
         # Collections being swapped for recovered ones: name -> set when the swap ends.
         self.swapping: dict[str, trio.Event] = {}
         self._nursery: trio.Nursery | None = None
+        # Populates and verifies immutable segments in the background (segments/residency.py):
+        # paused until storage is ready so that it never slows the start, closed by `run`.
+        self.residency = ResidencyWorker(rate_from_env(), paused=True)
 
     @classmethod
     def from_settings(cls, settings) -> TableOfContent:
@@ -135,6 +139,7 @@ class TableOfContent:
                 if self.failed:
                     log.error("collections that failed to load: %s", ", ".join(sorted(self.failed)))
                 self.ready = True
+                self.residency.resume()
                 log.info(
                     "storage ready at %s: %s%s in %.2f s",
                     self.root, _count(len(self.collections), "collection"),
@@ -145,6 +150,7 @@ class TableOfContent:
         finally:
             self.ready = False
             with trio.CancelScope(shield=True):
+                await trio.to_thread.run_sync(self.residency.close)  # bounded join, before the segments close
                 for collection in list(self.collections.values()):
                     await collection.close()
 
