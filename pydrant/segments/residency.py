@@ -10,7 +10,7 @@ requests:
    `madvise(MADV_WILLNEED)` on the mapping behind the array, then a touch of one byte per
    page, which maps the page into the process (`RssFile` grows by the region's size; a
    WILLNEED alone would only fill the page cache).
-2. **verify** (§2.3): iterate `Upkeep.verification_steps()`, checksums and structure
+2. **verify** (§2.3): iterate `Upkeep.verification_steps(pace)`, checksums and structure
    checks, whose failure would otherwise show as wrong answers or as a `nogil` kernel
    reading out of bounds.
 3. **warm up**, when the upkeep has a `warm_up()` method (the Numba specialisations its
@@ -28,16 +28,17 @@ Contracts and decisions (where the design was silent or had to be made precise):
   starts reading all of it at once, at the disk's full speed: the throttle would hold only
   the touches, not the I/O. Advising each block just before touching it keeps the reads
   paced (and still gives the kernel one large read request per block).
-- **What a step yields.** Each value yielded by `verification_steps()` is the number of
-  bytes (or units of work counted like bytes) done *since the previous yield*; the worker
-  sleeps after it. The structure checks of P1d/P3a/P3b (`check_steps`) yield running
-  totals instead: wrap them with `step_sizes()`. Work done inside a callee that takes a
-  `pace` callback, `packfile.verify_pack` above all, reports through the module function
-  `pace` (`verify_pack(path, table, pace=residency.pace)`): it throttles after each 8 MiB
-  chunk and stops a cancelled job in the middle of a 1.5 GB pack. Bytes reported through
-  `pace` must not be yielded again (yield 0, or nothing, after such a call). `pace` is a
-  no-op outside the worker thread, so the same `verification_steps()` runs synchronously
-  in a snapshot verification or a test.
+- **What a step yields, and `pace`.** As the `check_steps` generators of P1d/P3a/P3b and
+  `ImmutableSegment.verification_steps` (P4) do, each value yielded is the job's running
+  total of bytes verified (or units of work counted like bytes); the worker throttles on
+  the growth since the previous yield. The worker passes a `pace(n)` callback, which the
+  upkeep hands to callees that read in chunks, `packfile.verify_pack` above all: it counts
+  n bytes, throttles after each 8 MiB chunk and stops a cancelled job in the middle of a
+  1.5 GB pack (a yield comes only after a whole array). Bytes reported through `pace` are
+  usually reported again by the next yield's total; the worker counts them once (a
+  yield's growth counts only for what `pace` did not already report since the previous
+  yield). Called without `pace`, the same generator runs synchronously (snapshot
+  verification, tests).
 - **Failures.** Any exception raised by `verification_steps()` (creating it, iterating
   it) is the segment's failure: `mark_failed(reason)` (the reason is the exception's text,
   which for a `CorruptPack` names the file), an ERROR log naming the segment and the
@@ -61,8 +62,9 @@ Contracts and decisions (where the design was silent or had to be made precise):
   e.g. inside one long uninterruptible step, never holds the process's exit).
 - The thread starts on the first `submit`, so a `TableOfContent` that never serves (tests,
   tools) costs no thread.
-- `status()` is keyed by `Upkeep.name` (make it unique on the node, e.g. collection and
-  segment); finished entries are kept for the last `HISTORY` jobs.
+- `status()` is keyed by the upkeep's `name` when it has one, else its `path` (a segment's
+  directory, unique on the node: `ImmutableSegment` has no name of its own); finished
+  entries are kept for the last `HISTORY` jobs.
 
 The worker never runs on the trio event loop; its blocking calls (`close`, `wait_idle`)
 must be run with `trio.to_thread.run_sync` from async code.
@@ -77,7 +79,7 @@ import mmap
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -107,26 +109,23 @@ QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed"
 class Upkeep(Protocol):
     """What the worker asks of a segment (an `ImmutableSegment` implements it).
 
-    An optional `warm_up() -> None` method is called last when present.
+    Optional: a `name` attribute (logs and `status()` use it instead of `path`), and a
+    `warm_up() -> None` method, called last.
     """
 
     @property
-    def name(self) -> str:
-        """Names the segment in logs and `status()`; unique on the node."""
-        ...
-
-    @property
     def path(self) -> Path:
-        """The segment's directory, for logs."""
+        """The segment's directory: names it in logs and `status()`."""
         ...
 
     def resident_regions(self) -> list[np.ndarray]:
         """Mapped arrays to make resident (§2.6); arrays not backed by an mmap are skipped."""
         ...
 
-    def verification_steps(self) -> Iterator[int]:
-        """Checksums and structure checks, one step at a time; each yield is the work done
-        since the previous one, in bytes (module docstring). Raises on damage."""
+    def verification_steps(self, pace: Callable[[int], None] | None = None) -> Iterator[int]:
+        """Checksums and structure checks, one step at a time, yielding the running total
+        of bytes verified; `pace(n)` is to be called after each n bytes read inside a step
+        (module docstring). Raises on damage."""
         ...
 
     def mark_failed(self, reason: str) -> None:
@@ -152,31 +151,8 @@ class _Stopped(BaseException):
 
 
 # ---------------------------------------------------------------------------------------
-# Helpers for upkeeps.
+# Configuration.
 # ---------------------------------------------------------------------------------------
-
-_current = threading.local()
-
-
-def pace(nbytes: int) -> None:
-    """Report `nbytes` of verification done inside a callee (`verify_pack(..., pace=pace)`).
-
-    In the worker thread, during a job: counts the bytes, sleeps to hold the rate, waits
-    while paused, and raises to stop a cancelled job. Anywhere else: does nothing.
-    """
-    report = getattr(_current, "report", None)
-    if report is not None:
-        report(nbytes)
-
-
-def step_sizes(running_totals: Iterable[int]) -> Iterator[int]:
-    """Turn a `check_steps` generator's running totals into step sizes (what
-    `verification_steps` yields). Exceptions of the check pass through."""
-    previous = 0
-    for total in running_totals:
-        yield max(0, total - previous)
-        previous = total
-
 
 def rate_from_env(environ: Mapping[str, str] = os.environ) -> int:
     """The rate in bytes/s from `PYDRANT_RESIDENCY_RATE` (a non-negative number; 0 means
@@ -228,12 +204,14 @@ class _Job:
 
     def __init__(self, upkeep: Upkeep, rate: int):
         self.upkeep: Upkeep | None = upkeep
-        self.name = str(upkeep.name)
+        self.name = _label(upkeep)
         self.pacer = _Pacer(rate)
         self.cancelled = False
         self.phase = "populate"
         self.resident_bytes = 0
         self.verified_bytes = 0
+        # bytes `pace` reported since the last yielded total (counted once: module docstring)
+        self.paced_since_yield = 0
         self.began = 0.0
 
     def status(self, state: str, reason: str | None = None) -> JobStatus:
@@ -284,7 +262,7 @@ class ResidencyWorker:
         queued or running."""
         with self._cond:
             if self._closing:
-                log.debug("residency worker closed: %s not queued", upkeep.name)
+                log.debug("residency worker closed: %s not queued", _label(upkeep))
                 return False
             if any(job.upkeep is upkeep for job in self._jobs()):
                 return False
@@ -402,7 +380,6 @@ class ResidencyWorker:
         upkeep = job.upkeep
         assert upkeep is not None
         job.began = time.monotonic()
-        _current.report = lambda nbytes: self._progress(job, nbytes)
         try:
             self._populate(job, upkeep)
             job.phase = "verify"
@@ -415,8 +392,6 @@ class ResidencyWorker:
         except _Stopped:
             log.info("residency of %s stopped after %.2f s (%s)", job.name, time.monotonic() - job.began, job.phase)
             return job.status(CANCELLED)
-        finally:
-            _current.report = None
         log.info(
             "segment %s: %s resident, %s verified in %.2f s",
             job.name, _mib(job.resident_bytes), _mib(job.verified_bytes), time.monotonic() - job.began,
@@ -491,10 +466,14 @@ class ResidencyWorker:
     def _verify(self, job: _Job, upkeep: Upkeep) -> str | None:
         """Run the verification steps; the failure's reason, or None when they all pass."""
         steps: Iterator[int] | None = None
+        previous_total = 0
         try:
-            steps = upkeep.verification_steps()
-            for step in steps:
-                self._progress(job, step)
+            steps = upkeep.verification_steps(pace=lambda nbytes: self._paced(job, nbytes))
+            for total in steps:
+                grown = max(0, int(total) - previous_total)
+                previous_total = max(previous_total, int(total))
+                unreported, job.paced_since_yield = max(0, grown - job.paced_since_yield), 0
+                self._progress(job, unreported)
         except _Stopped:
             raise
         except Exception as exc:
@@ -504,6 +483,11 @@ class ResidencyWorker:
             if close is not None:
                 close()  # a generator left mid-way releases its files now, not at collection
         return None
+
+    def _paced(self, job: _Job, nbytes: int) -> None:
+        """The `pace` callback handed to the upkeep: bytes read inside a step."""
+        job.paced_since_yield += max(0, int(nbytes))
+        self._progress(job, nbytes)
 
     def _warm_up(self, job: _Job, upkeep: Upkeep) -> str | None:
         """Call the upkeep's `warm_up()` if it has one; the error text if it raised."""
@@ -520,16 +504,23 @@ class ResidencyWorker:
 
     def _fail(self, upkeep: Upkeep, reason: str) -> None:
         """Report a verification failure: the segment, the log, the callback. Never raises."""
-        log.error("segment %s (%s) failed its background verification: %s", upkeep.name, upkeep.path, reason)
+        label = _label(upkeep)
+        log.error("segment %s failed its background verification: %s", label, reason)
         try:
             upkeep.mark_failed(reason)
         except Exception:
-            log.exception("segment %s: mark_failed raised", upkeep.name)
+            log.exception("segment %s: mark_failed raised", label)
         if self._on_failure is not None:
             try:
                 self._on_failure(upkeep, reason)
             except Exception:
-                log.exception("segment %s: the residency failure callback raised", upkeep.name)
+                log.exception("segment %s: the residency failure callback raised", label)
+
+
+def _label(upkeep: Upkeep) -> str:
+    """How logs and `status()` name an upkeep: its `name` if it has one, else its path."""
+    name = getattr(upkeep, "name", None)
+    return str(name) if name else str(upkeep.path)
 
 
 def _mapping_of(array: np.ndarray) -> mmap.mmap | None:
@@ -573,7 +564,5 @@ __all__ = [
     "JobStatus",
     "ResidencyWorker",
     "Upkeep",
-    "pace",
     "rate_from_env",
-    "step_sizes",
 ]

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pydrant.segments import residency
+from pydrant.errors import ServiceError
 from pydrant.segments.packfile import CorruptPack, PackTable, PackWriter, open_pack, verify_pack
 from pydrant.segments.residency import (
     DEFAULT_RATE,
@@ -25,7 +25,6 @@ from pydrant.segments.residency import (
     ResidencyWorker,
     Upkeep,
     rate_from_env,
-    step_sizes,
 )
 
 MiB = 1 << 20
@@ -89,13 +88,13 @@ class PackUpkeep:
         self.regions_asked += 1
         return list(self.arrays.values()) if self.resident else []
 
-    def verification_steps(self):
+    def verification_steps(self, pace=None):
         if not self.verify:
             return
-        problems = verify_pack(self.path, self.table, pace=residency.pace)
+        problems = verify_pack(self.path, self.table, pace)
         if problems:
             raise CorruptPack(self.path, "; ".join(problems))
-        yield 0
+        yield self.table.size  # the running total, as ImmutableSegment yields it
 
     def mark_failed(self, reason: str) -> None:
         self.failures.append(reason)
@@ -213,7 +212,7 @@ class Broken:
             raise OSError("cannot list")
         return self.regions
 
-    def verification_steps(self):
+    def verification_steps(self, pace=None):
         if self.where == "create":
             raise RuntimeError("no steps")
         if self.where == "bad_step":
@@ -224,7 +223,7 @@ class Broken:
         yield 10
         if self.where in ("step", "mark_failed", "callback"):
             raise ValueError(f"corrupt structure in {self.name}")
-        yield 10
+        yield 20
 
     def mark_failed(self, reason: str) -> None:
         self.failures.append(reason)
@@ -373,28 +372,75 @@ def test_a_worker_never_used_starts_no_thread_and_closes_at_once():
     assert worker.close(timeout=0.1)
 
 
-def test_pace_outside_the_worker_does_nothing_so_steps_run_synchronously(tmp_path):
-    path = tmp_path / "a.pack"
-    table = write_pack(path, MiB)
-    residency.pace(10**12)  # no sleep, no error
-    assert list(PackUpkeep(path, table).verification_steps()) == [0]
-    flip_byte(path, table.arrays["small"].offset)
-    with pytest.raises(CorruptPack, match="a.pack"):
-        list(PackUpkeep(path, table).verification_steps())
+class Paced:
+    """Steps that read partly through `pace` (as verify_pack inside an array) and partly
+    not (as a structure check), yielding running totals."""
+
+    path = Path("/nowhere/paced")
+
+    def resident_regions(self):
+        return []
+
+    def verification_steps(self, pace=None):
+        for _ in range(3):
+            pace(MiB)
+        yield 3 * MiB  # the paced bytes again: counted once
+        yield 5 * MiB  # 2 MiB not paced
+        yield 4 * MiB  # a total never shrinks the count
+        pace(MiB)
+        yield 6 * MiB
+
+    def mark_failed(self, reason):
+        raise AssertionError(reason)
 
 
-def test_step_sizes_turns_running_totals_into_steps():
-    assert list(step_sizes([4, 8, 8, 20])) == [4, 4, 0, 12]
-    assert list(step_sizes([])) == []
+def test_bytes_reported_by_pace_and_by_the_totals_are_counted_once(workers):
+    upkeep = Paced()
+    worker = workers(rate=0)
+    worker.submit(upkeep)
+    assert worker.wait_idle(30)
+    assert worker.status()["/nowhere/paced"] == JobStatus("done", None, 0, 6 * MiB,
+                                                         worker.status()["/nowhere/paced"].seconds)
 
-    def failing():
-        yield 5
-        raise ValueError("corrupt")
 
-    steps = step_sizes(failing())
-    assert next(steps) == 5
-    with pytest.raises(ValueError, match="corrupt"):
-        next(steps)
+def test_a_real_immutable_segment_is_verified_and_failed(tmp_path, workers):
+    """ImmutableSegment (P4) meets the contract: populated, verified with verify_pack paced
+    by the worker, and failed with a reason naming the damaged pack, after which it
+    refuses reads."""
+    import cbor2
+
+    from pydrant.segments.immutable_build import ImmutableBuilder
+    from pydrant.segments.types import DenseVectorSpec, VectorSchema
+
+    schema = VectorSchema(dense={"": DenseVectorSpec(size=16, distance="Cosine")}, sparse={})
+    rng = np.random.default_rng(5)
+    rows = rng.standard_normal((600, 16)).astype(np.float32)
+    segments = []
+    for name in ("good", "bad"):
+        builder = ImmutableBuilder(tmp_path / name, schema, {})
+        builder.add([(i, 1, {"": rows[i]}, cbor2.dumps({"i": i})) for i in range(len(rows))])
+        segments.append(builder.finish({"dense": {"": {"hnsw": {"m": 8, "ef_construct": 32}}}, "sparse": {}},
+                                       threads=1))
+    good, bad = segments
+    assert isinstance(good, Upkeep)
+    table = bad._tables["vectors/_.pack"]
+    flip_byte(bad.path / "vectors" / "_.pack", table.arrays["data"].offset + 99)
+    failures = Failures()
+    worker = workers(rate=0, on_failure=failures)
+    worker.submit(bad)
+    worker.submit(good)
+    assert worker.wait_idle(30)
+
+    bad_status, good_status = worker.status()[str(bad.path)], worker.status()[str(good.path)]
+    assert good_status.state == "done" and good_status.verified_bytes > rows.nbytes
+    assert good_status.resident_bytes >= rows.nbytes  # vectors not on_disk: resident
+    assert bad_status.state == "failed" and "_.pack" in bad_status.reason
+    assert failures.calls == [(bad, bad_status.reason)]
+    with pytest.raises(ServiceError, match="_.pack"):
+        bad.retrieve([1])
+    assert good.retrieve([1])
+    for segment in segments:
+        segment.close()
 
 
 @pytest.mark.parametrize(("value", "rate"), [
