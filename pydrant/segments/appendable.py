@@ -709,7 +709,9 @@ class AppendableSegment:
     def _meta_entries(self, version: int, next_offset: int) -> dict[bytes, bytes]:
         return {META_VERSION: _U64.pack(version), META_NEXT_OFFSET: _U32.pack(next_offset)}
 
-    def flush(self) -> int:
+    def flush(self, bound: int | None = None) -> int:
+        # `bound` limits which deletions of a non-appendable segment become durable
+        # (base.SegmentLifecycle.flush); an appendable segment persists everything.
         with self._flush_lock:
             with self._lock:
                 store = self._open_store()
@@ -1182,6 +1184,13 @@ class AppendableSegment:
         with self._lock:
             offset = self._offset_by_key.get(id_sort_key(point_id))
             return None if offset is None else int(self._versions[offset])
+
+    def point_versions(self, ids: Sequence[PointId]) -> list[int | None]:
+        keys = [id_sort_key(point_id) for point_id in ids]
+        with self._lock:
+            offsets = [self._offset_by_key.get(key) for key in keys]
+            versions = self._versions
+            return [None if offset is None else int(versions[offset]) for offset in offsets]
 
     def vector_names_of(self, point_id: PointId) -> list[str]:
         with self._lock:

@@ -20,13 +20,30 @@ each protocol) and runs one model-based behaviour suite over every kind.
 
 The writable segment. A collection's segment list is ordered and never empty. Its last
 segment is appendable and is the only one that takes new points: an upsert of an id no
-segment holds, or the new copy of a point an upsert moves out of another segment. The
-other segments are only changed in place (deletes, payload and vector changes of points
-they hold). The optimizer keeps the rule: before it rebuilds the writable segment it
-appends a fresh appendable one, so the last segment is still appendable, and a rebuilt
-segment takes the list position of its first source, which is then never the last; a
-merge never takes the writable segment. `writable_segment` / `writable_index` below are
-the one place that encodes the rule; callers use them instead of `segments[-1]`.
+segment holds, or the new copy of a point a write moves out of another segment
+(copy-on-write, below). The optimizer keeps the rule: before it rebuilds the writable
+segment it appends a fresh appendable one, so the last segment is still appendable,
+and a rebuilt segment takes the list position of its first source, which is then never
+the last; a merge never takes the writable segment. `writable_segment` /
+`writable_index` below are the one place that encodes the rule; callers use them
+instead of `segments[-1]`.
+
+Copy-on-write. What a write may do in place depends on `is_appendable`:
+
+  appendable        every write of `SegmentWriter` changes held points in place
+  not appendable    only deletes (`delete_points`; `discard_points` and `import_points`
+                    are the optimizer's, before the segment is listed): an immutable
+                    segment's files never change under a reader, so it may refuse the
+                    other writes (the immutable kind raises `ServiceError`)
+
+so every other change of a point a non-appendable segment holds (payload set, overwrite,
+key deletion and clearing, vector update and deletion, upsert) is a *move*, done by
+`collection/apply.py` for any kind: `export_points` from the holder, the change applied
+to the exported copy, `upsert_points(op_num)` into the writable segment, then
+`delete_points(op_num)` in the holder. The new copy is written before the old one goes,
+so an error in between leaves the point twice (reads take the higher version), never
+nowhere. `IndexedSegment` still implements the in-place writes (they keep its tail), but
+the collection no longer calls them on it.
 """
 
 from __future__ import annotations
@@ -35,6 +52,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence, Siz
 from pathlib import Path
 from typing import Protocol, TypeVar, runtime_checkable
 
+import cbor2
 import numpy as np
 
 from pydrant.segments.scoring import ScoringQuery, VectorSpace
@@ -63,7 +81,7 @@ PayloadSelection = bool | Callable[[dict], dict]
 # `with_vectors` of `retrieve`: True (every vector the point has), False, or names.
 VectorSelection = bool | Sequence[str]
 # One point as `export_points` gives it and `import_points` takes it: (id, version,
-# vectors as the segment stores them, the payload's stored bytes; b"" for {}).
+# vectors as the segment stores them, the payload's stored bytes: CBOR, b"" for {}).
 ExportedPoint = tuple[PointId, int, dict[str, VectorValue], bytes]
 # One search hit of a segment: (internal score, id, version); `search` returns a list of
 # them per query, best first.
@@ -108,6 +126,11 @@ class SegmentReader(Protocol):
 
     def point_version(self, point_id: PointId) -> int | None:
         """The point's version, or None when the segment does not hold it."""
+        ...
+
+    def point_versions(self, ids: Sequence[PointId]) -> list[int | None]:
+        """`point_version` of each of `ids`, in their order (repeats answered again), read
+        as one state between whole writes: what a write asks of every segment per batch."""
         ...
 
     def vector_names_of(self, point_id: PointId) -> list[str]:
@@ -212,7 +235,9 @@ class SegmentReader(Protocol):
 @runtime_checkable
 class SegmentWriter(Protocol):
     """The writes of logged operations; each is atomic and skips points whose version is
-    >= op_num (see `Segment`). Every one returns how many points it changed."""
+    >= op_num (see `Segment`). Every one returns how many points it changed. A segment that
+    is not appendable is only given `delete_points` by the collection (copy-on-write,
+    module docstring); whether it accepts the others is up to its kind."""
 
     def upsert_points(self, op_num: int, points: Sequence[PointInput]) -> int:
         """Insert or wholly replace points (every vector and the payload; None payload is {}).
@@ -304,8 +329,15 @@ class OptimizerTarget(Protocol):
 
 @runtime_checkable
 class SegmentLifecycle(Protocol):
-    def flush(self) -> int:
-        """Make everything applied so far durable; returns the new `persisted_version`."""
+    def flush(self, bound: int | None = None) -> int:
+        """Make everything applied so far durable; returns the new `persisted_version`.
+
+        `bound` is the highest `op_num` whose deletions may be made durable (None: all).
+        A non-appendable segment keeps deletions of later ops for its next flush, so a
+        moved point's removal is never durable before its new copy: the collection
+        flushes appendable segments first, then the others with `bound` = the last op
+        applied when the flush began (docs/design/on-disk-segments.md §2.4). Appendable
+        and indexed segments persist everything and ignore it."""
         ...
 
     def close(self) -> None:
@@ -386,6 +418,11 @@ class Segment(SegmentReader, SegmentWriter, OptimizerSource, OptimizerTarget, Se
 
 
 _S = TypeVar("_S")
+
+
+def exported_payload(blob: bytes) -> dict:
+    """The payload dict of an `ExportedPoint`'s stored bytes (CBOR; b"" is {})."""
+    return cbor2.loads(blob) if blob else {}
 
 
 def writable_index(segments: Sized) -> int:

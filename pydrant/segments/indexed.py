@@ -33,7 +33,9 @@ arrays) are memory-mapped rather than read into RAM.
 Writes still work: deletions, payload and vector deletions happen in place (a graph node
 whose point is gone is traversed but never returned), and a point whose vectors change moves
 to a slot past `built_slots`, which searches scan exactly (the "tail"). New points go to the
-collection's appendable segment, never here (`is_appendable` is False).
+collection's appendable segment, never here (`is_appendable` is False). In a collection
+only deletions reach a built segment: every other change moves the point to the writable
+segment (copy-on-write, segments/base.py), so the tail stays empty there.
 
 Search planning (per segment and vector, as Qdrant's): exact when `params.exact`, when the
 segment has no index for the vector, for non-nearest queries, or when the candidates (the
@@ -509,6 +511,9 @@ class IndexedSegment:
     def point_version(self, point_id: PointId) -> int | None:
         return self._points.point_version(point_id)
 
+    def point_versions(self, ids: Sequence[PointId]) -> list[int | None]:
+        return self._points.point_versions(ids)
+
     def vector_names_of(self, point_id: PointId) -> list[str]:
         return self._points.vector_names_of(point_id)
 
@@ -606,8 +611,8 @@ class IndexedSegment:
     def take_tracked(self, stop: bool = False) -> list[PointId]:
         return self._points.take_tracked(stop)
 
-    def flush(self) -> int:
-        return self._points.flush()
+    def flush(self, bound: int | None = None) -> int:
+        return self._points.flush()  # deletions are in RocksDB with the rest: `bound` is moot
 
     def close(self) -> None:
         self._points.close()

@@ -60,6 +60,11 @@ ABSENT_IDS = [3, str(uuid.UUID(int=6))]  # never written: reads must not invent 
 class SegmentKind:
     """How the suite makes and reopens one kind of segment."""
 
+    # Whether `flush(bound)` keeps deletions of ops above `bound` for a later flush (a
+    # non-appendable kind whose deletions live apart from its data); the kinds here
+    # persist everything and ignore the bound (segments/base.py, SegmentLifecycle.flush).
+    honours_flush_bound = False
+
     def create(self, path: Path, schema: VectorSchema): ...
 
     def initial_points(self) -> list[ModelPoint]:
@@ -176,7 +181,7 @@ def test_the_segment_protocol_has_what_callers_use():
     members = set(_protocol_members(Segment))
     used = {  # by collection/, optimizer/ and http/ (through the collection)
         "search", "facet", "read_ordered", "estimate_cardinality", "sparse_statistics", "retrieve",
-        "read_ids", "count", "has_point", "point_version", "vector_names_of", "iter_ids",
+        "read_ids", "count", "has_point", "point_version", "point_versions", "vector_names_of", "iter_ids",
         "upsert_points", "delete_points", "update_payload", "update_vectors", "delete_vectors",
         "advance_version", "set_payload_indexes", "export_points", "import_points", "discard_points",
         "start_tracking", "take_tracked", "slot_counts", "vector_bytes", "payload_index_info",
@@ -434,6 +439,17 @@ class SegmentMachine(RuleBasedStateMachine):
         assert self.segment.flush() == self.model.version
         assert self.segment.persisted_version == self.model.version
 
+    @rule(below=st.integers(0, 3))
+    def flush_with_bound(self, below):
+        """`flush(bound)` with a bound at or below the last op applied, as the collection
+        passes `applied_op_num` taken when its flush began."""
+        bound = max(0, self.model.version - below)
+        before = self.segment.persisted_version
+        expected = max(before, bound) if self.kind.honours_flush_bound else self.model.version
+        assert self.segment.flush(bound) == expected
+        assert self.segment.persisted_version == expected
+        assert self.segment.flush(bound=None) == self.model.version  # None: everything
+
     @rule(flush_first=st.booleans())
     def reopen(self, flush_first):
         if flush_first:
@@ -467,6 +483,10 @@ class SegmentMachine(RuleBasedStateMachine):
                 assert _same_vector(record.vectors[name], value), (record.id, name)
             assert self.segment.vector_names_of(record.id) == [n for n in VECTOR_NAMES if n in point.vectors]
             assert self.segment.point_version(record.id) == point.version
+        asked = IDS + ABSENT_IDS + IDS[:2]  # repeats are answered again, in place
+        expected_versions = [p.version if p else None for p in (self.model.points.get(id_sort_key(i)) for i in asked)]
+        assert self.segment.point_versions(asked) == expected_versions
+        assert self.segment.point_versions([]) == []
         for absent in ABSENT_IDS:
             assert not self.segment.has_point(absent) or id_sort_key(absent) in self.model.points
 
