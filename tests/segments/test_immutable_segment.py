@@ -458,3 +458,46 @@ def test_set_payload_indexes_builds_from_the_payload_pack(tmp_path):
     assert segment.facet("n") == appendable.facet("n")
     assert reopen(segment).facet("n") == appendable.facet("n")
     appendable.close()
+
+
+def test_multivector_graph_search_nominates_as_exact_maxsim(tmp_path):
+    schema = VectorSchema(dense={"m": DenseVectorSpec(16, "Cosine", multivector=True)})
+    rng = np.random.default_rng(5)
+    base = clustered(4000, 16, 2)
+    points, start = [], 0
+    for i in range(1500):
+        count = int(rng.integers(1, 4))
+        points.append((i, 1, {"m": base[start : start + count]}, b""))
+        start += count
+    builder = ImmutableBuilder(tmp_path / "mv", schema, {})
+    builder.add(points)
+    segment = builder.finish({"dense": {"m": {"hnsw": {"m": 16, "ef_construct": 64}}}, "sparse": {}}, threads=1)
+    assert segment._dense["m"].graph is not None and segment._dense["m"].multi
+    space = VectorSpace("Cosine", "float32", "multi")
+    hits = 0
+    for i in range(0, 300, 10):
+        query = ScoringQuery("nearest", (prepare_dense(points[i][2]["m"] + np.float32(0.02), "Cosine", "float32"),))
+        got = {p for _, p, _ in segment.search("m", [query], 10, space, None, {"hnsw_ef": 128})[0]}
+        exact = {p for _, p, _ in segment.search("m", [query], 10, space, None, {"exact": True})[0]}
+        hits += len(got & exact)
+    assert hits / 300 >= 0.95
+
+
+def test_an_empty_build_opens_and_answers_nothing(tmp_path):
+    builder = ImmutableBuilder(tmp_path / "e", SCHEMA, FIELDS)
+    builder.advance_version(7)
+    segment = builder.finish(SETTINGS)
+    assert segment.point_count == 0 and segment.version == 7 and list(segment.iter_ids()) == []
+    assert segment.retrieve([1, 2]) == [] and segment.point_versions([1]) == [None]
+    query = ScoringQuery("nearest", (prepare_dense(np.ones(DIM), "Cosine", "float32"),))
+    assert segment.search("", [query], 5, VectorSpace("Cosine"), None, {}) == [[]]
+    assert segment.facet("color") == {} and segment.read_ordered("n", False, None, 3) == []
+    assert list(reopen(segment).iter_ids()) == []
+
+
+def test_the_segment_meets_the_protocols(pair):
+    from pydrant.segments import base
+
+    _, segment = pair
+    for protocol in (base.SegmentReader, base.SegmentWriter, base.OptimizerSource, base.OptimizerTarget, base.SegmentLifecycle):
+        assert isinstance(segment, protocol), protocol.__name__
