@@ -357,6 +357,14 @@ def prepare(args, synth: Synth, config: str, storage: Path, sampler: RssSampler 
     """A server with the collection uploaded and green; the figures of the way there."""
     storage.parent.mkdir(parents=True, exist_ok=True)  # the server's log goes beside the storage
     server = BenchServer(storage, extra_env={"PYDRANT__LOG_LEVEL": "INFO"}).start()
+    try:
+        return server, upload_and_index(args, synth, config, server, sampler)
+    except BaseException:
+        server.stop()  # a failed or interrupted run must not leave its server behind
+        raise
+
+
+def upload_and_index(args, synth: Synth, config: str, server: BenchServer, sampler: RssSampler | None) -> dict:
     figures: dict = {"empty_server_ready_s": server.ready_at - server.spawned_at}
     if sampler is not None:
         sampler.pid = server.proc.pid
@@ -376,7 +384,7 @@ def prepare(args, synth: Synth, config: str, storage: Path, sampler: RssSampler 
     figures["segments"] = info.get("segments_count")
     say(f"[{config}] green after {figures['build_s']:.1f} s, {figures['segments']} segments, RSS {fmt_rss(figures['rss_green'])} (load average {loadavg()})")
     client.close()
-    return server, figures
+    return figures
 
 
 def fmt_rss(values: dict[str, float]) -> str:
@@ -629,6 +637,8 @@ def main(argv=None) -> int:
     parser.add_argument("--keep", action="store_true", help="keep the storage directory")
     parser.add_argument("--out", type=Path, help="write the figures as JSON here")
     args = parser.parse_args(argv)
+    # SIGTERM unwinds like Ctrl-C: the finally blocks stop the server and remove the storage
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     configs = [c.strip() for c in args.configs.split(",") if c.strip()]
     unknown = [c for c in configs if c not in CONFIGS]
     if unknown:
@@ -646,6 +656,9 @@ def main(argv=None) -> int:
     commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip()
     say(f"machine: {machine()}, python {platform.python_version()}, numpy {np.__version__}, commit {commit}")
     say(f"command: {command}")
+    import pydrant  # the code the server runs (PYTHONPATH reaches the server too)
+
+    say(f"pydrant imported from {Path(pydrant.__file__).parent}")
     say(f"load average at start: {loadavg()}; disk free {free / 2**30:.0f} GiB (need {need / 2**30:.1f})")
 
     started = time.perf_counter()
