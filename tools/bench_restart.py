@@ -456,6 +456,11 @@ def restart_mode(args, synth: Synth, queries: np.ndarray, tmp: Path) -> dict:
     search_body = search_bodies(queries[:1], args.ef)[0]
     runs: list[dict] = []
     try:
+        # one search before the first restart, so the Numba cache holds the search kernels (a
+        # fresh checkout would otherwise compile them in the first restart's first search)
+        client = Client(server.port, timeout=600)
+        client.call("POST", f"/collections/{COLLECTION}/points/search", search_body)
+        client.close()
         round_no = 0
         for how in ("SIGTERM", "SIGKILL"):
             for _ in range(args.restarts):
