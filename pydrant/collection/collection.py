@@ -48,7 +48,7 @@ from pydrant.fsutil import fsync_dir, read_json, write_json_atomic
 from pydrant.issues import BOARD, collection_issue_id
 from pydrant.optimizer.optimizer import Optimizer
 from pydrant.segments.appendable import AppendableSegment
-from pydrant.segments.base import Segment
+from pydrant.segments.base import Segment, flush_order
 from pydrant.segments.filters import compile_filter
 from pydrant.segments.indexed import IndexedSegment, open_segment
 from pydrant.wal import Wal
@@ -205,7 +205,7 @@ class Collection:
             if offset is None:
                 break
         self.next_op_num = op_num
-        for segment in self.segments:
+        for segment in flush_order(self.segments):
             segment.flush()
         return copied
 
@@ -280,7 +280,7 @@ class Collection:
         await trio.to_thread.run_sync(self._close_files)
 
     def _close_files(self) -> None:
-        for segment in self.segments:
+        for segment in flush_order(self.segments):
             segment.flush()
             segment.close()
         self.optimizer.close()
@@ -611,7 +611,7 @@ class Collection:
         kept = [s for s in self.segments if s not in sources]
         kept.insert(min(position, len(kept) - 1), replacement)
         replacement.advance_version(self.applied_op_num)
-        for segment in self.segments:
+        for segment in flush_order(self.segments):
             segment.flush()
         self._write_manifest(kept)
         self.segments = kept
@@ -686,7 +686,7 @@ class Collection:
         with self.apply_lock:
             applied = self.applied_op_num
             segments = list(self.segments)
-        for segment in segments:
+        for segment in flush_order(segments):
             segment.flush()
         if self.manifest_unsure:
             with self.apply_lock:
@@ -718,7 +718,7 @@ class Collection:
                     f"Service internal error: collection `{self.name}` cannot be snapshotted until operation "
                     f"{self.apply_failure[0]} is applied: {self.apply_failure[1]}"
                 )
-            for segment in self.segments:
+            for segment in flush_order(self.segments):
                 segment.flush()
             cut = self.applied_op_num
             ids = []

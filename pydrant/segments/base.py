@@ -420,6 +420,17 @@ class Segment(SegmentReader, SegmentWriter, OptimizerSource, OptimizerTarget, Se
 _S = TypeVar("_S")
 
 
+_Flushed = TypeVar("_Flushed", bound=OptimizerSource)  # anything with `is_appendable`
+
+
+def flush_order(segments: Iterable[_Flushed]) -> list[_Flushed]:
+    """`segments` in the order a collection flushes them: appendable ones first, so a point
+    moved out of a non-appendable segment (copy-on-write) has its new copy durable before
+    its deletion can be (a power cut between two flushes must not leave it nowhere)."""
+    segments = list(segments)
+    return [s for s in segments if s.is_appendable] + [s for s in segments if not s.is_appendable]
+
+
 def exported_payload(blob: bytes) -> dict:
     """The payload dict of an `ExportedPoint`'s stored bytes (CBOR; b"" is {})."""
     return cbor2.loads(blob) if blob else {}
