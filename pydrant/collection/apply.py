@@ -1,4 +1,37 @@
-"""Applying one logged operation to the segments (the same code serves live writes and replay)."""
+"""Applying one logged operation to the segments (the same code serves live writes and replay).
+
+Copy-on-write (segments/base.py). Only appendable segments change points in place; a point
+held by a segment that is not appendable is *moved* by every change but a delete: exported
+(`export_points`), changed as a copy, upserted into the writable segment with version
+`op_num`, then deleted from its holder with the same `op_num`. Upserts always worked this
+way; since issue 17 (P5) payload changes (set, overwrite, key deletion, clear), vector
+updates and vector deletions do too, so immutable segments only ever take deletes.
+
+How a changing operation runs (`_change_points`), with more than one segment:
+
+1. `_holders`: one `point_versions` call per segment for the whole batch.
+2. `_delete_stale`: every copy but the newest of each point goes (a copy a crash brought
+   back: a move whose delete was lost); the newest copy is the one the change applies to.
+3. A point whose newest copy is at `op_num` or later is left alone (`_superseded`: the
+   operation is a replay and its effect is already there).
+4. The rest are grouped by the segment holding them: appendable holders change in place,
+   one call each; each other holder gives one export, one upsert into the writable
+   segment and one delete per `MOVE_BATCH` points (per operation, unless it selects
+   more), never one round per point.
+
+Ordering: a move writes the new copy before deleting the old one, so an error in between
+leaves two copies (reads take the higher version, and the next operation on the point
+or the replay of this one removes the older) and never none. Replaying an operation whose
+effect is durable changes nothing (step 3); replaying an older one after a later delete
+finds the point nowhere and cannot bring it back (a change applies only to held points).
+
+No-op moves are not skipped: a `delete_payload` of a key the point lacks still moves it.
+Every payload or vector change gives the point version `op_num` (as Qdrant, and visible as
+a search hit's `version`) and counts it as changed, whatever kind of segment holds it; an
+immutable segment cannot take a new version in place, so keeping that contract means
+moving. A collection with a single segment (always the appendable writable one) skips all
+of this and changes the point in place.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +40,9 @@ from collections.abc import Callable, Iterable, Sequence
 import numpy as np
 
 from pydrant.collection.payload_index import INDEX_OPERATIONS
-from pydrant.errors import BadInput, NotFound
+from pydrant.errors import BadInput, NotFound, ServiceError
 from pydrant.segments import payload as payload_ops
-from pydrant.segments.base import Predicate, Segment, writable_index, writable_segment
+from pydrant.segments.base import ExportedPoint, Predicate, Segment, exported_payload, writable_index, writable_segment
 from pydrant.segments.filters import compile_filter
 from pydrant.segments.ids import id_sort_key
 from pydrant.segments.types import PointId, PointInput, SparseVector, VectorSchema
@@ -29,6 +62,10 @@ REFUSED = (BadInput, NotFound)
 # updates, as Qdrant): checked when applied, in order with the writes before it, so a
 # point an acknowledged but not yet applied upsert creates is found (no check-then-act).
 IDS_MUST_EXIST = "ids_must_exist"
+
+# Points moved per export / upsert / delete round of a copy-on-write (`_move`): ~1.5 MiB
+# of 384-dim float32 vectors per 1,024, against one round per point.
+MOVE_BATCH = 1024
 
 
 def apply_logged(segments: Segments, schema: VectorSchema, payload_index, op_num: int, operation: dict) -> None:
@@ -94,7 +131,7 @@ def _upsert(segments: Segments, schema: VectorSchema, op_num: int, op: dict, com
     if op.get("update_filter"):
         blocked = _existing_not_matching(segments, [p.id for p in points], op["update_filter"], compile_)
         points = [p for p in points if p.id not in blocked]
-    writable = writable_segment(segments)
+    writable = _writable(segments)
     if len(segments) == 1:
         return writable.upsert_points(op_num, points)
     holders = _holders(segments, [p.id for p in points])
@@ -107,16 +144,30 @@ def _upsert(segments: Segments, schema: VectorSchema, op_num: int, op: dict, com
     return changed
 
 
+def _writable(segments: Segments) -> Segment:
+    """The writable segment, which must be appendable: moved copies and new points go there."""
+    writable = writable_segment(segments)
+    if not writable.is_appendable:
+        raise ServiceError(f"the writable segment {writable.path.name} is not appendable")
+    return writable
+
+
 def _holders(segments: Segments, ids: Iterable[PointId]) -> dict:
-    """id_sort_key -> [(version, segment index)] of the segments holding each id, for the
-    ids held by any segment."""
+    """id_sort_key -> [(version, segment index, id)] of the segments holding each id, for
+    the ids held by any segment. One `point_versions` call per segment."""
+    unique = list({id_sort_key(point_id): point_id for point_id in ids}.values())
     found: dict = {}
     for index, segment in enumerate(segments):
-        for point_id in ids:
-            version = segment.point_version(point_id)
+        for point_id, version in zip(unique, segment.point_versions(unique)):
             if version is not None:
                 found.setdefault(id_sort_key(point_id), []).append((version, index, point_id))
     return found
+
+
+def _newest(copies: list) -> tuple:
+    """The copy every read returns and a change applies to: the highest version, a tie
+    going to the later segment (as `_delete_stale` keeps)."""
+    return max(copies, key=lambda copy: (copy[0], copy[1]))
 
 
 def _superseded(copies: list | None, op_num: int) -> bool:
@@ -138,7 +189,7 @@ def _delete_stale(segments: Segments, op_num: int, holders: dict, written_to: in
         else:
             if len(copies) < 2:
                 continue
-            keep_version, keep_index, _ = max(copies, key=lambda c: (c[0], c[1]))
+            keep_version, keep_index, _ = _newest(copies)
         for version, index, point_id in copies:
             if index != keep_index and version < max(keep_version, op_num):
                 delete_as = max(op_num, keep_version)
@@ -175,8 +226,14 @@ def _payload_update(transform_for: Callable[[dict], Callable[[dict], dict]]):
     def handler(segments: Segments, schema: VectorSchema, op_num: int, op: dict, compile_: Compile) -> int:
         ids = selected_ids(segments, op, compile_)
         transform = transform_for(op)
-        drop_stale_copies(segments, op_num, ids)
-        return sum(segment.update_payload(op_num, ids, transform) for segment in segments)
+
+        def change_in_place(segment: Segment, held: list) -> int:
+            return segment.update_payload(op_num, held, transform)
+
+        def change_copy(point: PointInput) -> PointInput:
+            return PointInput(point.id, point.vectors, transform(point.payload or {}))
+
+        return _change_points(segments, op_num, ids, change_in_place, change_copy)
 
     return handler
 
@@ -205,14 +262,94 @@ def _update_vectors(segments: Segments, schema: VectorSchema, op_num: int, op: d
     if op.get("update_filter"):
         blocked = _existing_not_matching(segments, [pid for pid, _ in points], op["update_filter"], compile_)
         points = [p for p in points if p[0] not in blocked]
-    drop_stale_copies(segments, op_num, [pid for pid, _ in points])
-    return sum(segment.update_vectors(op_num, points) for segment in segments)
+    # An id listed twice gets both vector sets, the later winning per name (as in place).
+    new_vectors: dict = {}
+    for point_id, vectors in points:
+        new_vectors.setdefault(id_sort_key(point_id), {}).update(vectors)
+
+    def change_in_place(segment: Segment, held: list) -> int:
+        return segment.update_vectors(op_num, [(point_id, new_vectors[id_sort_key(point_id)]) for point_id in held])
+
+    def change_copy(point: PointInput) -> PointInput:
+        # a vector the point lacks is added; the others it has are kept
+        return PointInput(point.id, {**point.vectors, **new_vectors[id_sort_key(point.id)]}, point.payload)
+
+    return _change_points(segments, op_num, [pid for pid, _ in points], change_in_place, change_copy)
 
 
 def _delete_vectors(segments: Segments, schema: VectorSchema, op_num: int, op: dict, compile_: Compile) -> int:
     ids = selected_ids(segments, op, compile_)
-    drop_stale_copies(segments, op_num, ids)
-    return sum(segment.delete_vectors(op_num, ids, op["vectors"]) for segment in segments)
+    names = list(op["vectors"])
+
+    def change_in_place(segment: Segment, held: list) -> int:
+        return segment.delete_vectors(op_num, held, names)
+
+    def change_copy(point: PointInput) -> PointInput:
+        # moved even when it has none of `names`: its version still becomes op_num
+        return PointInput(point.id, {n: v for n, v in point.vectors.items() if n not in names}, point.payload)
+
+    return _change_points(segments, op_num, ids, change_in_place, change_copy)
+
+
+def _change_points(
+    segments: Segments,
+    op_num: int,
+    ids: Sequence[PointId],
+    change_in_place: Callable[[Segment, list], int],
+    change_copy: Callable[[PointInput], PointInput],
+) -> int:
+    """Apply one change to the held points among `ids` (module docstring): in place where
+    the newest copy is in an appendable segment, by a move where it is not. `change_in_place`
+    runs the segment's own write on the ids it holds; `change_copy` makes the new point
+    from an exported one (a fresh PointInput; its payload dict may be changed). Returns how
+    many points changed."""
+    writable = _writable(segments)
+    if len(segments) == 1:
+        return change_in_place(writable, list(ids))
+    holders = _holders(segments, ids)
+    _delete_stale(segments, op_num, holders)
+    in_place, moves = _plan_changes(segments, op_num, holders)
+    changed = 0
+    for index, held in in_place.items():
+        changed += change_in_place(segments[index], held)
+    for index, held in moves.items():
+        changed += _move(writable, op_num, segments[index], held, change_copy)
+    return changed
+
+
+def _plan_changes(segments: Segments, op_num: int, holders: dict) -> tuple[dict[int, list], dict[int, list]]:
+    """({segment index: ids to change in place}, {segment index: ids to move out}) for the
+    points whose newest copy `op_num` may still change."""
+    in_place: dict[int, list] = {}
+    moves: dict[int, list] = {}
+    for copies in holders.values():
+        version, index, point_id = _newest(copies)
+        if version >= op_num:
+            continue  # a replay: this operation or a later one already changed the point
+        target = in_place if segments[index].is_appendable else moves
+        target.setdefault(index, []).append(point_id)
+    return in_place, moves
+
+
+def _move(writable: Segment, op_num: int, source: Segment, ids: list, change_copy: Callable[[PointInput], PointInput]) -> int:
+    """Copy-on-write for the points `source` holds among `ids`: the changed copies go into
+    the writable segment at `op_num`, then `source` forgets them. Returns the copies written.
+
+    `MOVE_BATCH` points at a time (one export, upsert and delete each), so a filter that
+    selects a whole segment does not hold all of its vectors in memory at once. Each batch
+    keeps the ordering guarantee; an error between batches leaves the rest unmoved and
+    unchanged, which the replay of the operation finishes."""
+    changed = 0
+    for start in range(0, len(ids), MOVE_BATCH):
+        exported = source.export_points(ids[start : start + MOVE_BATCH])
+        changed += writable.upsert_points(op_num, [change_copy(_as_input(point)) for point in exported])
+        source.delete_points(op_num, [point_id for point_id, *_ in exported])
+    return changed
+
+
+def _as_input(point: ExportedPoint) -> PointInput:
+    point_id, _version, vectors, payload_blob = point
+    return PointInput(point_id, dict(vectors), exported_payload(payload_blob))
 
 
 _HANDLERS = {
