@@ -1,11 +1,14 @@
 """Applying one logged operation to the segments (the same code serves live writes and replay).
 
-Copy-on-write (segments/base.py). Only appendable segments change points in place; a point
-held by a segment that is not appendable is *moved* by every change but a delete: exported
-(`export_points`), changed as a copy, upserted into the writable segment with version
-`op_num`, then deleted from its holder with the same `op_num`. Upserts always worked this
-way; since issue 17 (P5) payload changes (set, overwrite, key deletion, clear), vector
-updates and vector deletions do too, so immutable segments only ever take deletes.
+Copy-on-write (segments/base.py). A point held by a segment that is not appendable is
+*moved* by an upsert: exported (`export_points`), changed as a copy, upserted into the
+writable segment with version `op_num`, then deleted from its holder with the same
+`op_num`. Since issue 17 (P5) payload changes (set, overwrite, key deletion, clear),
+vector updates and vector deletions move points too, out of every segment that cannot
+change them in place safely (`changes_in_place`: all but appendable and indexed
+segments, i.e. immutable ones), so immutable segments only ever take deletes. Indexed
+(RocksDB) segments keep changing points in place: see `changes_in_place` for the power
+cut that moving out of them lost points to.
 
 How a changing operation runs (`_change_points`), with more than one segment:
 
@@ -14,7 +17,7 @@ How a changing operation runs (`_change_points`), with more than one segment:
    back: a move whose delete was lost); the newest copy is the one the change applies to.
 3. A point whose newest copy is at `op_num` or later is left alone (`_superseded`: the
    operation is a replay and its effect is already there).
-4. The rest are grouped by the segment holding them: appendable holders change in place,
+4. The rest are grouped by the segment holding them: holders that change in place do,
    one call each; each other holder gives one export, one upsert into the writable
    segment and one delete per `MOVE_BATCH` points (per operation, unless it selects
    more), never one round per point.
@@ -45,6 +48,7 @@ from pydrant.segments import payload as payload_ops
 from pydrant.segments.base import ExportedPoint, Predicate, Segment, exported_payload, writable_index, writable_segment
 from pydrant.segments.filters import compile_filter
 from pydrant.segments.ids import id_sort_key
+from pydrant.segments.indexed import IndexedSegment
 from pydrant.segments.types import PointId, PointInput, SparseVector, VectorSchema
 
 # The segments an operation applies to: a collection's list in order, the writable segment
@@ -299,7 +303,7 @@ def _change_points(
     change_copy: Callable[[PointInput], PointInput],
 ) -> int:
     """Apply one change to the held points among `ids` (module docstring): in place where
-    the newest copy is in an appendable segment, by a move where it is not. `change_in_place`
+    the newest copy's holder `changes_in_place`, by a move where it does not. `change_in_place`
     runs the segment's own write on the ids it holds; `change_copy` makes the new point
     from an exported one (a fresh PointInput; its payload dict may be changed). Returns how
     many points changed."""
@@ -317,6 +321,21 @@ def _change_points(
     return changed
 
 
+def changes_in_place(segment: Segment) -> bool:
+    """Whether a payload or vector change of a point `segment` holds is made in place
+    rather than by a move: appendable segments, and `IndexedSegment`.
+
+    An indexed segment keeps its points in RocksDB like an appendable one and can change
+    them in place (into its exactly-scanned tail). Moving out of it is not safe against a
+    power cut: its deletion is an unsynced RocksDB write that may reach the disk while the
+    copy's unsynced write to the writable segment does not (the OS writes files back in
+    any order; tests/e2e/test_power_cut_e2e.py lost points this way), and the replayed
+    change then finds the point nowhere. An upsert's move has no such problem (its replay
+    re-creates the point). Immutable segments hold deletions in RAM until `flush(bound)`,
+    after the appendable segments' flush, so moving out of them is safe."""
+    return segment.is_appendable or isinstance(segment, IndexedSegment)
+
+
 def _plan_changes(segments: Segments, op_num: int, holders: dict) -> tuple[dict[int, list], dict[int, list]]:
     """({segment index: ids to change in place}, {segment index: ids to move out}) for the
     points whose newest copy `op_num` may still change."""
@@ -326,7 +345,7 @@ def _plan_changes(segments: Segments, op_num: int, holders: dict) -> tuple[dict[
         version, index, point_id = _newest(copies)
         if version >= op_num:
             continue  # a replay: this operation or a later one already changed the point
-        target = in_place if segments[index].is_appendable else moves
+        target = in_place if changes_in_place(segments[index]) else moves
         target.setdefault(index, []).append(point_id)
     return in_place, moves
 

@@ -28,22 +28,25 @@ the last; a merge never takes the writable segment. `writable_segment` /
 `writable_index` below are the one place that encodes the rule; callers use them
 instead of `segments[-1]`.
 
-Copy-on-write. What a write may do in place depends on `is_appendable`:
+Copy-on-write. What a write may do in place depends on the kind:
 
   appendable        every write of `SegmentWriter` changes held points in place
-  not appendable    only deletes (`delete_points`; `discard_points` and `import_points`
+  indexed           every write but upserts of held points (moved, below)
+  immutable         only deletes (`delete_points`; `discard_points` and `import_points`
                     are the optimizer's, before the segment is listed): an immutable
                     segment's files never change under a reader, so it may refuse the
                     other writes (the immutable kind raises `ServiceError`)
 
-so every other change of a point a non-appendable segment holds (payload set, overwrite,
-key deletion and clearing, vector update and deletion, upsert) is a *move*, done by
-`collection/apply.py` for any kind: `export_points` from the holder, the change applied
-to the exported copy, `upsert_points(op_num)` into the writable segment, then
-`delete_points(op_num)` in the holder. The new copy is written before the old one goes,
-so an error in between leaves the point twice (reads take the higher version), never
-nowhere. `IndexedSegment` still implements the in-place writes (they keep its tail), but
-the collection no longer calls them on it.
+so a change it does not take in place is a *move*, done by `collection/apply.py`:
+`export_points` from the holder, the change applied to the exported copy,
+`upsert_points(op_num)` into the writable segment, then `delete_points(op_num)` in the
+holder. The new copy is written before the old one goes, so an error in between leaves
+the point twice (reads take the higher version), never nowhere. Upserts move out of every
+non-appendable segment; payload and vector changes move out of every one but
+`IndexedSegment`, which keeps taking them in place (into its tail): its deletion is an
+unsynced RocksDB write that a power cut may keep while losing the copy's
+(`apply.changes_in_place`). The non-appendable kinds that refuse in-place writes must
+therefore hold their deletions back until `flush(bound)`.
 """
 
 from __future__ import annotations
@@ -235,9 +238,9 @@ class SegmentReader(Protocol):
 @runtime_checkable
 class SegmentWriter(Protocol):
     """The writes of logged operations; each is atomic and skips points whose version is
-    >= op_num (see `Segment`). Every one returns how many points it changed. A segment that
-    is not appendable is only given `delete_points` by the collection (copy-on-write,
-    module docstring); whether it accepts the others is up to its kind."""
+    >= op_num (see `Segment`). Every one returns how many points it changed. Which of them
+    the collection gives a non-appendable segment depends on its kind (copy-on-write,
+    module docstring); an immutable segment is only given `delete_points`."""
 
     def upsert_points(self, op_num: int, points: Sequence[PointInput]) -> int:
         """Insert or wholly replace points (every vector and the payload; None payload is {}).

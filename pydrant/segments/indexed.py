@@ -33,9 +33,9 @@ arrays) are memory-mapped rather than read into RAM.
 Writes still work: deletions, payload and vector deletions happen in place (a graph node
 whose point is gone is traversed but never returned), and a point whose vectors change moves
 to a slot past `built_slots`, which searches scan exactly (the "tail"). New points go to the
-collection's appendable segment, never here (`is_appendable` is False). In a collection
-only deletions reach a built segment: every other change moves the point to the writable
-segment (copy-on-write, segments/base.py), so the tail stays empty there.
+collection's appendable segment, never here (`is_appendable` is False). An upsert of a
+point held here moves it to the writable segment; payload and vector changes stay in place
+(collection/apply.py `changes_in_place`: moving them out is not safe against a power cut).
 
 Search planning (per segment and vector, as Qdrant's): exact when `params.exact`, when the
 segment has no index for the vector, for non-nearest queries, or when the candidates (the

@@ -226,6 +226,8 @@ class CowMachine(RuleBasedStateMachine):
         # named `indexed` for short: the non-appendable segment, of either kind
         self.indexed = non_appendable(kind, directory / "indexed", initial_records(INDEXED_IDS))
         assert not self.indexed.is_appendable
+        # an indexed (RocksDB) segment changes points in place (apply.changes_in_place)
+        self.moves_out = kind == "immutable"
         self.segments: list = [self.indexed]
         initial = [(pid, INITIAL_VERSION, plain_vectors(initial_vectors(i)), initial_payload(i)) for i, pid in enumerate(INDEXED_IDS)]
         if with_middle:
@@ -258,6 +260,8 @@ class CowMachine(RuleBasedStateMachine):
         expected = self.model.apply(self.op_num, op)
         self.history.append((self.op_num, op))
         assert changed == expected, (op, changed, expected)
+        if not self.moves_out:
+            return
         for key in in_indexed_before:
             point = self.model.points.get(key)
             if point is not None and point[1] == self.op_num:  # changed now: moved out
@@ -374,6 +378,8 @@ class CowMachine(RuleBasedStateMachine):
 
     @invariant()
     def the_indexed_segment_only_loses_points(self):
+        if not self.moves_out:
+            return
         held = self.indexed.retrieve(ALL_IDS, True, True)
         for record in held:
             initial = self.initial_in_indexed[id_sort_key(record.id)]
@@ -398,9 +404,9 @@ def test_changes_move_points_out_of_non_appendable_segments(kind, with_middle, t
 # -- single cases --
 
 
-@pytest.fixture(params=NON_APPENDABLE_KINDS)
+@pytest.fixture(params=["immutable"])
 def two_segments(tmp_path, request):
-    """[a non-appendable segment holding INDEXED_IDS at version 1, the empty writable one]."""
+    """[an immutable segment holding INDEXED_IDS at version 1, the empty writable one]."""
     indexed = non_appendable(request.param, tmp_path / "indexed", initial_records(INDEXED_IDS))
     writable = AppendableSegment.create(tmp_path / "writable", SCHEMA)
     writable.advance_version(INITIAL_VERSION)
@@ -566,3 +572,19 @@ def test_flush_order_puts_appendable_segments_first(two_segments, tmp_path):
         assert flush_order([writable]) == [writable]
     finally:
         middle.drop()
+
+
+def test_indexed_segments_change_points_in_place(tmp_path):
+    """An indexed segment is RocksDB-backed: moving out of it could lose a point to a power
+    cut (apply.changes_in_place), so payload and vector changes stay in it."""
+    indexed = non_appendable("indexed", tmp_path / "indexed", initial_records(INDEXED_IDS))
+    writable = AppendableSegment.create(tmp_path / "writable", SCHEMA)
+    segments = [indexed, writable]
+    try:
+        assert apply_operation(segments, SCHEMA, 5, {"type": "set_payload", "payload": {"x": "new"}, "ids": [1]}) == 1
+        assert apply_operation(segments, SCHEMA, 6, {"type": "delete_vectors", "vectors": ["b"], "ids": [0]}) == 1
+        assert indexed.point_version(1) == 5 and indexed.point_version(0) == 6 and writable.point_count == 0
+        assert indexed.retrieve([1])[0].payload == {"k": 1, "x": "new"} and indexed.vector_names_of(0) == ["", "s"]
+    finally:
+        indexed.drop()
+        writable.drop()
