@@ -280,6 +280,8 @@ class Collection:
         await trio.to_thread.run_sync(self._close_files)
 
     def _close_files(self) -> None:
+        with self.apply_lock:
+            self._advance_segments()
         for segment in flush_order(self.segments):
             segment.flush()
             segment.close()
@@ -684,7 +686,7 @@ class Collection:
         one under insert-only load) from ever letting the WAL go. An unapplied failed
         operation, or a manifest that may not be on disk, keeps the WAL."""
         with self.apply_lock:
-            applied = self.applied_op_num
+            applied = self._advance_segments()
             segments = list(self.segments)
         for segment in flush_order(segments):
             segment.flush()
@@ -697,6 +699,20 @@ class Collection:
         with self.apply_lock:  # the WAL object is replaced under it after a failed write
             if self.apply_failure is None and not self.wal.failed:
                 self.wal.truncate_before(applied + 1)
+        return applied
+
+    def _advance_segments(self) -> int:
+        """Called with `apply_lock` held: record in every segment that it has seen every
+        operation applied so far, and return that op number. A segment no write touches
+        (an indexed one under insert-only load) otherwise keeps the version it was built
+        with, and the replay at load starts from the smallest persisted version: every
+        restart re-applied the whole WAL kept since then, more after each crash. Skipped
+        while an operation is unapplied: the segments may refuse writes until reopened."""
+        applied = self.applied_op_num
+        if self.apply_failure is None and not self._reopen_needed:
+            for segment in self.segments:
+                if segment.version < applied:
+                    segment.advance_version(applied)
         return applied
 
     # -- snapshots (collection/snapshots.py) -----------------------------------------------

@@ -326,3 +326,36 @@ async def test_payload_update_right_after_an_unapplied_upsert_finds_the_point(tm
     assert reopened.points_count() == 50
     assert payload_of(reopened, 1) == {"v": "new", "w": 1}
     await reopened.close()
+
+
+@pytest.mark.parametrize("crash", [False, True])
+async def test_restart_replays_only_what_the_last_flush_missed(tmp_path, crash):
+    """An indexed segment no write touches must not hold the replay start back: after a
+    flush (or a clean close) every segment's persisted version is the applied op, so a
+    restart replays nothing, and after a crash only what came after the last flush. Before
+    the fix every restart re-applied the WAL kept since the build, more after each round."""
+    path = tmp_path / "c"
+    collection = await open_collection(path, make_config())
+    async with trio.open_nursery() as nursery:
+        await nursery.start(collection.run)
+        await upsert(collection, {i: (vector(i), "a") for i in range(20)})
+        indexed = await optimize(collection, [collection.segments[-1]])
+        for i in range(30):  # insert-only: the indexed segment sees none of these
+            await upsert(collection, {100 + i: (vector(100 + i), "b")})
+        await trio.to_thread.run_sync(collection.flush)
+        assert indexed.persisted_version == collection.applied_op_num
+        tail = 0
+        if crash:
+            for i in range(5):
+                await upsert(collection, {200 + i: (vector(200 + i), "c")})
+            tail = 5
+            collection.wal.close()  # the "crash": no close(), nothing more flushed
+            for segment in collection.segments:
+                segment.close()
+        else:
+            await collection.close()
+        nursery.cancel_scope.cancel()
+    reopened = await open_collection(path)
+    assert reopened.replayed_at_load == tail
+    assert reopened.points_count() == 50 + tail
+    await reopened.close()
