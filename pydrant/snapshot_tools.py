@@ -29,7 +29,7 @@ from pydrant.collection.config import vector_schema
 from pydrant.collection.sharded import SHARDS_DIR, SHARDS_FILE, is_sharded
 from pydrant.errors import BadInput, ServiceError, ValidationFailed
 from pydrant.fsutil import fsync_dir, mkdir_durable, read_json
-from pydrant.segments.indexed import open_segment
+from pydrant.segments.open import open_segment
 from pydrant.storage.names import validate_name
 from pydrant.storage import full_snapshots
 from pydrant.storage.toc import COLLECTIONS_DIR, PENDING_DIR, exchange_directories

@@ -50,7 +50,8 @@ from pydrant.optimizer.optimizer import Optimizer
 from pydrant.segments.appendable import AppendableSegment
 from pydrant.segments.base import Segment, flush_order
 from pydrant.segments.filters import compile_filter
-from pydrant.segments.indexed import IndexedSegment, open_segment
+from pydrant.segments.indexed import IndexedSegment
+from pydrant.segments.open import open_segment
 from pydrant.wal import Wal
 
 log = logging.getLogger("pydrant.collection")

@@ -71,7 +71,6 @@ from pydrant.segments.base import (
     PayloadSelection,
     PlannedPredicate,
     Predicate,
-    Segment,
     SegmentHit,
     VectorSelection,
 )
@@ -93,14 +92,6 @@ SEGMENT_FILE = "segment.json"
 INDEX_DIR = "index"
 GRAPH_SEED = 0
 MmapMode = Literal["r"] | None  # how index arrays are loaded: memory-mapped read-only, or into RAM
-
-
-def open_segment(path: str | os.PathLike, schema: VectorSchema) -> Segment:
-    """Open a segment directory of either kind (an indexed one has a `segment.json`)."""
-    path = Path(path)
-    if (path / SEGMENT_FILE).exists():
-        return IndexedSegment.open(path, schema)
-    return AppendableSegment.open(path, schema)
 
 
 class IndexedSegment:

@@ -13,7 +13,8 @@ import pytest
 
 from pydrant.segments.appendable import AppendableSegment
 from pydrant.segments.filters import compile_filter
-from pydrant.segments.indexed import IndexedSegment, open_segment
+from pydrant.segments.indexed import IndexedSegment
+from pydrant.segments.open import open_segment
 from pydrant.segments.scoring import ScoringQuery, VectorSpace, prepare_dense
 from pydrant.segments.types import DenseVectorSpec, Record, SparseVector, SparseVectorSpec, VectorSchema
 

@@ -2,7 +2,7 @@
 
 - every kind is an instance of `Segment` and of each protocol it is made of (runtime
   `isinstance`, which checks the members exist; mypy checks the signatures where a kind is
-  used as a `Segment`, e.g. `indexed.open_segment`), and has each protocol method with the
+  used as a `Segment`, e.g. `open.open_segment`), and has each protocol method with the
   protocol's parameters;
 - a random sequence of writes, replays and reopens, checked after every step against a
   plain-dict model of the `Segment` contract.
@@ -37,7 +37,8 @@ from pydrant.segments.base import (
     writable_index,
     writable_segment,
 )
-from pydrant.segments.indexed import IndexedSegment, open_segment
+from pydrant.segments.indexed import IndexedSegment
+from pydrant.segments.open import open_segment
 from pydrant.segments.ids import id_sort_key
 from pydrant.segments.types import DenseVectorSpec, PointInput, Record, SparseVector, SparseVectorSpec, VectorSchema
 
